@@ -1,0 +1,104 @@
+"""Helpers for testing handlers without a server (and, with one, see :func:`serve`).
+
+``mock_context()`` builds TorchServe's own ``ts.context.Context`` with a real metrics store,
+so a handler sees what the worker would give it. Unlike TorchServe's shipped ``MockContext``
+it can mark requests as describe requests::
+
+    from ts_health_handler.testing import describe, infer, mock_context
+
+    def test_ready(tmp_path):
+        handler = MyHandler()
+        context = mock_context("my_model", model_yaml_config={"health": {"state_dir": str(tmp_path)}})
+        handler.initialize(context)
+        assert describe(handler, context)["status"] == "ready"
+        assert infer(handler, context, [{"body": b"1"}]) == [...]
+
+Requires the ``torchserve`` package (it is what your handler runs in anyway).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["describe", "infer", "mock_context", "set_requests"]
+
+
+def mock_context(
+    model_name: str = "model",
+    *,
+    model_version: str = "1.0",
+    model_dir: str | os.PathLike[str] | None = None,
+    manifest: Mapping[str, Any] | None = None,
+    model_yaml_config: Mapping[str, Any] | None = None,
+    batch_size: int = 1,
+    gpu_id: int | None = None,
+    headers: Sequence[Mapping[str, str]] = ({},),
+) -> Any:
+    """A real ``ts.context.Context`` as the worker builds it for ``initialize()``.
+
+    Args:
+        model_name: the registered model name.
+        model_version: written into the default manifest.
+        model_dir: the unpacked ``.mar`` directory; defaults to the current directory.
+        manifest: ``MAR-INF/MANIFEST.json`` content; a minimal one by default.
+        model_yaml_config: the parsed ``model-config.yml`` (``{}`` when omitted).
+        batch_size: the ``batch_size`` system property.
+        gpu_id: the ``gpu_id`` system property (``None`` for CPU).
+        headers: request headers, one mapping per request of the next batch.
+
+    Returns:
+        A ``ts.context.Context`` whose ``metrics`` is a real ``MetricsCacheYamlImpl``.
+    """
+    import ts
+    from ts.context import Context
+    from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+
+    if manifest is None:
+        manifest = {
+            "runtime": "python",
+            "model": {"modelName": model_name, "modelVersion": model_version, "handler": "handler.py"},
+        }
+    metrics_yaml = Path(ts.__file__).parent / "configs" / "metrics.yaml"
+    metrics = MetricsCacheYamlImpl(config_file_path=str(metrics_yaml))
+    metrics.initialize_cache()
+    metrics.model_name = model_name
+    metrics.set_request_ids(str(uuid.uuid4()))
+    context = Context(
+        model_name,
+        str(model_dir if model_dir is not None else Path.cwd()),
+        dict(manifest),
+        batch_size,
+        gpu_id,
+        ts.__version__,
+        True,
+        metrics,
+        dict(model_yaml_config) if model_yaml_config is not None else {},
+    )
+    set_requests(context, headers)
+    return context
+
+
+def set_requests(context: Any, headers: Sequence[Mapping[str, str]]) -> None:
+    """Make the next batch ``len(headers)`` requests with these request headers."""
+    from ts.context import RequestProcessor
+
+    context.request_processor = [RequestProcessor(dict(h)) for h in headers]
+    context.request_ids = {i: str(uuid.uuid4()) for i in range(len(headers))}
+    if context.metrics is not None:
+        context.metrics.request_ids = context.request_ids
+
+
+def describe(handler: Any, context: Any) -> Any:
+    """Send a describe request (``?customized=true``) through ``handler.handle``."""
+    set_requests(context, [{"describe": "True"}])
+    return handler.handle([{}], context)[0]
+
+
+def infer(handler: Any, context: Any, data: Sequence[Mapping[str, Any]]) -> Any:
+    """Send one batch of inference requests (``data``, one item each) through ``handle``."""
+    set_requests(context, [{} for _ in data])
+    return handler.handle(list(data), context)
