@@ -46,6 +46,13 @@ __all__ = ["HealthMixin"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _WRAPPED: Final = "__ts_health_wrapped__"
+#: Metric names emitted through ``context.metrics``; declare them in the metrics config
+#: (``examples/templates/metrics.yaml``) so that they reach the Prometheus endpoint.
+METRIC_INIT_DURATION: Final = "HealthInitDurationMs"
+METRIC_INIT_FAILURES: Final = "HealthInitFailures"
+METRIC_STATE: Final = "HealthState"
+#: ``HealthState`` gauge values: 0 is good, anything above wants attention.
+STATE_GAUGE: Final = {HealthStatus.READY: 0, HealthStatus.DEGRADED: 1, HealthStatus.FAILED: 2}
 #: Kubernetes keeps at most 4096 bytes of a termination message.
 TERMINATION_LIMIT: Final = 4096
 UNKNOWN_VERSION: Final = "unknown"
@@ -73,6 +80,8 @@ class _Runtime:
     checker: CheckRunner | None = None
     in_initialize: bool = False
     in_handle: bool = False
+    metrics: Any = None
+    reported_state: HealthStatus | None = None
 
 
 def _model_identity(context: Any) -> tuple[str, str]:
@@ -188,6 +197,7 @@ class HealthMixin:
             status = HealthStatus.DEGRADED
         else:
             status = HealthStatus.READY
+        self._health_report_state(runtime, status)
         record = runtime.record
         return {
             "status": status.value,
@@ -254,6 +264,7 @@ class HealthMixin:
         **kwargs: Any,
     ) -> Any:
         runtime.model_name, runtime.model_version = _model_identity(context)
+        runtime.metrics = getattr(context, "metrics", None)
         started = self.health_clock()
         runtime.init_started_at, runtime.init_finished_at = started, None
         runtime.phase, runtime.error = InitPhase.INITIALIZING, None
@@ -291,6 +302,8 @@ class HealthMixin:
             result = method(self, context, *args, **kwargs)
         except Exception as exc:
             self._health_record_failure(runtime, exc)
+            self._health_metric(runtime, METRIC_INIT_FAILURES, 1, "Count", counter=True)
+            self._health_report_state(runtime, HealthStatus.FAILED)
             if config_error is None and runtime.config.on_init_failure is InitFailurePolicy.HOLD:
                 return None
             if isinstance(exc, InitializationError):
@@ -304,6 +317,8 @@ class HealthMixin:
                 now=finished, duration_s=finished - started, worker_pid=os.getpid()
             ),
         )
+        self._health_metric(runtime, METRIC_INIT_DURATION, (finished - started) * 1000, "ms")
+        self._health_report_state(runtime, HealthStatus.READY)
         return result
 
     def _health_record_failure(self, runtime: _Runtime, exc: BaseException) -> None:
@@ -346,6 +361,26 @@ class HealthMixin:
                 runtime.record = change(runtime.record)
             except Exception:  # pragma: no cover - transitions are pure; defensive only
                 runtime.record = None
+
+    def _health_report_state(self, runtime: _Runtime, status: HealthStatus) -> None:
+        if status is not runtime.reported_state:
+            runtime.reported_state = status
+            self._health_metric(runtime, METRIC_STATE, STATE_GAUGE[status], "State")
+
+    def _health_metric(
+        self, runtime: _Runtime, name: str, value: float, unit: str, *, counter: bool = False
+    ) -> None:
+        """Emit through TorchServe's metrics cache; a missing or broken cache is ignored."""
+        if runtime.metrics is None:
+            return
+        try:
+            from ts.metrics.metric_type_enum import MetricTypes
+
+            kind = MetricTypes.COUNTER if counter else MetricTypes.GAUGE
+            # A fresh list each call: ts appends default dimensions to the list it is given.
+            runtime.metrics.add_metric(name, value, unit, None, [], kind)
+        except Exception:  # metrics are best effort; they must never fail the handler
+            return
 
     def _health_write_termination_log(self, runtime: _Runtime, error: ErrorInfo) -> None:
         path = runtime.config.termination_log

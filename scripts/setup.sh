@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up everything the demo and the tests need, on a fresh machine: Java 17 (TorchServe's
+# frontend), a virtualenv in .venv with the pinned CPU torch, TorchServe, the model archiver,
+# the test tools and this package. Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+
+if ! command -v java >/dev/null 2>&1; then
+  echo "setup: java not found; installing openjdk-17-jre-headless" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+
+# torch first and pinned: anything unpinned would pull a multi-GB CUDA build.
+"${PIP[@]}" install "torch==2.13.0"
+"${PIP[@]}" install "torchserve==0.12.0" "torch-model-archiver==0.12.0"
+
+if [ "${CI:-}" = "true" ]; then
+  # CI tests the built wheel, not the source tree, so that a packaging slip fails CI.
+  rm -rf dist
+  "${PIP[@]}" install build
+  "$VENV/bin/python" -m build --wheel --outdir dist . >/dev/null
+  "${PIP[@]}" install --force-reinstall --no-deps dist/*.whl
+  "${PIP[@]}" install "$(ls dist/*.whl)[serve,test]"
+else
+  "${PIP[@]}" install -e ".[serve,test]"
+fi

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run every test (unit and integration against a real TorchServe) with coverage.
+# Does all the set-up itself; extra arguments go to pytest (e.g. tests/unit -k config).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+# `coverage run` rather than pytest-cov: our pytest11 plugin imports the package before
+# pytest-cov would start measuring.
+set +e
+.venv/bin/python -m coverage run -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "test.sh: pytest collected no tests; that is a failure here" >&2
+  exit 1
+fi
+.venv/bin/python -m coverage report
+exit "$status"
