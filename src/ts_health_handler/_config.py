@@ -43,7 +43,8 @@ class InitFailurePolicy(str, enum.Enum):
 def _number(key: str, value: Any, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(key, value, f"a number from {low:g} to {high:g}")
-    if math.isnan(value) or not low <= value <= high:
+    # NaN fails the range test too; math.isnan() would overflow on a huge int.
+    if (isinstance(value, float) and math.isnan(value)) or not low <= value <= high:
         raise ConfigError(key, value, f"a number from {low:g} to {high:g}")
     return float(value)
 
@@ -69,7 +70,9 @@ def _section(key: str, value: Any, allowed: tuple[str, ...]) -> Mapping[str, Any
         raise ConfigError(key, value, "a mapping")
     for name in value:
         if name not in allowed:
-            raise ConfigError(f"{key}.{name}", value[name], f"a known key: {', '.join(allowed)}")
+            # repr() a key that would not print on one line (e.g. holds a newline).
+            shown = name if isinstance(name, str) and name.isprintable() else repr(name)
+            raise ConfigError(f"{key}.{shown}", value[name], f"a known key: {', '.join(allowed)}")
     return value
 
 

@@ -61,8 +61,10 @@ class InferenceError(HealthError):
     """
 
     def __init__(self, message: str, status_code: int = 500) -> None:
-        if not isinstance(status_code, int) or isinstance(status_code, bool) or not (
-            400 <= status_code <= 599
+        if (
+            not isinstance(status_code, int)
+            or isinstance(status_code, bool)
+            or not (400 <= status_code <= 599)
         ):
             raise ValueError(
                 f"invalid status_code: {status_code!r}; expected an int from 400 to 599"

@@ -20,7 +20,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from ._config import HealthConfig, InitFailurePolicy
 from ._errors import ConfigError, InferenceError, InitializationError, to_prediction_exception
@@ -58,7 +58,7 @@ TERMINATION_LIMIT: Final = 4096
 UNKNOWN_VERSION: Final = "unknown"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Runtime:
     """What one worker process knows about itself; held by the handler instance."""
 
@@ -80,6 +80,8 @@ class _Runtime:
     checker: CheckRunner | None = None
     in_initialize: bool = False
     in_handle: bool = False
+    #: True when handle() must take the slow path (held failure or inference faults).
+    gated: bool = False
     metrics: Any = None
     reported_state: HealthStatus | None = None
 
@@ -96,13 +98,6 @@ def _model_identity(context: Any) -> tuple[str, str]:
     return str(name or "unknown"), version
 
 
-def _is_describe(context: Any) -> bool:
-    try:
-        return bool(context.get_request_header(0, "describe") == "True")
-    except (AttributeError, IndexError, KeyError, TypeError):
-        return False
-
-
 def _wrap_initialize(method: _F) -> _F:
     @functools.wraps(method)
     def initialize(self: HealthMixin, context: Any, *args: Any, **kwargs: Any) -> Any:
@@ -113,9 +108,35 @@ def _wrap_initialize(method: _F) -> _F:
 
 
 def _wrap_handle(method: _F) -> _F:
+    # handle() runs on every request: this closure is the whole hot path, kept flat
+    # (see benchmarks/handle_overhead.py before adding anything here).
     @functools.wraps(method)
-    def handle(self: HealthMixin, data: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._health_handle(method, data, context, *args, **kwargs)
+    def handle(self: HealthMixin, data: Any, context: Any) -> Any:
+        runtime: _Runtime = self.__dict__.get("_ts_health") or self._health_runtime()
+        if runtime.in_handle:  # a super() call inside the user's handle()
+            return method(self, data, context)
+        try:
+            describe = context.get_request_header(0, "describe") == "True"
+        except (AttributeError, IndexError, KeyError, TypeError):
+            describe = False
+        if describe:
+            return self._health_describe(data, context)
+        count = len(data) if isinstance(data, list) else 1
+        runtime.requests_total += count
+        runtime.last_request_at = self.health_clock()
+        runtime.in_handle = True
+        try:
+            if runtime.gated:
+                self._health_gate(runtime)
+            return method(self, data, context)
+        except InferenceError as exc:
+            runtime.requests_failed += count
+            raise to_prediction_exception(exc) from exc
+        except Exception:
+            runtime.requests_failed += count
+            raise
+        finally:
+            runtime.in_handle = False
 
     setattr(handle, _WRAPPED, True)
     return handle  # type: ignore[return-value]
@@ -131,14 +152,22 @@ class HealthMixin:
     :meth:`health_status` (or ``describe_handle()``) for the status document.
     """
 
-    #: Wall clock and sleep, as class attributes so that tests can replace them.
-    health_clock: ClassVar[Callable[[], float]] = staticmethod(time.time)  # type: ignore[assignment]
-    health_sleep: ClassVar[Callable[[float], None]] = staticmethod(time.sleep)  # type: ignore[assignment]
+    def health_clock(self) -> float:
+        """Wall clock in epoch seconds. Tests replace it: ``handler.health_clock = fake``."""
+        return time.time()
+
+    def health_sleep(self, seconds: float) -> None:
+        """Sleep used by the delay faults. Tests replace it like :meth:`health_clock`."""
+        time.sleep(seconds)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name, wrap in _WRAPPERS.items():
             method = cls.__dict__.get(name)
+            if method is None and getattr(cls, name, None) is _MIXIN_METHODS.get(name):
+                # Wrap the next implementation after the mixin directly: one call layer
+                # (our pass-through super() call) less on every request.
+                method = _next_after_mixin(cls, name)
             if callable(method) and not getattr(method, _WRAPPED, False):
                 setattr(cls, name, wrap(method))
         for klass in cls.__mro__:
@@ -173,12 +202,13 @@ class HealthMixin:
 
     @_wrap_handle
     def handle(self, data: Any, context: Any) -> Any:
-        parent = super()
-        if hasattr(parent, "handle"):
-            return parent.handle(data, context)
-        raise NotImplementedError(
-            f"{type(self).__qualname__} has no handle(): subclass BaseHandler or define one"
-        )
+        try:
+            parent_handle = super().handle  # type: ignore[misc]
+        except AttributeError:
+            raise NotImplementedError(
+                f"{type(self).__qualname__} has no handle(): subclass BaseHandler or define one"
+            ) from None
+        return parent_handle(data, context)
 
     def describe_handle(self) -> dict[str, Any]:
         """The status document (a dict: TorchServe 0.12 drops anything but a JSON object)."""
@@ -304,6 +334,7 @@ class HealthMixin:
             self._health_record_failure(runtime, exc)
             self._health_metric(runtime, METRIC_INIT_FAILURES, 1, "Count", counter=True)
             self._health_report_state(runtime, HealthStatus.FAILED)
+            runtime.gated = True
             if config_error is None and runtime.config.on_init_failure is InitFailurePolicy.HOLD:
                 return None
             if isinstance(exc, InitializationError):
@@ -311,6 +342,7 @@ class HealthMixin:
             raise InitializationError(f"{type(exc).__name__}: {exc}") from exc
         finished = self.health_clock()
         runtime.phase, runtime.init_finished_at = InitPhase.READY, finished
+        runtime.gated = faults.inference_delay_s > 0 or faults.fail_inference is not None
         self._health_persist(
             runtime,
             lambda previous: _current(previous, runtime).succeeded(
@@ -330,7 +362,11 @@ class HealthMixin:
             message=bound(str(exc), 2000),
             at=utc_iso(finished),
             attempt=runtime.attempt or 0,
-            traceback=bound("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), limit) if limit else None,
+            traceback=bound(
+                "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), limit
+            )
+            if limit
+            else None,
         )
         error = runtime.error
         started = runtime.init_started_at or finished
@@ -396,55 +432,27 @@ class HealthMixin:
         except OSError as exc:
             runtime.store_error = runtime.store_error or f"termination_log {path}: {exc}"
 
-    def _health_handle(
-        self, method: Callable[..., Any], data: Any, context: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        runtime = self._health_runtime()
-        if runtime.in_handle:  # a super() call inside the user's handle()
-            return method(self, data, context, *args, **kwargs)
-        if _is_describe(context):
-            self.context = context
-            document = self.describe_handle()
-            return [document] * max(1, len(data) if isinstance(data, list) else 1)
-        count = len(data) if isinstance(data, list) else 1
-        runtime.requests_total += count
-        runtime.last_request_at = self.health_clock()
-        runtime.in_handle = True
-        try:
-            return self._health_infer(runtime, method, data, context, *args, **kwargs)
-        except Exception:
-            runtime.requests_failed += count
-            raise
-        finally:
-            runtime.in_handle = False
+    def _health_describe(self, data: Any, context: Any) -> list[Any]:
+        self.context = context
+        document = self.describe_handle()
+        return [document] * max(1, len(data) if isinstance(data, list) else 1)
 
-    def _health_infer(
-        self,
-        runtime: _Runtime,
-        method: Callable[..., Any],
-        data: Any,
-        context: Any,
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
+    def _health_gate(self, runtime: _Runtime) -> None:
+        """The slow path of ``handle()``: a held failure or an inference fault."""
+        if runtime.phase is InitPhase.FAILED and runtime.error is not None:
+            raise InferenceError(
+                f"model {runtime.model_name} is not initialized "
+                f"({runtime.error.type}: {runtime.error.message})",
+                503,
+            )
         faults = runtime.config.faults
-        try:
-            if runtime.phase is InitPhase.FAILED and runtime.error is not None:
-                raise InferenceError(
-                    f"model {runtime.model_name} is not initialized "
-                    f"({runtime.error.type}: {runtime.error.message})",
-                    503,
-                )
-            if faults.inference_delay_s:
-                self.health_sleep(faults.inference_delay_s)
-            if faults.fail_inference is not None:
-                raise InferenceError(
-                    f"injected by health.faults.fail_inference: {faults.fail_inference}",
-                    faults.fail_inference_status,
-                )
-            return method(self, data, context, *args, **kwargs)
-        except InferenceError as exc:
-            raise to_prediction_exception(exc) from exc
+        if faults.inference_delay_s:
+            self.health_sleep(faults.inference_delay_s)
+        if faults.fail_inference is not None:
+            raise InferenceError(
+                f"injected by health.faults.fail_inference: {faults.fail_inference}",
+                faults.fail_inference_status,
+            )
 
     def _health_run_check(self, runtime: _Runtime) -> CheckResult:
         if type(self).health_check is HealthMixin.health_check:
@@ -463,6 +471,17 @@ class HealthMixin:
             gpu = properties.get("gpu_id")
             return "cpu" if gpu is None else f"gpu:{gpu}"
         return None
+
+
+def _next_after_mixin(cls: type, name: str) -> Any:
+    mro = cls.__mro__
+    for klass in mro[mro.index(HealthMixin) + 1 :]:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
+
+
+_MIXIN_METHODS: Final = {"initialize": HealthMixin.initialize, "handle": HealthMixin.handle}
 
 
 def _current(previous: InitRecord | None, runtime: _Runtime) -> InitRecord:

@@ -210,7 +210,9 @@ class InitRecord:
         data = _mapping(raw, where)
         version = _field(data, "schema_version", int, where)
         if version != RECORD_SCHEMA_VERSION:
-            raise RecordError(where, f"schema_version {version!r}, expected {RECORD_SCHEMA_VERSION}")
+            raise RecordError(
+                where, f"schema_version {version!r}, expected {RECORD_SCHEMA_VERSION}"
+            )
         phase = _field(data, "phase", str, where)
         try:
             parsed_phase = InitPhase(phase)
@@ -251,7 +253,9 @@ def _mapping(raw: Any, where: str) -> Mapping[str, Any]:
     return raw
 
 
-def _field(data: Mapping[str, Any], key: str, kind: Any, where: str, default: Any = _MISSING) -> Any:
+def _field(
+    data: Mapping[str, Any], key: str, kind: Any, where: str, default: Any = _MISSING
+) -> Any:
     if key not in data:
         if default is _MISSING:
             raise RecordError(where, f"missing field {key!r}")
@@ -284,7 +288,9 @@ class StateStore:
         self.model_name: Final = model_name
         self.model_version: Final = model_version
         # Quote so that any model name is one safe path component.
-        self.directory: Final = self.root / quote(model_name, safe="") / quote(model_version, safe="")
+        self.directory: Final = (
+            self.root / quote(model_name, safe="") / quote(model_version, safe="")
+        )
         self.path: Final = self.directory / "init.json"
 
     def __repr__(self) -> str:
@@ -298,11 +304,12 @@ class StateStore:
             OSError: the file exists but cannot be read.
         """
         try:
-            text = self.path.read_text(encoding="utf-8")
+            data = self.path.read_bytes()
         except FileNotFoundError:
             return None
         try:
-            raw = json.loads(text)
+            # Decoding inside the try: a file that is not UTF-8 is a bad record too.
+            raw = json.loads(data.decode("utf-8"))
         except ValueError as exc:
             raise RecordError(self.path, f"not JSON ({exc})") from None
         return InitRecord.from_json(raw, str(self.path))

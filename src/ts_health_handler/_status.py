@@ -85,9 +85,7 @@ def interpret(returned: Any, duration_s: float) -> CheckResult:
     if returned is True:
         return CheckResult(CheckStatus.OK, True, None, duration_s)
     if returned is False:
-        return CheckResult(
-            CheckStatus.FAILED, False, "health_check() returned False", duration_s
-        )
+        return CheckResult(CheckStatus.FAILED, False, "health_check() returned False", duration_s)
     if isinstance(returned, dict):
         safe = _json_safe(returned)
         if returned.get("healthy", True) is False:
@@ -174,4 +172,3 @@ def library_versions() -> dict[str, str | None]:
         "torch": installed("torch"),
         "python": platform.python_version(),
     }
-

@@ -29,7 +29,7 @@ def health_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def ts_context(health_state_dir: Path) -> Callable[..., Any]:
-    """Build TorchServe contexts for unit tests: ``ts_context("my_model", model_yaml_config=...)``."""
+    """Build contexts for unit tests: ``ts_context("my_model", model_yaml_config=...)``."""
     from .testing import mock_context
 
     return mock_context

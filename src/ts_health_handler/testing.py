@@ -8,7 +8,8 @@ it can mark requests as describe requests::
 
     def test_ready(tmp_path):
         handler = MyHandler()
-        context = mock_context("my_model", model_yaml_config={"health": {"state_dir": str(tmp_path)}})
+        health = {"health": {"state_dir": str(tmp_path)}}
+        context = mock_context("my_model", model_yaml_config=health)
         handler.initialize(context)
         assert describe(handler, context)["status"] == "ready"
         assert infer(handler, context, [{"body": b"1"}]) == [...]
@@ -60,7 +61,11 @@ def mock_context(
     if manifest is None:
         manifest = {
             "runtime": "python",
-            "model": {"modelName": model_name, "modelVersion": model_version, "handler": "handler.py"},
+            "model": {
+                "modelName": model_name,
+                "modelVersion": model_version,
+                "handler": "handler.py",
+            },
         }
     metrics_yaml = Path(ts.__file__).parent / "configs" / "metrics.yaml"
     metrics = MetricsCacheYamlImpl(config_file_path=str(metrics_yaml))
