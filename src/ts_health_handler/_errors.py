@@ -81,3 +81,9 @@ def to_prediction_exception(error: InferenceError) -> Exception:
     converted: Exception = PredictionException(error.message, error.status_code)
     converted.__cause__ = error
     return converted
+
+
+# Records and statuses name exception types by module; show the public one, not ``_errors``.
+for _public in (HealthError, ConfigError, InitializationError, InferenceError):
+    _public.__module__ = "ts_health_handler"
+del _public

@@ -228,7 +228,7 @@ class HealthMixin:
         else:
             status = HealthStatus.READY
         self._health_report_state(runtime, status)
-        record = runtime.record
+        record, store_error = self._health_read_record(runtime)
         return {
             "status": status.value,
             "schema_version": STATUS_SCHEMA_VERSION,
@@ -257,14 +257,30 @@ class HealthMixin:
             "check": check.to_json(),
             "state_store": {
                 "path": None if runtime.store is None else str(runtime.store.path),
-                "ok": runtime.store is not None and runtime.store_error is None,
-                "error": runtime.store_error,
+                "ok": runtime.store is not None and store_error is None,
+                "error": store_error,
             },
             "faults": _active_faults(runtime.config),
             "versions": library_versions(),
         }
 
     # -- internals ------------------------------------------------------------------------
+
+    def _health_read_record(self, runtime: _Runtime) -> tuple[InitRecord | None, str | None]:
+        """The record as stored now (other workers update it too), and what went wrong.
+
+        A record that cannot be read gives ``None``: the status then says why instead of
+        showing a history that may be stale.
+        """
+        if runtime.store is None or runtime.store_error is not None:
+            return runtime.record, runtime.store_error
+        try:
+            record = runtime.store.read()
+        except Exception as exc:  # a corrupt or vanished record must not break describe
+            return None, f"{type(exc).__name__}: {exc}"
+        if record is None:
+            return None, f"record missing: {runtime.store.path}"
+        return record, None
 
     def _health_runtime(self) -> _Runtime:
         runtime: _Runtime | None = self.__dict__.get("_ts_health")
@@ -428,7 +444,7 @@ class HealthMixin:
         )
         try:
             with open(path, "w", encoding="utf-8") as handle:
-                handle.write(bound(message, TERMINATION_LIMIT))
+                handle.write(_termination_text(message))
         except OSError as exc:
             runtime.store_error = runtime.store_error or f"termination_log {path}: {exc}"
 
@@ -512,6 +528,17 @@ def _active_faults(config: HealthConfig) -> dict[str, Any]:
         for name in faults.__dataclass_fields__
         if getattr(faults, name) != getattr(default, name)
     }
+
+
+def _termination_text(message: str) -> str:
+    """``message`` as one line of at most :data:`TERMINATION_LIMIT` UTF-8 bytes (end kept)."""
+    text = " ".join(message.splitlines())
+    data = text.encode("utf-8")
+    if len(data) <= TERMINATION_LIMIT:
+        return text
+    marker = "...[truncated]... "
+    tail = data[len(data) - (TERMINATION_LIMIT - len(marker)) :]
+    return marker + tail.decode("utf-8", errors="ignore")
 
 
 def _iso_or_none(timestamp: float | None) -> str | None:

@@ -354,3 +354,6 @@ class StateStore:
             with contextlib.suppress(OSError):
                 os.unlink(temp)
             raise
+
+
+RecordError.__module__ = "ts_health_handler"

@@ -145,13 +145,15 @@ class CheckRunner:
 
     def _call(self) -> None:
         started = self._clock()
+        # The user's check may raise anything, SystemExit included (uncaught, it would end the
+        # thread with no outcome, misreported as a timeout): report it, never crash.
         try:
             returned = self._check()
-        except Exception as exc:  # the user's check may raise anything: report, never crash
+        except BaseException as exc:
             duration = round(self._clock() - started, 6)
-            self._outcome = CheckResult(
-                CheckStatus.ERROR, None, f"{type(exc).__name__}: {exc}"[:RESULT_LIMIT], duration
-            )
+            # check.error is documented as one line: join a multi-line message.
+            error = " ".join(f"{type(exc).__name__}: {exc}".splitlines())[:RESULT_LIMIT]
+            self._outcome = CheckResult(CheckStatus.ERROR, None, error, duration)
             return
         self._outcome = interpret(returned, round(self._clock() - started, 6))
 

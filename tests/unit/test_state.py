@@ -1,0 +1,426 @@
+"""The persisted initialization record: transitions, JSON, the store, locking, corruption.
+
+Kept free of heavy imports: the multiprocessing test spawns processes that import this module.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ts_health_handler import (
+    ErrorInfo,
+    HealthError,
+    InitPhase,
+    InitRecord,
+    RecordError,
+    StateStore,
+    resolve_state_dir,
+)
+from ts_health_handler._state import ENV_STATE_DIR, RECENT_ERRORS, bound, parse_iso, utc_iso
+
+T0 = 1_750_000_000.0  # 2025-06-15T15:06:40.000Z
+SERVER = 4321
+
+
+def started(previous: InitRecord | None, now: float = T0, server: int = SERVER) -> InitRecord:
+    return InitRecord.started(
+        previous, model_name="m", model_version="1.0", now=now, worker_pid=11, server_pid=server
+    )
+
+
+def error_at(now: float, attempt: int, message: str = "weights missing") -> ErrorInfo:
+    return ErrorInfo("OSError", message, utc_iso(now), attempt, "Traceback...\nOSError: x\n")
+
+
+# -- small helpers ------------------------------------------------------------------------
+
+
+def test_utc_iso_format_and_inverse() -> None:
+    assert utc_iso(T0) == "2025-06-15T15:06:40.000Z"
+    assert utc_iso(T0 + 1.2345) == "2025-06-15T15:06:41.234Z"
+    assert parse_iso("2025-06-15T15:06:41.500Z") == T0 + 1.5
+
+
+def test_bound_keeps_short_text_and_the_end_of_long_text() -> None:
+    assert bound("short", 10) == "short"
+    cut = bound("a" * 50 + "THE END", 30)
+    assert len(cut) == 30
+    assert cut.startswith("...[truncated]...\n")
+    assert cut.endswith("aaaaaTHE END")
+    assert bound("0123456789", 4) == "6789"  # no room for the marker
+
+
+def test_resolve_state_dir_prefers_config_then_env_then_temp(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import tempfile
+
+    monkeypatch.setenv(ENV_STATE_DIR, str(tmp_path / "env"))
+    assert resolve_state_dir("/configured") == Path("/configured")
+    assert resolve_state_dir(None) == tmp_path / "env"
+    monkeypatch.setenv(ENV_STATE_DIR, "")
+    assert resolve_state_dir(None) == Path(tempfile.gettempdir()) / "ts-health"
+    monkeypatch.delenv(ENV_STATE_DIR)
+    assert resolve_state_dir() == Path(tempfile.gettempdir()) / "ts-health"
+
+
+# -- transitions ----------------------------------------------------------------------
+
+
+def test_first_start_creates_a_record() -> None:
+    record = started(None)
+
+    assert record == InitRecord(
+        model_name="m",
+        model_version="1.0",
+        phase=InitPhase.INITIALIZING,
+        attempts=1,
+        last_started_at="2025-06-15T15:06:40.000Z",
+        server_pid=SERVER,
+        worker_pid=11,
+        updated_at="2025-06-15T15:06:40.000Z",
+    )
+
+
+def test_failures_then_success_count_attempts() -> None:
+    first = started(None).failed(error_at(T0 + 1, 1), now=T0 + 1, duration_s=1.0, worker_pid=11)
+    second = started(first, now=T0 + 5).failed(
+        error_at(T0 + 6, 2, "still missing"), now=T0 + 6, duration_s=1.0, worker_pid=12
+    )
+    ready = started(second, now=T0 + 10).succeeded(now=T0 + 12.25, duration_s=2.25, worker_pid=13)
+
+    assert (first.phase, first.attempts, first.failures, first.consecutive_failures) == (
+        InitPhase.FAILED,
+        1,
+        1,
+        1,
+    )
+    assert second.attempts == 2
+    assert second.consecutive_failures == 2
+    assert second.first_failure_at == "2025-06-15T15:06:41.000Z"  # kept from the first
+    assert second.last_error is not None
+    assert second.last_error.message == "still missing"
+    assert second.last_error.traceback == "Traceback...\nOSError: x\n"
+    # recent errors drop their tracebacks
+    assert [(e.message, e.attempt, e.traceback) for e in second.recent_errors] == [
+        ("weights missing", 1, None),
+        ("still missing", 2, None),
+    ]
+    assert ready.phase is InitPhase.READY
+    assert ready.attempts == 3
+    assert ready.failures == 2
+    assert ready.consecutive_failures == 0
+    assert ready.attempts_to_ready == 3
+    assert ready.first_failure_at is None
+    assert ready.last_started_at == "2025-06-15T15:06:50.000Z"
+    assert ready.last_finished_at == "2025-06-15T15:06:52.250Z"
+    assert ready.last_duration_s == 2.25
+    assert ready.worker_pid == 13
+    assert ready.last_error == second.last_error  # the last failure stays visible
+
+
+def test_recent_errors_keep_only_the_last_few() -> None:
+    record = started(None)
+    for attempt in range(1, RECENT_ERRORS + 3):
+        record = started(record) if attempt > 1 else record
+        record = record.failed(
+            error_at(T0 + attempt, attempt, f"fail {attempt}"),
+            now=T0 + attempt,
+            duration_s=0.1,
+            worker_pid=1,
+        )
+
+    assert RECENT_ERRORS == 5
+    assert record.failures == 7
+    assert [e.message for e in record.recent_errors] == [f"fail {i}" for i in range(3, 8)]
+
+
+def test_a_new_server_pid_starts_a_fresh_record() -> None:
+    old = started(None).failed(error_at(T0, 1), now=T0, duration_s=0.5, worker_pid=11)
+
+    fresh = started(old, now=T0 + 100, server=SERVER + 1)
+
+    assert fresh.attempts == 1
+    assert fresh.failures == 0
+    assert fresh.last_error is None
+    assert fresh.recent_errors == ()
+    assert fresh.server_pid == SERVER + 1
+
+
+# -- JSON -------------------------------------------------------------------------------
+
+
+def full_record() -> InitRecord:
+    record = started(None).failed(error_at(T0 + 1, 1), now=T0 + 1, duration_s=1, worker_pid=11)
+    return started(record, now=T0 + 2).succeeded(now=T0 + 3, duration_s=1, worker_pid=12)
+
+
+def test_json_round_trip() -> None:
+    record = full_record()
+    data = record.to_json()
+
+    assert json.loads(json.dumps(data)) == data
+    assert data["phase"] == "ready"
+    assert data["schema_version"] == 1
+    assert data["last_error"]["type"] == "OSError"
+    assert data["recent_errors"][0]["traceback"] is None
+    assert InitRecord.from_json(json.loads(json.dumps(data))) == record
+
+
+def test_from_json_accepts_minimal_record_and_integer_duration() -> None:
+    record = InitRecord.from_json(
+        {
+            "schema_version": 1,
+            "model_name": "m",
+            "model_version": "2",
+            "phase": "failed",
+            "attempts": 1,
+            "failures": 1,
+            "consecutive_failures": 1,
+            "last_duration_s": 3,
+        }
+    )
+    assert record.phase is InitPhase.FAILED
+    assert record.last_duration_s == 3.0
+    assert type(record.last_duration_s) is float
+    assert record.recent_errors == ()
+
+
+def _valid() -> dict[str, Any]:
+    return full_record().to_json()
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda d: d.pop("model_name"), "missing field 'model_name'"),
+        (lambda d: d.pop("schema_version"), "missing field 'schema_version'"),
+        (lambda d: d.update(attempts="3"), "field 'attempts' is '3', expected int"),
+        (lambda d: d.update(attempts=True), "field 'attempts' is True, expected int"),
+        (lambda d: d.update(failures=1.0), "field 'failures' is 1.0, expected int"),
+        (lambda d: d.update(model_version=1), "field 'model_version' is 1, expected str"),
+        (
+            lambda d: d.update(attempts_to_ready="1"),
+            "field 'attempts_to_ready' is '1', expected int or null",
+        ),
+        (
+            lambda d: d.update(last_duration_s="1s"),
+            "field 'last_duration_s' is '1s', expected int or float or null",
+        ),
+        (lambda d: d.update(server_pid=[1]), "field 'server_pid' is [1], expected int or null"),
+        (lambda d: d.update(updated_at=5), "field 'updated_at' is 5, expected str or null"),
+        (lambda d: d.update(schema_version=2), "schema_version 2, expected 1"),
+        (
+            lambda d: d.update(phase="starting"),
+            "phase 'starting', expected one of initializing, ready, failed",
+        ),
+        (lambda d: d.update(phase=1), "field 'phase' is 1, expected str"),
+        (lambda d: d.update(last_error="boom"), "expected a JSON object, got str"),
+        (lambda d: d.update(recent_errors={}), "field 'recent_errors' is {}, expected list"),
+        (lambda d: d["recent_errors"][0].pop("type"), "missing field 'type'"),
+        (
+            lambda d: d["last_error"].update(attempt="1"),
+            "field 'attempt' is '1', expected int",
+        ),
+        (
+            lambda d: d["last_error"].update(traceback=3),
+            "field 'traceback' is 3, expected str or null",
+        ),
+    ],
+)
+def test_from_json_names_the_bad_field(change: Any, reason: str) -> None:
+    data = _valid()
+    change(data)
+
+    with pytest.raises(RecordError) as caught:
+        InitRecord.from_json(data, "/state/m/1.0/init.json")
+
+    assert str(caught.value) == f"unreadable health record /state/m/1.0/init.json: {reason}"
+    assert caught.value.path == "/state/m/1.0/init.json"
+
+
+@pytest.mark.parametrize("raw", [[], "record", None, 3])
+def test_from_json_rejects_non_objects(raw: Any) -> None:
+    with pytest.raises(RecordError, match=r"^unreadable health record record: expected a JSON"):
+        InitRecord.from_json(raw)
+
+
+# -- the store ----------------------------------------------------------------------------
+
+
+def test_store_path_quotes_name_and_version(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "team/model a", "1.0/beta")
+
+    assert store.path == tmp_path / "team%2Fmodel%20a" / "1.0%2Fbeta" / "init.json"
+    assert repr(store) == f"StateStore({str(store.path)!r})"
+    assert store.read() is None  # nothing yet, and reading creates nothing
+    assert not (tmp_path / "team%2Fmodel%20a").exists()
+
+
+def test_update_writes_the_record_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "m", "1.0")
+    seen: list[InitRecord | None] = []
+
+    def change(previous: InitRecord | None) -> InitRecord:
+        seen.append(previous)
+        return started(previous)
+
+    first = store.update(change)
+    second = store.update(change)
+
+    assert seen == [None, first]
+    assert second.attempts == 2
+    assert json.loads(store.path.read_text(encoding="utf-8")) == second.to_json()
+    assert store.read() == second
+    assert sorted(p.name for p in store.directory.iterdir()) == ["init.json", "init.lock"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'{"schema_version": 1, "model_name": "m", "mod',  # truncated write
+        b"",
+        b"\xff\xfe\x00garbage",  # not UTF-8
+        b'{"schema_version": 1}',  # JSON, but not a record
+        b"[1, 2]",
+    ],
+    ids=["truncated", "empty", "binary", "incomplete", "array"],
+)
+def test_corrupt_record_is_a_record_error_and_is_replaced_by_the_next_update(
+    tmp_path: Path, content: bytes
+) -> None:
+    store = StateStore(tmp_path, "m", "1.0")
+    store.directory.mkdir(parents=True)
+    store.path.write_bytes(content)
+
+    with pytest.raises(RecordError) as caught:
+        store.read()
+    assert isinstance(caught.value, HealthError)
+    assert caught.value.path == str(store.path)
+    assert str(caught.value).startswith(f"unreadable health record {store.path}: ")
+
+    seen: list[InitRecord | None] = []
+    record = store.update(lambda previous: seen.append(previous) or started(previous))
+
+    assert seen == [None]
+    assert record.attempts == 1
+    assert store.read() == record
+
+
+def test_update_under_a_regular_file_raises_os_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    store = StateStore(blocker / "state", "m", "1.0")
+
+    with pytest.raises(OSError, match="Not a directory"):
+        store.update(started)
+
+
+def test_failed_write_keeps_the_old_record_and_removes_the_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = StateStore(tmp_path, "m", "1.0")
+    old = store.update(started)
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="No space left"):
+        store.update(started)
+    monkeypatch.undo()
+
+    assert store.read() == old
+    assert sorted(p.name for p in store.directory.iterdir()) == ["init.json", "init.lock"]
+
+
+def test_threads_with_their_own_stores_never_lose_an_update(tmp_path: Path) -> None:
+    threads, rounds = 6, 15
+    barrier = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            store = StateStore(tmp_path, "m", "1.0")
+            barrier.wait(timeout=30)
+            for _ in range(rounds):
+                store.update(started)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(timeout=60)
+
+    assert errors == []
+    record = StateStore(tmp_path, "m", "1.0").read()
+    assert record is not None
+    assert record.attempts == threads * rounds
+
+
+def _worker_process(root: str, index: int, rounds: int, barrier: Any) -> None:
+    """One 'TorchServe worker': start, then fail (odd rounds) or succeed, ``rounds`` times."""
+    store = StateStore(root, "m", "1.0")
+    pid = os.getpid()
+    barrier.wait(timeout=60)
+    for n in range(rounds):
+        now = T0 + n
+
+        def start(previous: InitRecord | None, now: float = now) -> InitRecord:
+            return started(previous, now=now)
+
+        def finish(previous: InitRecord | None, now: float = now, n: int = n) -> InitRecord:
+            assert previous is not None
+            if n % 2:
+                error = ErrorInfo("OSError", f"worker {index} round {n}", utc_iso(now), n, None)
+                return previous.failed(error, now=now, duration_s=0.01, worker_pid=pid)
+            return previous.succeeded(now=now, duration_s=0.01, worker_pid=pid)
+
+        store.update(start)
+        store.update(finish)
+
+
+def test_processes_updating_one_record_under_flock(tmp_path: Path) -> None:
+    processes, rounds = 4, 12
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(processes)
+    pool = [
+        spawn.Process(target=_worker_process, args=(str(tmp_path), i, rounds, barrier))
+        for i in range(processes)
+    ]
+    for process in pool:
+        process.start()
+    for process in pool:
+        process.join(timeout=120)
+
+    assert [p.exitcode for p in pool] == [0] * processes
+    record = StateStore(tmp_path, "m", "1.0").read()  # valid JSON record, not corrupted
+    assert record is not None
+    assert record.attempts == processes * rounds
+    assert record.failures == processes * rounds // 2
+    assert len(record.recent_errors) == RECENT_ERRORS
+    assert record.server_pid == SERVER
+    assert sorted(p.name for p in StateStore(tmp_path, "m", "1.0").directory.iterdir()) == [
+        "init.json",
+        "init.lock",
+    ]
+
+
+def test_store_works_without_fcntl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ts_health_handler._state as state_module
+
+    monkeypatch.setattr(state_module, "fcntl", None)  # e.g. Windows: atomic replace only
+    store = StateStore(tmp_path, "m", "1.0")
+
+    assert store.update(started).attempts == 1
+    assert store.update(started).attempts == 2
+    assert store.read() is not None

@@ -1,0 +1,340 @@
+"""The user's ``health_check()``: every kind of answer, exceptions and timeouts.
+
+A failing or slow check makes the status ``degraded`` and never raises out of describe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from ts_health_handler import CheckStatus, HealthMixin, HealthStatus
+from ts_health_handler._status import RESULT_LIMIT, CheckRunner, interpret
+from ts_health_handler.testing import describe
+
+pytestmark = pytest.mark.usefixtures("no_real_sleep")
+
+
+class Checked(HealthMixin):
+    """A model whose health_check() does whatever the test put in ``self.check``."""
+
+    check: Callable[[], Any] = staticmethod(lambda: True)
+
+    def initialize(self, context: Any) -> None:
+        self.loaded = True
+
+    def handle(self, data: Any, context: Any) -> Any:
+        return [{"ok": True} for _ in data]
+
+    def health_check(self) -> Any:
+        return self.check()
+
+
+class Unchecked(HealthMixin):
+    def initialize(self, context: Any) -> None:
+        self.loaded = True
+
+    def handle(self, data: Any, context: Any) -> Any:
+        return data
+
+
+@pytest.fixture
+def make(ts_context: Any, fake_time: Any) -> Callable[..., tuple[Any, Any]]:
+    def build(
+        check: Callable[[], Any] | None = None, health: dict[str, Any] | None = None
+    ) -> tuple[Any, Any]:
+        handler = fake_time(Checked() if check is not None else Unchecked())
+        if check is not None:
+            handler.check = check
+        context = ts_context("checked", model_yaml_config={"health": health or {}})
+        handler.initialize(context)
+        return handler, context
+
+    return build
+
+
+def _raise(exc: BaseException) -> Callable[[], Any]:
+    def check() -> Any:
+        raise exc
+
+    return check
+
+
+@pytest.mark.parametrize(
+    ("check", "status", "check_status", "result", "error"),
+    [
+        (lambda: True, "ready", "ok", True, None),
+        (lambda: {"queue": 3, "gpu": "ok"}, "ready", "ok", {"queue": 3, "gpu": "ok"}, None),
+        (lambda: {"healthy": True}, "ready", "ok", {"healthy": True}, None),
+        (
+            lambda: {"healthy": False, "why": "gpu lost"},
+            "degraded",
+            "failed",
+            {"healthy": False, "why": "gpu lost"},
+            "health_check() reported healthy: false",
+        ),
+        (lambda: False, "degraded", "failed", False, "health_check() returned False"),
+        (
+            lambda: 1,
+            "degraded",
+            "error",
+            1,
+            "health_check() returned int; expected True, False or a dict",
+        ),
+        (
+            lambda: "ok",
+            "degraded",
+            "error",
+            "ok",
+            "health_check() returned str; expected True, False or a dict",
+        ),
+        (
+            lambda: None,
+            "degraded",
+            "error",
+            None,
+            "health_check() returned NoneType; expected True, False or a dict",
+        ),
+        (
+            lambda: [True],
+            "degraded",
+            "error",
+            [True],
+            "health_check() returned list; expected True, False or a dict",
+        ),
+        (_raise(RuntimeError("cuda gone")), "degraded", "error", None, "RuntimeError: cuda gone"),
+        (
+            _raise(KeyError("weights")),
+            "degraded",
+            "error",
+            None,
+            "KeyError: 'weights'",
+        ),
+        (
+            _raise(ValueError("first line\nsecond line")),
+            "degraded",
+            "error",
+            None,
+            "ValueError: first line second line",
+        ),
+    ],
+    ids=[
+        "true",
+        "dict",
+        "dict-healthy-true",
+        "dict-healthy-false",
+        "false",
+        "int",
+        "str",
+        "none",
+        "list",
+        "raises",
+        "raises-keyerror",
+        "raises-multiline",
+    ],
+)
+def test_check_outcomes(
+    make: Any, check: Any, status: str, check_status: str, result: Any, error: str | None
+) -> None:
+    handler, context = make(check)
+
+    document = describe(handler, context)
+
+    assert document["status"] == status
+    assert document["check"] == {
+        "status": check_status,
+        "result": result,
+        "error": error,
+        "duration_s": 0.0,
+    }
+
+
+def test_no_check_defined_is_not_configured_and_ready(make: Any) -> None:
+    handler, context = make()
+
+    document = describe(handler, context)
+
+    assert document["status"] == "ready"
+    assert document["check"] == {
+        "status": "not_configured",
+        "result": None,
+        "error": None,
+        "duration_s": None,
+    }
+
+
+def test_check_duration_comes_from_the_clock(make: Any, clock: Any) -> None:
+    def slowish() -> bool:
+        clock.advance(0.25)
+        return True
+
+    handler, context = make(slowish)
+
+    assert describe(handler, context)["check"]["duration_s"] == 0.25
+
+
+def test_check_is_run_on_every_describe(make: Any) -> None:
+    answers = iter([True, False, {"healthy": True}])
+    handler, context = make(lambda: next(answers))
+
+    assert [describe(handler, context)["status"] for _ in range(3)] == [
+        "ready",
+        "degraded",
+        "ready",
+    ]
+
+
+def test_failed_initialization_outranks_a_passing_check(make: Any) -> None:
+    handler, context = make(
+        lambda: True, {"on_init_failure": "hold", "faults": {"fail_initialize": "x"}}
+    )
+
+    document = describe(handler, context)
+
+    assert document["status"] == "failed"
+    assert document["check"]["status"] == "ok"
+
+
+def test_unserialisable_results_are_made_json_safe(make: Any) -> None:
+    marker = object()
+    handler, context = make(lambda: {"handle": marker})
+
+    check = describe(handler, context)["check"]
+
+    assert check["status"] == "ok"
+    assert check["result"] == repr({"handle": marker})
+
+
+def test_long_exception_message_is_bounded(make: Any) -> None:
+    handler, context = make(_raise(RuntimeError("x" * 10_000)))
+
+    error = describe(handler, context)["check"]["error"]
+
+    assert len(error) == RESULT_LIMIT
+    assert error.startswith("RuntimeError: xxx")
+
+
+# -- timeouts: a real thread, released in teardown --------------------------------------
+
+
+class BlockingCheck:
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.finished = threading.Event()
+        self.calls = 0
+
+    def __call__(self) -> Any:
+        self.calls += 1
+        try:
+            self.release.wait(timeout=30)
+            return {"slow": "but fine"}
+        finally:
+            self.finished.set()
+
+
+@pytest.fixture
+def blocking() -> Iterator[BlockingCheck]:
+    check = BlockingCheck()
+    yield check
+    check.release.set()
+    assert check.finished.wait(timeout=30)
+
+
+def test_slow_check_times_out_and_is_not_started_twice(
+    make: Any, blocking: BlockingCheck, clock: Any
+) -> None:
+    # 0.2 s: the only real wait of the unit tests (the first describe); enough headroom for
+    # the third describe's fresh check thread on a loaded machine.
+    handler, context = make(blocking, {"check_timeout_s": 0.2})
+
+    first = describe(handler, context)
+    assert first["status"] == "degraded"
+    assert first["check"] == {
+        "status": "timeout",
+        "result": None,
+        "error": "health_check() did not answer within 0.2 s",
+        "duration_s": 0.2,
+    }
+
+    clock.advance(7)
+    second = describe(handler, context)
+    assert blocking.calls == 1  # no second thread while the first check still runs
+    assert second["status"] == "degraded"
+    assert second["check"] == {
+        "status": "timeout",
+        "result": None,
+        "error": "health_check() still running after 7.0 s (limit 0.2 s)",
+        "duration_s": 7.0,
+    }
+
+    blocking.release.set()
+    assert blocking.finished.wait(timeout=30)
+    for thread in threading.enumerate():
+        if thread.name == "ts-health-check":
+            thread.join(timeout=30)
+
+    third = describe(handler, context)
+    assert blocking.calls == 2
+    assert third["status"] == "ready"
+    assert third["check"]["result"] == {"slow": "but fine"}
+
+
+# -- interpret / CheckRunner as units ---------------------------------------------------
+
+
+def test_interpret_bounds_large_results() -> None:
+    outcome = interpret({"blob": "y" * 10_000}, 0.5)
+
+    assert outcome.status is CheckStatus.OK
+    assert isinstance(outcome.result, str)
+    assert len(outcome.result) == RESULT_LIMIT
+    assert outcome.result.startswith('{"blob": "yyy')
+    assert outcome.healthy is True
+
+
+def test_interpret_replaces_nan_with_repr() -> None:
+    outcome = interpret({"loss": float("nan")}, 0.0)
+
+    assert outcome.result == "{'loss': nan}"
+    assert outcome.to_json() == {
+        "status": "ok",
+        "result": "{'loss': nan}",
+        "error": None,
+        "duration_s": 0.0,
+    }
+
+
+def test_check_raising_system_exit_is_an_error_not_a_timeout() -> None:
+    runner = CheckRunner(_raise(SystemExit(3)), lambda: 0.0)
+
+    outcome = runner.run(5)
+
+    assert outcome.status is CheckStatus.ERROR
+    assert outcome.error == "SystemExit: 3"
+    assert outcome.healthy is False
+
+
+def test_health_status_enum_values() -> None:
+    assert [s.value for s in HealthStatus] == ["ready", "degraded", "failed"]
+    assert [s.value for s in CheckStatus] == ["ok", "failed", "error", "timeout", "not_configured"]
+
+
+def test_library_versions_of_missing_distributions_are_null(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from importlib import metadata
+
+    from ts_health_handler import __version__
+    from ts_health_handler._status import library_versions
+
+    def missing(name: str) -> str:
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", missing)
+    versions = library_versions.__wrapped__()  # uncached
+
+    assert versions["ts_health_handler"] == __version__
+    assert (versions["torchserve"], versions["torch"]) == (None, None)
