@@ -4,23 +4,25 @@ Add :class:`HealthMixin` before your handler's base class::
 
     class MyHandler(HealthMixin, BaseHandler): ...
 
-Importing this package never imports torch or ts; :class:`HealthHandler` (which subclasses
-TorchServe's ``BaseHandler``) is loaded on first access.
+Every public name is loaded on first access, so that ``import ts_health_handler`` (and the
+``ts-health`` probe, which runs every few seconds) stays fast and never imports torch or ts;
+:class:`HealthHandler` alone imports them, since it subclasses TorchServe's ``BaseHandler``.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from ._config import Faults, HealthConfig, InitFailurePolicy
-from ._errors import ConfigError, HealthError, InferenceError, InitializationError
-from ._mixin import HealthMixin
-from ._state import ErrorInfo, InitPhase, InitRecord, RecordError, StateStore, resolve_state_dir
-from ._status import CheckStatus, HealthStatus
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from ._config import Faults, HealthConfig, InitFailurePolicy
+    from ._errors import ConfigError, HealthError, InferenceError, InitializationError
     from ._handler import HealthHandler
+    from ._mixin import HealthMixin
+    from ._state import ErrorInfo, InitPhase, InitRecord, RecordError, StateStore, resolve_state_dir
+    from ._status import CheckStatus, HealthStatus
 
 __all__ = [
     "CheckStatus",
@@ -43,11 +45,35 @@ __all__ = [
     "resolve_state_dir",
 ]
 
+_HOMES = {
+    "CheckStatus": "._status",
+    "ConfigError": "._errors",
+    "ErrorInfo": "._state",
+    "Faults": "._config",
+    "HealthConfig": "._config",
+    "HealthError": "._errors",
+    "HealthHandler": "._handler",
+    "HealthMixin": "._mixin",
+    "HealthStatus": "._status",
+    "InferenceError": "._errors",
+    "InitFailurePolicy": "._config",
+    "InitPhase": "._state",
+    "InitRecord": "._state",
+    "InitializationError": "._errors",
+    "RecordError": "._state",
+    "StateStore": "._state",
+    "resolve_state_dir": "._state",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # HealthHandler subclasses ts' BaseHandler, which imports torch: load it only on demand.
-    if name == "HealthHandler":
-        from ._handler import HealthHandler
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(home, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
 
-        return HealthHandler
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
