@@ -25,7 +25,31 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["describe", "infer", "mock_context", "set_requests"]
+from ._server import (
+    HttpResponse,
+    ServerError,
+    Tokens,
+    TorchServe,
+    WaitTimeout,
+    archive_model,
+    serve,
+    wait_for,
+)
+
+__all__ = [
+    "HttpResponse",
+    "ServerError",
+    "Tokens",
+    "TorchServe",
+    "WaitTimeout",
+    "archive_model",
+    "describe",
+    "infer",
+    "mock_context",
+    "serve",
+    "set_requests",
+    "wait_for",
+]
 
 
 def mock_context(

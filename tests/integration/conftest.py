@@ -1,0 +1,215 @@
+"""Fixtures for tests against a real TorchServe 0.12 (Java 17 + torchserve in this venv).
+
+- ``shared_server``: one server for the whole session; scenarios register their own ``.mar``
+  (different model names) into it. It is started lazily, by the first test that needs it.
+- Tests marked ``own_server`` start a server of their own (``/ping`` is server-wide, token auth
+  is a server setting). They are moved before every shared-server test, so that at most one
+  TorchServe runs at a time on small machines.
+- ``build_mar``: archive an example from ``examples/`` (optionally under another name and with
+  changes to its ``model-config.yml``) into a model store.
+
+When a test using a server fails, the tail of that server's ``ts_log.log`` and ``model_log.log``
+is added to the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import yaml
+
+from ts_health_handler._server import TorchServe, archive_model, serve
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+HERE = Path(__file__).resolve().parent
+
+#: Extra config.properties entries for every test server: no system-metrics subprocess.
+TEST_SERVER_CONFIG: Mapping[str, str] = {"disable_system_metrics": "true"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "own_server: the test starts a TorchServe of its own (runs first)"
+    )
+
+
+def _ours(item: pytest.Item) -> bool:
+    return HERE in Path(str(item.path)).resolve().parents
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    mine = [i for i, item in enumerate(items) if _ours(item)]
+    if shutil.which("java") is None:
+        skip = pytest.mark.skip(
+            reason="java not found: TorchServe's frontend needs Java 17 "
+            "(scripts/setup.sh installs it)"
+        )
+        for index in mine:
+            items[index].add_marker(skip)
+    # Own-server tests first: the session-scoped shared server then never runs beside them.
+    ordered = sorted(
+        (items[i] for i in mine), key=lambda item: item.get_closest_marker("own_server") is None
+    )
+    for position, item in enumerate(ordered):
+        items[mine[position]] = item
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and _ours(item):
+        for value in getattr(item, "funcargs", {}).values():
+            if isinstance(value, TorchServe):
+                report.sections.append(("ts_log.log (tail)", value.log_tail(lines=60)))
+                model_log = value.log_tail("model_log.log", 40)
+                report.sections.append(("model_log.log (tail)", model_log))
+
+
+def merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` merged in, mappings recursively; a ``None`` value deletes."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+BuildMar = Callable[..., Path]
+
+
+@pytest.fixture
+def serve_own(tmp_path: Path) -> Callable[..., contextlib.AbstractContextManager[TorchServe]]:
+    """``serve_own(store, state_dir=..., **serve_kwargs)``: a server of the test's own.
+
+    Mark the test ``own_server`` so that it runs before the shared server starts.
+    """
+
+    def start(
+        store: Path, *, state_dir: Path, config: Mapping[str, str] | None = None, **kwargs: Any
+    ) -> contextlib.AbstractContextManager[TorchServe]:
+        return serve(
+            store,
+            config={**TEST_SERVER_CONFIG, **(config or {})},
+            env={"TS_HEALTH_STATE_DIR": str(state_dir)},
+            workdir=tmp_path / "server",
+            **kwargs,
+        )
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def build_mar(tmp_path_factory: pytest.TempPathFactory) -> BuildMar:
+    """``build_mar(example, store, name=None, changes=None, base_config=None) -> .mar path``.
+
+    ``changes`` are merged into the example's ``model-config.yml`` (or ``base_config``);
+    a ``None`` value deletes a key.
+    """
+
+    def build(
+        example: str,
+        store: Path,
+        *,
+        name: str | None = None,
+        changes: Mapping[str, Any] | None = None,
+        version: str = "1.0",
+        base_config: Path | None = None,
+    ) -> Path:
+        source = EXAMPLES / example
+        base = base_config or source / "model-config.yml"
+        config = yaml.safe_load(base.read_text(encoding="utf-8")) or {}
+        config = merge(config, changes or {})
+        scratch = tmp_path_factory.mktemp(f"mar-{name or example}")
+        config_file = scratch / "model-config.yml"
+        config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        return archive_model(
+            source / "handler.py",
+            name or example,
+            store,
+            version=version,
+            config_file=config_file,
+        )
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def shared_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shared-store")
+
+
+@pytest.fixture(scope="session")
+def shared_state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shared-state")
+
+
+@pytest.fixture(scope="session")
+def shared_server(
+    tmp_path_factory: pytest.TempPathFactory, shared_store: Path, shared_state_dir: Path
+) -> Iterator[TorchServe]:
+    """One TorchServe for every scenario that does not change server-wide behaviour."""
+    with serve(
+        shared_store,
+        config=TEST_SERVER_CONFIG,
+        env={"TS_HEALTH_STATE_DIR": str(shared_state_dir)},
+        workdir=tmp_path_factory.mktemp("shared-server"),
+        startup_timeout=120,
+    ) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def registered(
+    shared_server: TorchServe, shared_store: Path, build_mar: BuildMar
+) -> Callable[..., str]:
+    """``registered(example, name=None, changes=None, base_config=None) -> name``: READY.
+
+    Registers each name once per session; later calls return at once.
+    """
+    done: dict[str, str] = {}
+
+    def register(
+        example: str,
+        *,
+        name: str | None = None,
+        changes: Mapping[str, Any] | None = None,
+        base_config: Path | None = None,
+    ) -> str:
+        model = name or example
+        if model not in done:
+            mar = build_mar(
+                example, shared_store, name=model, changes=changes, base_config=base_config
+            )
+            shared_server.register(mar.name, initial_workers=1, synchronous=True)
+            shared_server.wait_until_ready(model, timeout=120)
+            done[model] = model
+        return done[model]
+
+    return register
+
+
+def _read_record(state_dir: Path, name: str, version: str = "1.0") -> dict[str, Any] | None:
+    path = state_dir / quote(name, safe="") / quote(version, safe="") / "init.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def read_record() -> Callable[..., dict[str, Any] | None]:
+    """``read_record(state_dir, name, version="1.0")``: the persisted ``init.json`` or ``None``."""
+    return _read_record

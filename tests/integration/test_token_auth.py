@@ -1,0 +1,65 @@
+"""A server with TorchServe 0.12's token authorization on, reached with key_file.json's keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ts_health_handler._server import Tokens, TorchServe
+
+pytestmark = pytest.mark.integration
+
+DENIED = "InvalidKeyException"
+
+
+@pytest.mark.own_server
+def test_token_auth_server_is_reached_with_the_key_file(
+    tmp_path: Path,
+    build_mar: Callable[..., Path],
+    read_record: Callable[..., Any],
+    serve_own: Callable[..., Any],
+) -> None:
+    store, state = tmp_path / "store", tmp_path / "state"
+    mar = build_mar("empty_model", store)
+    with serve_own(store, state_dir=state, token_auth=True) as server:
+        assert isinstance(server, TorchServe)
+        # The frontend writes key_file.json into its working directory.
+        key_file = server.workdir / "key_file.json"
+        raw = json.loads(key_file.read_text(encoding="utf-8"))
+        assert set(raw) == {"management", "inference", "API"}
+        assert server.token == Tokens.from_key_file(key_file)
+        assert server.token is not None
+        assert server.token.inference == raw["inference"]["key"]
+        assert server.token.management == raw["management"]["key"]
+
+        # Without a token every API refuses, /ping included; metrics need none.
+        for url in (f"{server.inference_url}/ping", f"{server.management_url}/models"):
+            denied = server.request("GET", url, auth=False)
+            assert denied.status == 400, (url, denied.text)
+            assert denied.json()["type"] == DENIED
+        wrong = server.request(
+            "GET",
+            f"{server.management_url}/models",
+            auth=False,
+            headers={"Authorization": f"Bearer {server.token.inference}"},
+        )
+        assert wrong.status == 400, "the inference key must not open the management API"
+        assert server.request("GET", f"{server.metrics_url}/metrics", auth=False).status == 200
+
+        # With the keys: register, ping, infer, describe and the status document.
+        server.register(mar.name)
+        server.wait_until_ready("empty_model", timeout=120)
+        assert server.ping() == (200, {"status": "Healthy"})
+        answer = server.infer("empty_model", b"hi", headers={"Content-Type": "text/plain"})
+        assert answer.status == 200, answer.text
+        assert answer.json()["ok"] is True
+        doc = server.status_document("empty_model")
+        assert doc["status"] == "ready"
+        assert doc["requests"]["total"] == 1
+        record = read_record(state, "empty_model")
+        assert record is not None
+        assert record["phase"] == "ready"
