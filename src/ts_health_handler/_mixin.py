@@ -30,6 +30,7 @@ from ._state import (
     InitRecord,
     StateStore,
     bound,
+    pid_alive,
     resolve_state_dir,
     utc_iso,
 )
@@ -331,6 +332,7 @@ class HealthMixin:
                 now=started,
                 worker_pid=os.getpid(),
                 server_pid=os.getppid(),
+                worker_alive=pid_alive,
             ),
         )
         if runtime.record is not None:

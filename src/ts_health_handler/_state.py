@@ -149,10 +149,23 @@ class InitRecord:
         now: float,
         worker_pid: int,
         server_pid: int,
+        worker_alive: Callable[[int], bool] = lambda pid: True,
     ) -> InitRecord:
-        """A worker entered ``initialize()``. A new TorchServe session starts a new record."""
+        """A worker entered ``initialize()``. A new TorchServe session starts a new record.
+
+        An earlier attempt still marked ``initializing`` whose worker is gone (``worker_alive``
+        says so) never reached a result: TorchServe's ``startupTimeout``, the OOM killer or a
+        signal ended it. It is counted as a failure first, so that it is not lost.
+        """
         if previous is None or previous.server_pid != server_pid:
             previous = cls(model_name, model_version, InitPhase.INITIALIZING, server_pid=server_pid)
+        elif (
+            previous.phase is InitPhase.INITIALIZING
+            and previous.worker_pid is not None
+            and previous.worker_pid != worker_pid
+            and not worker_alive(previous.worker_pid)
+        ):
+            previous = previous.interrupted(now=now)
         return dataclasses.replace(
             previous,
             phase=InitPhase.INITIALIZING,
@@ -161,6 +174,21 @@ class InitRecord:
             worker_pid=worker_pid,
             updated_at=utc_iso(now),
         )
+
+    def interrupted(self, *, now: float) -> InitRecord:
+        """The worker of the unfinished attempt died before ``initialize()`` returned."""
+        pid = self.worker_pid
+        started = parse_iso(self.last_started_at) if self.last_started_at else now
+        error = ErrorInfo(
+            type="WorkerDied",
+            message=(
+                f"worker {pid} ended during initialize() without a result (killed by "
+                "TorchServe's startupTimeout, the OOM killer or a signal)"
+            ),
+            at=utc_iso(now),
+            attempt=self.attempts,
+        )
+        return self.failed(error, now=now, duration_s=max(0.0, now - started), worker_pid=pid or 0)
 
     def succeeded(self, *, now: float, duration_s: float, worker_pid: int) -> InitRecord:
         """A worker's ``initialize()`` returned."""
@@ -267,6 +295,19 @@ def _field(
         expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
         raise RecordError(where, f"field {key!r} is {value!r}, expected {expected}")
     return value
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this id exists on this machine (ours to signal or not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def resolve_state_dir(configured: str | None = None) -> Path:

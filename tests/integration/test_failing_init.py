@@ -115,3 +115,35 @@ def test_hold_policy_keeps_worker_ready_and_reports_failed(
     answer = shared_server.infer(name, b"x", headers={"Content-Type": "text/plain"})
     assert answer.status == 503, answer.text
     assert REASON in answer.text
+
+
+def test_worker_killed_by_startup_timeout_is_recorded_as_a_failure(
+    shared_server: TorchServe,
+    shared_store: Path,
+    shared_state_dir: Path,
+    build_mar: Callable[..., Path],
+    read_record: Callable[..., Any],
+) -> None:
+    # initialize() takes 4 s but TorchServe allows 2: it kills the worker mid-initialize(),
+    # so no attempt ever reports a result itself; the next attempt must count the dead one.
+    name = "killed_at_startup"
+    changes = {
+        "startupTimeout": 2,
+        "health": {"faults": {"initialize_delay_s": 4}},
+    }
+    mar = build_mar("empty_model", shared_store, name=name, changes=changes)
+    shared_server.register(mar.name, synchronous=False)
+    try:
+
+        def interrupted() -> dict[str, Any] | None:
+            record = read_record(shared_state_dir, name)
+            return record if record is not None and record["failures"] >= 1 else None
+
+        record = wait_for(interrupted, timeout=60, interval=0.25, what=f"a failure of {name}")
+        assert record["last_error"]["type"] == "WorkerDied", record
+        assert "during initialize()" in record["last_error"]["message"]
+        assert record["attempts"] >= 2
+        assert record["attempts_to_ready"] is None
+        assert shared_server.worker_statuses(name) != ["READY"]
+    finally:
+        shared_server.unregister(name, check=False)

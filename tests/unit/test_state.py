@@ -424,3 +424,72 @@ def test_store_works_without_fcntl(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert store.update(started).attempts == 1
     assert store.update(started).attempts == 2
     assert store.read() is not None
+
+
+# -- an attempt whose worker died before initialize() returned -----------------------------
+
+
+def begun_by(pid: int, now: float = T0) -> InitRecord:
+    return InitRecord.started(
+        None, model_name="m", model_version="1.0", now=now, worker_pid=pid, server_pid=SERVER
+    )
+
+
+def restart(previous: InitRecord, *, alive: bool, pid: int = 12, now: float = T0 + 4) -> InitRecord:
+    return InitRecord.started(
+        previous,
+        model_name="m",
+        model_version="1.0",
+        now=now,
+        worker_pid=pid,
+        server_pid=SERVER,
+        worker_alive=lambda _pid: alive,
+    )
+
+
+def test_a_dead_unfinished_attempt_is_counted_as_a_failure() -> None:
+    record = restart(begun_by(11), alive=False)
+
+    assert record.phase is InitPhase.INITIALIZING
+    assert record.attempts == 2
+    assert record.failures == 1
+    assert record.consecutive_failures == 1
+    assert record.first_failure_at == utc_iso(T0 + 4)
+    assert record.last_error is not None
+    assert record.last_error.type == "WorkerDied"
+    assert record.last_error.attempt == 1
+    assert "worker 11 ended during initialize()" in record.last_error.message
+    assert "startupTimeout" in record.last_error.message
+    assert record.last_duration_s == 4.0
+
+
+@pytest.mark.parametrize(
+    ("alive", "pid"), [(True, 12), (False, 11)], ids=["still-alive", "same-worker"]
+)
+def test_a_live_or_own_unfinished_attempt_is_not_a_failure(alive: bool, pid: int) -> None:
+    record = restart(begun_by(11), alive=alive, pid=pid)
+
+    assert record.attempts == 2
+    assert record.failures == 0
+    assert record.last_error is None
+
+
+def test_a_finished_attempt_is_never_reinterpreted() -> None:
+    ready = begun_by(11).succeeded(now=T0 + 1, duration_s=1.0, worker_pid=11)
+
+    record = restart(ready, alive=False)
+
+    assert record.failures == 0
+    assert record.attempts_to_ready == 1
+
+
+def test_pid_alive_tells_live_from_dead_processes() -> None:
+    from ts_health_handler._state import pid_alive
+
+    child = multiprocessing.get_context("spawn").Process(target=int)
+    child.start()
+    child.join()
+
+    assert pid_alive(os.getpid()) is True
+    assert child.pid is not None
+    assert pid_alive(child.pid) is False
