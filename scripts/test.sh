@@ -15,5 +15,10 @@ if [ "$status" -eq 5 ]; then
   echo "test.sh: pytest collected no tests; that is a failure here" >&2
   exit 1
 fi
-.venv/bin/python -m coverage report
+if [ "$#" -eq 0 ]; then
+  # The whole suite must cover at least 90 % of the library's lines.
+  .venv/bin/python -m coverage report --fail-under=90 || { [ "$status" -ne 0 ] || status=1; }
+else
+  .venv/bin/python -m coverage report
+fi
 exit "$status"
