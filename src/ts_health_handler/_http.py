@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import json
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Final
@@ -141,13 +142,29 @@ class Api:
             headers["Authorization"] = f"Bearer {self.token}"
         where = f"the {self.name} at {self.base}"
         connection = kind(host, parts.port, timeout=max(timeout, 0.001))
+        # Socket timeouts bound each recv(), not the whole answer: a server trickling a byte
+        # at a time would outlast any of them. The watchdog shuts the socket at the deadline.
+        expired = threading.Event()
+        watchdog: threading.Timer | None = None
         try:
-            connection.request("GET", parts.path + path, headers=headers)
-            # getresponse() drops connection.sock when the server closes; keep the socket.
-            sock = connection.sock
-            _shrink_timeout(sock, deadline)
-            answer = connection.getresponse()
-            body = _read(answer, sock, deadline)
+            try:
+                connection.request("GET", parts.path + path, headers=headers)
+                # getresponse() drops connection.sock when the server closes; keep the socket.
+                sock = connection.sock
+                watchdog = threading.Timer(
+                    max(0.0, deadline - time.monotonic()), _expire, (sock, expired)
+                )
+                watchdog.daemon = True
+                watchdog.start()
+                _shrink_timeout(sock, deadline)
+                answer = connection.getresponse()
+                body = _read(answer, sock, deadline)
+            except Exception:
+                if expired.is_set():
+                    raise TimeoutError from None
+                raise
+            if expired.is_set():
+                raise TimeoutError
             return Response(answer.status, body)
         except ConnectionRefusedError:
             raise ProbeError(
@@ -173,7 +190,16 @@ class Api:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise ProbeError(f"cannot reach {where}: {reason}", EXIT_UNREACHABLE) from None
         finally:
+            if watchdog is not None:
+                watchdog.cancel()
             connection.close()
+
+
+def _expire(sock: socket.socket | None, expired: threading.Event) -> None:
+    expired.set()
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _shrink_timeout(sock: socket.socket | None, deadline: float) -> None:

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import enum
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
@@ -104,14 +105,18 @@ class ErrorInfo:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, raw: Any, where: str) -> ErrorInfo:
-        data = _mapping(raw, where)
+    def from_json(cls, raw: Any, where: str, name: str = "error") -> ErrorInfo:
+        """Parse one error; ``name`` (e.g. ``recent_errors[2]``) is named in any complaint."""
+        data = _mapping(raw, where, name)
+        prefix = f"{name}."
         return cls(
-            type=_field(data, "type", str, where),
-            message=_field(data, "message", str, where),
-            at=_field(data, "at", str, where),
-            attempt=_field(data, "attempt", int, where),
-            traceback=_field(data, "traceback", (str, type(None)), where, default=None),
+            type=_field(data, "type", str, where, prefix=prefix),
+            message=_field(data, "message", str, where, prefix=prefix),
+            at=_field(data, "at", str, where, prefix=prefix),
+            attempt=_field(data, "attempt", int, where, prefix=prefix),
+            traceback=_field(
+                data, "traceback", (str, type(None)), where, default=None, prefix=prefix
+            ),
         )
 
 
@@ -263,9 +268,13 @@ class InitRecord:
             first_failure_at=_field(data, "first_failure_at", optional_str, where, default=None),
             last_started_at=_field(data, "last_started_at", optional_str, where, default=None),
             last_finished_at=_field(data, "last_finished_at", optional_str, where, default=None),
-            last_duration_s=None if duration is None else float(duration),
-            last_error=None if last_error is None else ErrorInfo.from_json(last_error, where),
-            recent_errors=tuple(ErrorInfo.from_json(e, where) for e in recent),
+            last_duration_s=_seconds(duration, where),
+            last_error=None
+            if last_error is None
+            else ErrorInfo.from_json(last_error, where, "last_error"),
+            recent_errors=tuple(
+                ErrorInfo.from_json(e, where, f"recent_errors[{i}]") for i, e in enumerate(recent)
+            ),
             server_pid=_field(data, "server_pid", optional_int, where, default=None),
             worker_pid=_field(data, "worker_pid", optional_int, where, default=None),
             updated_at=_field(data, "updated_at", optional_str, where, default=None),
@@ -275,26 +284,48 @@ class InitRecord:
 _MISSING: Final = object()
 
 
-def _mapping(raw: Any, where: str) -> Mapping[str, Any]:
+def _mapping(raw: Any, where: str, name: str = "") -> Mapping[str, Any]:
     if not isinstance(raw, Mapping):
+        if name:
+            raise RecordError(where, f"field {name!r} is {type(raw).__name__}, expected an object")
         raise RecordError(where, f"expected a JSON object, got {type(raw).__name__}")
     return raw
 
 
 def _field(
-    data: Mapping[str, Any], key: str, kind: Any, where: str, default: Any = _MISSING
+    data: Mapping[str, Any],
+    key: str,
+    kind: Any,
+    where: str,
+    default: Any = _MISSING,
+    prefix: str = "",
 ) -> Any:
+    key_name = prefix + key
     if key not in data:
         if default is _MISSING:
-            raise RecordError(where, f"missing field {key!r}")
+            raise RecordError(where, f"missing field {key_name!r}")
         return default
     value = data[key]
     kinds = kind if isinstance(kind, tuple) else (kind,)
     # bool is an int subclass; a record never stores booleans in these fields.
     if isinstance(value, bool) or not isinstance(value, kinds):
         expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-        raise RecordError(where, f"field {key!r} is {value!r}, expected {expected}")
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise RecordError(where, f"field {key_name!r} is {shown}, expected {expected}")
     return value
+
+
+def _seconds(value: int | float | None, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # a JSON integer beyond a float's range
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
+        raise RecordError(where, "field 'last_duration_s' is not a finite number of seconds >= 0")
+    return seconds
 
 
 def pid_alive(pid: int) -> bool:
@@ -353,6 +384,8 @@ class StateStore:
             raw = json.loads(data.decode("utf-8"))
         except ValueError as exc:
             raise RecordError(self.path, f"not JSON ({exc})") from None
+        except RecursionError:
+            raise RecordError(self.path, "not JSON (nested too deeply)") from None
         return InitRecord.from_json(raw, str(self.path))
 
     def update(self, change: Callable[[InitRecord | None], InitRecord]) -> InitRecord:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import enum
 import json
+import math
 import os
 import sys
 import time
@@ -242,6 +243,8 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
         reason += f", {queue[1]} pending, {queue[0]} free in the job queue"
     if seen.status_error:
         reason += f"; health status unknown: {seen.status_error}"
+    if seen.record_error:
+        reason += f"; initialization record unavailable: {seen.record_error}"
     return verdict(State.READY, reason)
 
 
@@ -262,7 +265,10 @@ def _queue(entry: Mapping[str, Any]) -> tuple[int, int] | None:
 
 
 def _int_or_none(value: Any) -> int | None:
+    # JSON may carry NaN, Infinity or 1e400: not a count TorchServe would give, so no count.
     if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     return int(value)
 

@@ -222,16 +222,16 @@ def _valid() -> dict[str, Any]:
             "phase 'starting', expected one of initializing, ready, failed",
         ),
         (lambda d: d.update(phase=1), "field 'phase' is 1, expected str"),
-        (lambda d: d.update(last_error="boom"), "expected a JSON object, got str"),
+        (lambda d: d.update(last_error="boom"), "field 'last_error' is str, expected an object"),
         (lambda d: d.update(recent_errors={}), "field 'recent_errors' is {}, expected list"),
-        (lambda d: d["recent_errors"][0].pop("type"), "missing field 'type'"),
+        (lambda d: d["recent_errors"][0].pop("type"), "missing field 'recent_errors[0].type'"),
         (
             lambda d: d["last_error"].update(attempt="1"),
-            "field 'attempt' is '1', expected int",
+            "field 'last_error.attempt' is '1', expected int",
         ),
         (
             lambda d: d["last_error"].update(traceback=3),
-            "field 'traceback' is 3, expected str or null",
+            "field 'last_error.traceback' is 3, expected str or null",
         ),
     ],
 )
