@@ -1,0 +1,151 @@
+"""Shared by the server benchmarks: archiving the two empty models, machine facts, timing.
+
+Standard library plus PyYAML (TorchServe's own dependency) and the runner in
+``ts_health_handler._server``; the benchmarks never touch anything but loopback.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from ts_health_handler._server import archive_model
+
+REPO: Final = Path(__file__).resolve().parents[1]
+BENCH: Final = Path(__file__).resolve().parent
+#: Our example: HealthMixin + BaseHandler.
+HEALTH_MODEL: Final = REPO / "examples" / "empty_model"
+#: The same model without HealthMixin (the baseline).
+PLAIN_MODEL: Final = BENCH / "plain_empty_model"
+#: Every benchmark server: no system-metrics subprocess (it would add noise every minute).
+SERVER_CONFIG: Final = {"disable_system_metrics": "true"}
+
+
+def archive(
+    source: Path,
+    name: str,
+    store: Path,
+    scratch: Path,
+    changes: Mapping[str, Any] | None = None,
+) -> Path:
+    """Archive ``source/handler.py`` as ``name`` with ``changes`` merged into its config."""
+    config = yaml.safe_load((source / "model-config.yml").read_text(encoding="utf-8")) or {}
+    for key, value in (changes or {}).items():
+        if isinstance(value, Mapping) and isinstance(config.get(key), Mapping):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    scratch.mkdir(parents=True, exist_ok=True)
+    config_file = scratch / f"{name}-model-config.yml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return archive_model(source / "handler.py", name, store, config_file=config_file)
+
+
+def _version(command: Sequence[str]) -> str:
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"unknown ({type(exc).__name__})"
+    text = (done.stdout + done.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+def _distribution(name: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def machine() -> dict[str, str]:
+    """The facts RESULTS.md records with every figure."""
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    java = shutil.which("java")
+    return {
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "nproc": str(os.cpu_count()),
+        "memory": memory,
+        "cpu": cpu,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "java": _version([java, "-version"]) if java else "not found",
+        "torchserve": _distribution("torchserve"),
+        "torch": _distribution("torch"),
+        "ts_health_handler": _distribution("ts-health-handler"),
+    }
+
+
+def print_machine() -> None:
+    facts = machine()
+    print("machine: " + ", ".join(f"{k} {v}" for k, v in facts.items()))
+    print_load("load average at start")
+
+
+def print_load(label: str) -> None:
+    one, five, fifteen = os.getloadavg()
+    print(f"{label}: {one:.2f} {five:.2f} {fifteen:.2f}")
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def run_timed(
+    command: Sequence[str], env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> tuple[float, int, str]:
+    """Run ``command``; ``(seconds, exit code, stdout)``."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        list(command),
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return time.perf_counter() - started, done.returncode, done.stdout + done.stderr
+
+
+def probe_command() -> list[str]:
+    """The installed ``ts-health`` script next to this interpreter, else ``python -m``."""
+    script = Path(sys.executable).parent / "ts-health"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "ts_health_handler"]
+
+
+def probe_env(cache_dir: Path) -> dict[str, str]:
+    """The environment for probe runs: byte-code cached (in ``cache_dir``, not in the
+    checkout) as in an installed wheel, even when ``PYTHONDONTWRITEBYTECODE`` is set."""
+    env = dict(os.environ)
+    if env.pop("PYTHONDONTWRITEBYTECODE", None):
+        env["PYTHONPYCACHEPREFIX"] = str(cache_dir)
+    return env
