@@ -154,3 +154,20 @@ class HealthConfig:
             termination_log=_text(f"{SECTION}.termination_log", section.get("termination_log")),
             faults=Faults.from_mapping(section.get("faults")),
         )
+
+    @classmethod
+    def salvage(cls, model_yaml_config: Any) -> HealthConfig:
+        """Defaults, plus ``state_dir`` and ``termination_log`` where those two are valid.
+
+        Used when the section has an error elsewhere: the failure is then still recorded
+        where the user asked, and still reaches the termination log.
+        """
+        raw = model_yaml_config.get(SECTION) if isinstance(model_yaml_config, Mapping) else None
+        if not isinstance(raw, Mapping):
+            return cls()
+        kept: dict[str, str] = {}
+        for key in ("state_dir", "termination_log"):
+            value = raw.get(key)
+            if isinstance(value, str) and value.strip():
+                kept[key] = value
+        return cls(**kept)  # type: ignore[arg-type]

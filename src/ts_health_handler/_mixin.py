@@ -322,6 +322,7 @@ class HealthMixin:
             )
         except ConfigError as exc:
             config_error = exc
+            runtime.config = HealthConfig.salvage(getattr(context, "model_yaml_config", None))
         runtime.store = None  # the state dir may differ from an earlier initialize()
         self._health_persist(
             runtime,

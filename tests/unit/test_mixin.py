@@ -388,6 +388,25 @@ def test_bad_config_fails_initialization_with_the_config_line(
     assert record_file(health_state_dir)["failures"] == 1
 
 
+def test_bad_config_still_records_where_asked_and_writes_the_termination_log(
+    make: Make, tmp_path: Path, health_state_dir: Path
+) -> None:
+    configured, log = tmp_path / "configured-state", tmp_path / "termination-log"
+    health = {
+        "state_dir": str(configured),
+        "termination_log": str(log),
+        "check_timeout_s": "fast",
+    }
+    handler, context = make(health=health)
+
+    with pytest.raises(InitializationError):
+        handler.initialize(context)
+
+    assert record_file(configured)["failures"] == 1
+    assert not (health_state_dir / "resnet").exists()
+    assert "invalid health.check_timeout_s: 'fast'" in log.read_text(encoding="utf-8")
+
+
 # -- describe always answers -------------------------------------------------------------
 
 
