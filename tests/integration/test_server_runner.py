@@ -112,3 +112,30 @@ def test_stops_its_process_group_when_the_body_raises(
     assert not _group_alive(pgid)
     assert not server.temp_dir.exists()
     assert (tmp_path / "server" / "logs" / "ts_log.log").is_file()
+
+
+@pytest.mark.own_server
+def test_torchserve_fixture_serves_and_stops_what_it_started(
+    pytester: pytest.Pytester,
+) -> None:
+    # A user's test module with our pytest11 fixture: it must serve a real .mar and leave
+    # no process of the server behind once the test is over.
+    pytester.makepyfile(
+        f"""
+        import json
+        from pathlib import Path
+        from ts_health_handler.testing import archive_model
+
+        def test_user(torchserve, tmp_path):
+            mar = archive_model(Path({str(EXAMPLES / "empty_model" / "handler.py")!r}),
+                                "user_model", tmp_path / "store")
+            server = torchserve(tmp_path / "store", config={{"disable_system_metrics": "true"}})
+            server.register(mar.name)
+            assert server.status_document("user_model")["status"] == "ready"
+            Path({str(pytester.path / "pid")!r}).write_text(str(server.pid))
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=240)
+    result.assert_outcomes(passed=1)
+    pid = int((pytester.path / "pid").read_text())
+    assert not _group_alive(pid), f"process group {pid} of the user's server is still alive"
