@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +32,13 @@ def show(title: str, body: object) -> None:
 
 def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="ts-health-demo-"))
+    try:
+        return demo(work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def demo(work: Path) -> int:
     store, state_dir = work / "model_store", work / "state"
     store.mkdir()
     for name in ("empty_model", "failing_model"):
