@@ -23,12 +23,10 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import yaml
 
-from ts_health_handler._server import TorchServe, archive_model, serve
+from example_archive import archive_example
+from ts_health_handler._server import TorchServe, serve
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
 HERE = Path(__file__).resolve().parent
 
 #: Extra config.properties entries for every test server: no system-metrics subprocess.
@@ -74,19 +72,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                 report.sections.append(("model_log.log (tail)", model_log))
 
 
-def merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``changes`` merged in, mappings recursively; a ``None`` value deletes."""
-    merged = dict(base)
-    for key, value in changes.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 BuildMar = Callable[..., Path]
 
 
@@ -128,20 +113,17 @@ def build_mar(tmp_path_factory: pytest.TempPathFactory) -> BuildMar:
         version: str = "1.0",
         base_config: Path | None = None,
     ) -> Path:
-        source = EXAMPLES / example
-        base = base_config or source / "model-config.yml"
-        config = yaml.safe_load(base.read_text(encoding="utf-8")) or {}
-        config = merge(config, changes or {})
         scratch = tmp_path_factory.mktemp(f"mar-{name or example}")
-        config_file = scratch / "model-config.yml"
-        config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        return archive_model(
-            source / "handler.py",
-            name or example,
+        mar, _ = archive_example(
+            example,
             store,
+            scratch,
+            name=name,
+            changes=changes,
             version=version,
-            config_file=config_file,
+            base_config=base_config,
         )
+        return mar
 
     return build
 

@@ -26,18 +26,16 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import yaml
 from reliability_support import (
-    EXAMPLES,
     SECRET_ENV,
     SERVER_CONFIG,
     ProbeRun,
     load_generator,
-    merge,
     run_probe,
 )
 
-from ts_health_handler._server import TorchServe, archive_model, serve
+from example_archive import archive_example
+from ts_health_handler._server import TorchServe, serve
 
 HERE = Path(__file__).resolve().parent
 
@@ -116,13 +114,8 @@ def rel_model(
     """``rel_model(example, name, changes=None) -> name``, registered with READY workers."""
 
     def register(example: str, name: str, changes: Mapping[str, Any] | None = None) -> str:
-        source = EXAMPLES / example
-        config = yaml.safe_load((source / "model-config.yml").read_text(encoding="utf-8")) or {}
-        config = merge(config, changes or {})
         scratch = tmp_path_factory.mktemp(f"mar-{name}")
-        config_file = scratch / "model-config.yml"
-        config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-        archive_model(source / "handler.py", name, rel_store, config_file=config_file)
+        _, config = archive_example(example, rel_store, scratch, name=name, changes=changes)
         workers = int(config.get("minWorkers", 1))
         rel_server.register(f"{name}.mar", initial_workers=workers, synchronous=True)
         rel_server.wait_until_ready(name, workers=workers, timeout=120)

@@ -20,7 +20,6 @@ from urllib.parse import quote
 from ts_health_handler._server import TorchServe
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLES = REPO / "examples"
 
 #: Secret values put into the server's (and so every worker's) environment. None of them may
 #: appear in a status document, a record or the probe's output.
@@ -52,19 +51,6 @@ def _load_generator() -> ModuleType:
 
 
 load_generator = _load_generator()
-
-
-def merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``changes`` merged in, mappings recursively; a ``None`` value deletes."""
-    merged = dict(base)
-    for key, value in changes.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 @dataclass(frozen=True)
