@@ -28,43 +28,17 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+import json_strategies
 from ts_health_handler import RecordError
 from ts_health_handler._state import ErrorInfo, InitPhase, InitRecord, StateStore
 from ts_health_handler.probe import Io, run
 
 WHERE = "/state/m/1.0/init.json"
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=-(10**400), max_value=10**400)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=30)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=15,
-)
+json_values = json_strategies.json_values()
 #: What a JSON parser can give, minus NaN and infinities (see the explicit test for those).
-finite_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=-(10**400), max_value=10**400)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=30)
-)
-finite_values = st.recursive(
-    finite_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=15,
-)
+finite_values = json_strategies.json_values(finite=True)
+finite_scalars = json_strategies.json_scalars(finite=True)
 
 
 def _valid_record() -> dict[str, Any]:

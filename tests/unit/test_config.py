@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import json_strategies
 from ts_health_handler import ConfigError, Faults, HealthConfig, HealthError, InitFailurePolicy
 
 # -- defaults and valid values ------------------------------------------------------------
@@ -307,21 +308,7 @@ def test_faults_from_mapping_alone_uses_its_own_key() -> None:
 
 # -- property: arbitrary JSON-like values only ever give a one-line ConfigError ----------
 
-json_scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers()
-    | st.integers(min_value=-(10**500), max_value=10**500)
-    | st.floats(allow_nan=True, allow_infinity=True)
-    | st.text(max_size=20)
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
-    ),
-    max_leaves=12,
-)
+json_values = json_strategies.json_values()
 
 TOP_KEYS = ["on_init_failure", "state_dir", "check_timeout_s", "traceback_limit", "termination_log"]
 FAULT_KEYS = list(Faults.__dataclass_fields__)
