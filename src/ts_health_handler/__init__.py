@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from ._errors import ConfigError, HealthError, InferenceError, InitializationError
     from ._handler import HealthHandler
     from ._mixin import HealthMixin
-    from ._state import ErrorInfo, InitPhase, InitRecord, RecordError, StateStore, resolve_state_dir
-    from ._status import CheckStatus, HealthStatus
+    from ._state import ErrorInfo, InitRecord, RecordError, StateStore, resolve_state_dir
+    from ._states import CheckStatus, HealthStatus, InitPhase
 
 __all__ = [
     "CheckStatus",
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 _HOMES = {
-    "CheckStatus": "._status",
+    "CheckStatus": "._states",
     "ConfigError": "._errors",
     "ErrorInfo": "._state",
     "Faults": "._config",
@@ -54,10 +54,10 @@ _HOMES = {
     "HealthError": "._errors",
     "HealthHandler": "._handler",
     "HealthMixin": "._mixin",
-    "HealthStatus": "._status",
+    "HealthStatus": "._states",
     "InferenceError": "._errors",
     "InitFailurePolicy": "._config",
-    "InitPhase": "._state",
+    "InitPhase": "._states",
     "InitRecord": "._state",
     "InitializationError": "._errors",
     "RecordError": "._state",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import json
 import math
 import os
@@ -23,6 +22,8 @@ from typing import Any, Final
 from urllib.parse import quote
 
 from ._errors import HealthError
+from ._states import InitPhase
+from ._text import clip
 
 try:
     import fcntl
@@ -45,14 +46,6 @@ RECORD_SCHEMA_VERSION: Final = 1
 RECENT_ERRORS: Final = 5
 #: Longest message kept in a record, in characters.
 MESSAGE_LIMIT: Final = 2000
-
-
-class InitPhase(str, enum.Enum):
-    """Where a model's initialization stands."""
-
-    INITIALIZING = "initializing"
-    READY = "ready"
-    FAILED = "failed"
 
 
 class RecordError(HealthError):
@@ -83,12 +76,7 @@ def parse_iso(text: str) -> float:
 
 def bound(text: str, limit: int) -> str:
     """Cut ``text`` to ``limit`` characters, keeping the end (where tracebacks say what)."""
-    if len(text) <= limit:
-        return text
-    marker = "...[truncated]...\n"
-    if limit <= len(marker):
-        return text[len(text) - limit :]
-    return marker + text[len(text) - (limit - len(marker)) :]
+    return clip(text, limit)
 
 
 @dataclass(frozen=True)

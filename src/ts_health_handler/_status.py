@@ -6,7 +6,6 @@ documented in ``docs/status.md``.
 
 from __future__ import annotations
 
-import enum
 import json
 import platform
 import threading
@@ -16,6 +15,7 @@ from functools import cache
 from importlib import metadata
 from typing import Any, Final
 
+from ._states import CheckStatus, HealthStatus
 from ._version import __version__
 
 __all__ = ["CheckResult", "CheckRunner", "CheckStatus", "HealthStatus", "library_versions"]
@@ -23,24 +23,6 @@ __all__ = ["CheckResult", "CheckRunner", "CheckStatus", "HealthStatus", "library
 STATUS_SCHEMA_VERSION: Final = 1
 #: Longest JSON text of a user check result kept in the status.
 RESULT_LIMIT: Final = 4000
-
-
-class HealthStatus(str, enum.Enum):
-    """The first field of the status document."""
-
-    READY = "ready"
-    DEGRADED = "degraded"
-    FAILED = "failed"
-
-
-class CheckStatus(str, enum.Enum):
-    """Outcome of the user's ``health_check()``."""
-
-    OK = "ok"
-    FAILED = "failed"
-    ERROR = "error"
-    TIMEOUT = "timeout"
-    NOT_CONFIGURED = "not_configured"
 
 
 @dataclass(frozen=True)
