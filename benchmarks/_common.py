@@ -1,7 +1,7 @@
 """Shared by the server benchmarks: archiving the two empty models, machine facts, timing.
 
-Standard library plus PyYAML (TorchServe's own dependency) and the runner in
-``ts_health_handler._server``; the benchmarks never touch anything but loopback.
+Standard library plus the runner in ``ts_health_handler.testing``; the benchmarks never
+touch anything but loopback.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-
-from ts_health_handler._server import archive_model
+from ts_health_handler.testing import archive_model, model_config
 
 REPO: Final = Path(__file__).resolve().parents[1]
 BENCH: Final = Path(__file__).resolve().parent
@@ -36,20 +34,11 @@ def archive(
     source: Path,
     name: str,
     store: Path,
-    scratch: Path,
     changes: Mapping[str, Any] | None = None,
 ) -> Path:
     """Archive ``source/handler.py`` as ``name`` with ``changes`` merged into its config."""
-    config = yaml.safe_load((source / "model-config.yml").read_text(encoding="utf-8")) or {}
-    for key, value in (changes or {}).items():
-        if isinstance(value, Mapping) and isinstance(config.get(key), Mapping):
-            config[key] = {**config[key], **value}
-        else:
-            config[key] = value
-    scratch.mkdir(parents=True, exist_ok=True)
-    config_file = scratch / f"{name}-model-config.yml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return archive_model(source / "handler.py", name, store, config_file=config_file)
+    config = model_config(source / "model-config.yml", changes)
+    return archive_model(source / "handler.py", name, store, config=config)
 
 
 def _version(command: Sequence[str]) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from _common import HEALTH_MODEL, PLAIN_MODEL, SERVER_CONFIG, archive, print_load, print_machine
 from _load import percentile, request_once, run_load
 
-from ts_health_handler._server import serve
+from ts_health_handler.testing import serve
 
 CASES = {
     "plain describe (frontend only)": ("plain_empty", ""),
@@ -43,8 +43,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-describe-") as scratch:
         root = Path(scratch)
         store = root / "store"
-        archive(PLAIN_MODEL, "plain_empty", store, root / "configs")
-        archive(HEALTH_MODEL, "health_empty", store, root / "configs")
+        archive(PLAIN_MODEL, "plain_empty", store)
+        archive(HEALTH_MODEL, "health_empty", store)
         with serve(
             store, config=SERVER_CONFIG, env={"TS_HEALTH_STATE_DIR": str(root / "state")}
         ) as server:

@@ -37,7 +37,7 @@ from _common import (
 )
 from _load import request_once
 
-from ts_health_handler._server import serve
+from ts_health_handler.testing import serve
 
 #: Resident memory of one worker, measured on TorchServe 0.12 + torch 2.13 CPU.
 WORKER_MIB = 230
@@ -62,7 +62,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-models-") as scratch:
         root = Path(scratch)
         store, state = root / "store", root / "state"
-        archive(HEALTH_MODEL, "empty", store, root / "configs")
+        archive(HEALTH_MODEL, "empty", store)
         with serve(
             store,
             config={**SERVER_CONFIG, "default_response_timeout": 60},

@@ -57,7 +57,7 @@ def probe_command() -> list[str]:
 def own_server() -> Iterator[tuple[str, str, str, str | None]]:
     """Start TorchServe with the empty example model: (inference, management, model, key)."""
     try:
-        from ts_health_handler._server import archive_model, serve
+        from ts_health_handler.testing import archive_model, serve
     except ImportError as exc:  # pragma: no cover - depends on the checkout
         raise SystemExit(
             f"probe_latency: no running server given and cannot start one ({exc}); "

@@ -35,7 +35,7 @@ from _common import (
 )
 from _load import LoadResult, percentile, run_load
 
-from ts_health_handler._server import serve
+from ts_health_handler.testing import serve
 
 TARGET_RATIO = 0.97
 MODELS = {
@@ -73,7 +73,7 @@ def main() -> int:
         store = root / "store"
         workers = {"minWorkers": args.workers, "maxWorkers": args.workers}
         for name, source in models.values():
-            archive(source, name, store, root / "configs", workers)
+            archive(source, name, store, workers)
         with serve(
             store,
             config={**SERVER_CONFIG, "job_queue_size": max(100, 2 * args.concurrency)},

@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,7 @@ from _common import (
 )
 from _load import request_once
 
-from ts_health_handler._server import serve
-from ts_health_handler._state import parse_iso
+from ts_health_handler.testing import serve
 
 MODEL = "failing_model"
 #: The message examples/failing_model/handler.py raises with.
@@ -69,7 +69,6 @@ def main() -> int:
             REPO / "examples" / MODEL,
             MODEL,
             store,
-            root / "configs",
             {"maxRetryTimeoutInSec": args.max_retry, "minWorkers": 1, "maxWorkers": 1},
         )
         events = measure(store, state, root, args)
@@ -128,7 +127,12 @@ def measure(store: Path, state: Path, root: Path, args: argparse.Namespace) -> d
                     events["probe_reason_line"] = f"{model['state']}: {model['reason']}"
                     record = model.get("initialization") or {}
                     if record.get("first_failure_at"):
-                        first = parse_iso(record["first_failure_at"]) - wall0
+                        first = (
+                            datetime.fromisoformat(
+                                record["first_failure_at"].replace("Z", "+00:00")
+                            ).timestamp()
+                            - wall0
+                        )
                         events["first_failure"] = first
                 if model.get("state") == "unhealthy" and "probe_unhealthy" not in events:
                     events["probe_unhealthy"] = began + seconds

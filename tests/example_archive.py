@@ -10,30 +10,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ts_health_handler.testing import archive_model
+from ts_health_handler.testing import archive_model, model_config
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``changes`` merged in, mappings recursively; a ``None`` value deletes."""
-    merged = dict(base)
-    for key, value in changes.items():
-        if value is None:
-            merged.pop(key, None)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def archive_example(
     example: str,
     store: Path,
-    scratch: Path,
     *,
     name: str | None = None,
     changes: Mapping[str, Any] | None = None,
@@ -44,10 +28,8 @@ def archive_example(
     ``model-config.yml`` it carries (the example's, or ``base_config``, with ``changes``)."""
     source = EXAMPLES / example
     base = base_config or source / "model-config.yml"
-    config = merge(yaml.safe_load(base.read_text(encoding="utf-8")) or {}, changes or {})
-    config_file = scratch / "model-config.yml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    config = model_config(base, changes)
     mar = archive_model(
-        source / "handler.py", name or example, store, version=version, config_file=config_file
+        source / "handler.py", name or example, store, version=version, config=config
     )
     return mar, config

@@ -14,6 +14,7 @@ __all__ = [
     "HealthError",
     "InferenceError",
     "InitializationError",
+    "ServerError",
     "to_prediction_exception",
 ]
 
@@ -72,6 +73,14 @@ class InferenceError(HealthError):
         self.message: Final = message
         self.status_code: Final = status_code
         super().__init__(message)
+
+
+class ServerError(HealthError):
+    """A TorchServe could not be archived for, started, reached, understood or stopped.
+
+    The TorchServe client raises its subclasses (unreachable, an answer TorchServe would not
+    give, a refused token, an unknown model); the message is one line and names the server.
+    """
 
 
 def to_prediction_exception(error: InferenceError) -> Exception:

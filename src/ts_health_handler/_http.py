@@ -1,8 +1,8 @@
-"""A small, bounded HTTP GET for the probe: standard library only, no torch, no ts.
+"""HTTP for talking to TorchServe: one bounded request, standard library only.
 
-``http.client`` rather than ``urllib.request``: it imports in half the time, and the probe
-runs every few seconds. Every failure becomes a :class:`ProbeError` carrying a one-line
-message and the exit code the probe returns for it.
+The only module that imports ``http.client`` (rather than ``urllib.request``: it imports in
+half the time, and the probe runs every few seconds). Every failure becomes an
+:class:`Unreachable` or a :class:`BadAnswer` with a one-line message naming the server.
 """
 
 from __future__ import annotations
@@ -13,54 +13,51 @@ import json
 import socket
 import threading
 import time
-from dataclasses import dataclass
-from typing import Final
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
 from urllib.parse import urlsplit
 
+from ._errors import ServerError
+from ._text import one_line
 from ._version import __version__
 
-__all__ = [
-    "EXIT_BAD_ANSWER",
-    "EXIT_NOT_READY",
-    "EXIT_OK",
-    "EXIT_UNREACHABLE",
-    "EXIT_USAGE",
-    "Api",
-    "ProbeError",
-    "Response",
-    "check_base_url",
-]
-
-EXIT_OK: Final = 0
-#: The model (or server) answered and is not ready, unhealthy, or ``wait`` gave up.
-EXIT_NOT_READY: Final = 1
-#: Bad arguments or configuration: unknown option, bad URL, unreadable key file, token
-#: refused, unknown model.
-EXIT_USAGE: Final = 2
-#: No answer: connection refused or reset, timeout, unknown host.
-EXIT_UNREACHABLE: Final = 3
-#: An answer, but not one TorchServe gives: not HTTP, not JSON, wrong shape, odd status.
-EXIT_BAD_ANSWER: Final = 4
+__all__ = ["BadAnswer", "Response", "Unreachable", "request"]
 
 #: Longest answer read; a describe of a few hundred models stays far below it.
 BODY_LIMIT: Final = 16 * 1024 * 1024
 
 
-class ProbeError(Exception):
-    """A probe failure with a one-line ``message`` and the ``exit_code`` it maps to."""
+class Unreachable(ServerError):
+    """No answer: connection refused or reset, timeout, unknown host."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
-        self.message: Final = message
-        self.exit_code: Final = exit_code
-        super().__init__(message)
+
+class BadAnswer(ServerError):
+    """An answer, but not one TorchServe gives: not HTTP, not JSON, the wrong shape."""
 
 
 @dataclass(frozen=True)
 class Response:
-    """An HTTP answer: status and body (already read in full)."""
+    """An HTTP answer, read in full; error statuses are answers too, not exceptions."""
 
     status: int
     body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON.
+
+        Raises:
+            BadAnswer: the body is not JSON.
+        """
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            raise BadAnswer(f"expected JSON, got HTTP {self.status}: {self.text[:500]!r}") from None
 
     def error_summary(self) -> str:
         """``400 InvalidKeyException: Token ...`` from TorchServe's JSON error body."""
@@ -73,8 +70,7 @@ class Response:
         try:
             data = json.loads(self.body)
         except ValueError:
-            snippet = self.body[:120].decode("utf-8", "replace").strip()
-            return None, " ".join(snippet.split()) or None
+            return None, one_line(self.body[:120].decode("utf-8", "replace")) or None
         if not isinstance(data, dict):
             return None, None
         kind, message = data.get("type"), data.get("message")
@@ -84,115 +80,81 @@ class Response:
         )
 
 
-def check_base_url(option: str, url: str) -> str:
-    """``url`` without a trailing slash, or a usage :class:`ProbeError` naming ``option``."""
-    expected = "expected http://HOST:PORT or https://HOST:PORT"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ProbeError(f"invalid {option} {url!r}: {expected}", EXIT_USAGE) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProbeError(f"invalid {option} {url!r}: {expected}", EXIT_USAGE)
-    if parts.username is not None or parts.password is not None:
-        # Do not echo the URL: it holds a secret.
-        raise ProbeError(
-            f"invalid {option}: credentials in the URL are not supported; use --token",
-            EXIT_USAGE,
-        )
-    if parts.query or parts.fragment:
-        raise ProbeError(f"invalid {option} {url!r}: {expected} (no query)", EXIT_USAGE)
-    del port  # parsed only to reject a malformed port early
-    return url.rstrip("/")
+def request(
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    body: bytes | None = None,
+    where: str | None = None,
+) -> Response:
+    """Send one request and read the whole answer within ``timeout`` seconds in total.
 
+    Args:
+        where: how messages name the server (default: the URL's scheme, host and port).
 
-@dataclass(frozen=True)
-class Api:
-    """One TorchServe API (inference or management): where it is and the token it wants.
-
-    ``repr`` leaves the token out, so that no traceback or log line can show it.
+    Raises:
+        Unreachable: no answer in time, refused, reset, unknown host.
+        BadAnswer: the answer is not HTTP or longer than :data:`BODY_LIMIT`.
     """
-
-    name: str
-    base: str
-    token: str | None = None
-
-    def __repr__(self) -> str:
-        token = "set" if self.token else "none"
-        return f"Api({self.name!r}, {self.base!r}, token={token})"
-
-    def get(self, path: str, timeout: float) -> Response:
-        """GET ``path`` (relative to :attr:`base`) within ``timeout`` seconds in total.
-
-        Raises:
-            ProbeError: unreachable (exit 3) or not HTTP (exit 4).
-        """
-        parts = urlsplit(self.base)
-        host = parts.hostname or ""
-        kind = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        deadline = time.monotonic() + timeout
-        headers = {
-            "Accept": "application/json",
-            "User-Agent": f"ts-health/{__version__}",
-            "Connection": "close",
-        }
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        where = f"the {self.name} at {self.base}"
-        connection = kind(host, parts.port, timeout=max(timeout, 0.001))
-        # Socket timeouts bound each recv(), not the whole answer: a server trickling a byte
-        # at a time would outlast any of them. The watchdog shuts the socket at the deadline.
-        expired = threading.Event()
-        watchdog: threading.Timer | None = None
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    where = where or f"{parts.scheme}://{parts.netloc}"
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    what = f"{method} {path}"
+    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    deadline = time.monotonic() + timeout
+    sent = {
+        "Accept": "application/json",
+        "User-Agent": f"ts-health/{__version__}",
+        "Connection": "close",
+        **(headers or {}),
+    }
+    connection = kind(host, parts.port, timeout=max(timeout, 0.001))
+    # Socket timeouts bound each recv(), not the whole answer: a server trickling a byte
+    # at a time would outlast any of them. The watchdog shuts the socket at the deadline.
+    expired = threading.Event()
+    watchdog: threading.Timer | None = None
+    try:
         try:
-            try:
-                connection.request("GET", parts.path + path, headers=headers)
-                # getresponse() drops connection.sock when the server closes; keep the socket.
-                sock = connection.sock
-                watchdog = threading.Timer(
-                    max(0.0, deadline - time.monotonic()), _expire, (sock, expired)
-                )
-                watchdog.daemon = True
-                watchdog.start()
-                _shrink_timeout(sock, deadline)
-                answer = connection.getresponse()
-                body = _read(answer, sock, deadline)
-            except Exception:
-                if expired.is_set():
-                    raise TimeoutError from None
-                raise
+            connection.request(method, path or "/", body=body, headers=sent)
+            # getresponse() drops connection.sock when the server closes; keep the socket.
+            sock = connection.sock
+            watchdog = threading.Timer(
+                max(0.0, deadline - time.monotonic()), _expire, (sock, expired)
+            )
+            watchdog.daemon = True
+            watchdog.start()
+            _shrink_timeout(sock, deadline)
+            answer = connection.getresponse()
+            content = _read(answer, sock, deadline)
+        except Exception:
             if expired.is_set():
-                raise TimeoutError
-            return Response(answer.status, body)
-        except ConnectionRefusedError:
-            raise ProbeError(
-                f"cannot connect to {where}: connection refused", EXIT_UNREACHABLE
-            ) from None
-        except TimeoutError:  # socket.timeout too (an alias since 3.10)
-            raise ProbeError(
-                f"{where} did not answer GET {path} within {timeout:g} s", EXIT_UNREACHABLE
-            ) from None
-        except socket.gaierror:
-            raise ProbeError(f"cannot resolve host {host!r} of {where}", EXIT_UNREACHABLE) from None
-        except (http.client.RemoteDisconnected, ConnectionResetError):
-            raise ProbeError(
-                f"{where} closed the connection without answering GET {path}", EXIT_UNREACHABLE
-            ) from None
-        except http.client.HTTPException as exc:
-            raise ProbeError(
-                f"{where} answered GET {path} with something that is not HTTP "
-                f"({type(exc).__name__})",
-                EXIT_BAD_ANSWER,
-            ) from None
-        except OSError as exc:
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise ProbeError(f"cannot reach {where}: {reason}", EXIT_UNREACHABLE) from None
-        finally:
-            if watchdog is not None:
-                watchdog.cancel()
-            connection.close()
+                raise TimeoutError from None
+            raise
+        if expired.is_set():
+            raise TimeoutError
+        return Response(answer.status, content, dict(answer.getheaders()))
+    except ConnectionRefusedError:
+        raise Unreachable(f"cannot connect to {where}: connection refused") from None
+    except TimeoutError:  # socket.timeout too (an alias since 3.10)
+        raise Unreachable(f"{where} did not answer {what} within {timeout:g} s") from None
+    except socket.gaierror:
+        raise Unreachable(f"cannot resolve host {host!r} of {where}") from None
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        raise Unreachable(f"{where} closed the connection without answering {what}") from None
+    except http.client.HTTPException as exc:
+        raise BadAnswer(
+            f"{where} answered {what} with something that is not HTTP ({type(exc).__name__})"
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise Unreachable(f"cannot reach {where}: {reason}") from None
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+        connection.close()
 
 
 def _expire(sock: socket.socket | None, expired: threading.Event) -> None:

@@ -25,16 +25,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ._server import (
-    HttpResponse,
-    ServerError,
-    Tokens,
-    TorchServe,
-    WaitTimeout,
-    archive_model,
-    serve,
-    wait_for,
-)
+from ._archive import archive_model, model_config
+from ._runner import serve
+from ._server import HttpResponse, ServerError, Tokens, TorchServe, WaitTimeout, wait_for
 
 __all__ = [
     "HttpResponse",
@@ -46,6 +39,7 @@ __all__ = [
     "describe",
     "infer",
     "mock_context",
+    "model_config",
     "serve",
     "set_requests",
     "wait_for",

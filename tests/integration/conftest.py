@@ -25,7 +25,7 @@ from urllib.parse import quote
 import pytest
 
 from example_archive import archive_example
-from ts_health_handler._server import TorchServe, serve
+from ts_health_handler.testing import TorchServe, serve
 
 HERE = Path(__file__).resolve().parent
 
@@ -113,11 +113,9 @@ def build_mar(tmp_path_factory: pytest.TempPathFactory) -> BuildMar:
         version: str = "1.0",
         base_config: Path | None = None,
     ) -> Path:
-        scratch = tmp_path_factory.mktemp(f"mar-{name or example}")
         mar, _ = archive_example(
             example,
             store,
-            scratch,
             name=name,
             changes=changes,
             version=version,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from ts_health_handler._server import TorchServe
+from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration
 

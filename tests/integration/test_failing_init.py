@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ts_health_handler._server import TorchServe, wait_for
+from ts_health_handler.testing import TorchServe, wait_for
 
 pytestmark = pytest.mark.integration
 

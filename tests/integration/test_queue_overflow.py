@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from ts_health_handler._server import HttpResponse, TorchServe, wait_for
+from ts_health_handler.testing import HttpResponse, TorchServe, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ts_health_handler._server import (
+from ts_health_handler._runner import _group_alive
+from ts_health_handler.testing import (
     ServerError,
     Tokens,
     TorchServe,
     WaitTimeout,
-    _group_alive,
     archive_model,
     serve,
     wait_for,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ts_health_handler._server import TorchServe
+from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ts_health_handler._server import Tokens, TorchServe
+from ts_health_handler.testing import Tokens, TorchServe
 
 pytestmark = pytest.mark.integration
 

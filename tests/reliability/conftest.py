@@ -35,7 +35,7 @@ from reliability_support import (
 )
 
 from example_archive import archive_example
-from ts_health_handler._server import TorchServe, serve
+from ts_health_handler.testing import TorchServe, serve
 
 HERE = Path(__file__).resolve().parent
 
@@ -114,8 +114,7 @@ def rel_model(
     """``rel_model(example, name, changes=None) -> name``, registered with READY workers."""
 
     def register(example: str, name: str, changes: Mapping[str, Any] | None = None) -> str:
-        scratch = tmp_path_factory.mktemp(f"mar-{name}")
-        _, config = archive_example(example, rel_store, scratch, name=name, changes=changes)
+        _, config = archive_example(example, rel_store, name=name, changes=changes)
         workers = int(config.get("minWorkers", 1))
         rel_server.register(f"{name}.mar", initial_workers=workers, synchronous=True)
         rel_server.wait_until_ready(name, workers=workers, timeout=120)

@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
-from ts_health_handler._server import TorchServe
+from ts_health_handler.testing import TorchServe
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,7 @@ from types import ModuleType
 import pytest
 from reliability_support import status_by_worker, worker_pids
 
-from ts_health_handler._server import TorchServe
+from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration
 

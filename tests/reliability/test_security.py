@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from reliability_support import SECRET_ENV, SECRET_MARKER, ProbeRun, record_path, worker_pids
 
-from ts_health_handler._server import TorchServe
+from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration
 

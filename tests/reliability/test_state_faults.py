@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from reliability_support import ProbeRun, record_path
 
-from ts_health_handler._server import TorchServe
+from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
+from ts_health_handler._answers import ModelEntry
 from ts_health_handler._state import ErrorInfo, InitRecord, utc_iso
-from ts_health_handler.probe import ModelHealth, Observation, State, assess
+from ts_health_handler.probe import ModelHealth, Observation, State, assess, health_json
 
 NOW = 1_750_000_000.0
 
@@ -64,7 +65,7 @@ def doc(status: str = "ready", **extra: Any) -> dict[str, Any]:
 
 
 def verdict(describe: dict[str, Any], **seen: Any) -> ModelHealth:
-    return assess("m", "1.0", Observation(describe=describe, now=NOW, **seen))
+    return assess("m", "1.0", Observation(describe=ModelEntry.from_json(describe), now=NOW, **seen))
 
 
 def test_ready_when_a_worker_is_ready_and_status_ready() -> None:
@@ -194,7 +195,7 @@ def test_a_ready_worker_wins_over_recorded_failures() -> None:
 def test_missing_job_queue_status_is_not_saturation() -> None:
     health = verdict(entry("READY", remaining=None), status=doc())
     assert health.state is State.READY
-    assert health.to_json()["queue"] is None
+    assert health_json(health)["queue"] is None
 
 
 @pytest.mark.parametrize(
@@ -224,7 +225,7 @@ def test_json_carries_the_evidence() -> None:
     health = verdict(
         entry("UNLOADING", pending=3, remaining=97), record=record, record_path="/r/init.json"
     )
-    data = health.to_json()
+    data = health_json(health)
     assert data["state"] == "failing"
     assert data["ok"] is False
     assert data["workers"] == {"ready": 0, "total": 1, "min": 1, "max": 1}

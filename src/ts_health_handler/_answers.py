@@ -1,0 +1,233 @@
+"""TorchServe 0.12's answers as frozen types, parsed once: describe entries and key files.
+
+Standard library only (the probe imports it). TorchServe 0.12.0 facts this module relies on
+(checked against the real server):
+
+- ``GET /models/{name}`` answers a list, one entry per version::
+
+      [{"modelName": "m", "modelVersion": "1.0", "minWorkers": 1, "maxWorkers": 1,
+        "maxRetryTimeoutInSec": 300, "jobQueueStatus": {"remainingCapacity": 100,
+        "pendingRequests": 0}, "workers": [{"id": "9000", "status": "READY", "pid": 70,
+        "startTime": "2023-04-18T00:28:02.086Z", ...}], ...}]
+
+  A worker whose ``initialize()`` keeps failing shows as ``UNLOADING``, never with a reason.
+- ``?customized=true`` adds ``customizedMetadata``: what the handler's ``describe_handle()``
+  returned, parsed as JSON (older versions sent a JSON *string*); it is queued to the worker
+  and never answers while no worker is alive.
+- With token authorization on, the frontend writes ``key_file.json`` into its working
+  directory (``{"management": {"key", "expiration time"}, "inference": {...}, "API":
+  {"key"}}``); a request without the right key gets 400 ``InvalidKeyException``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Union
+from urllib.parse import quote
+
+from ._errors import ServerError
+
+__all__ = [
+    "JobQueue",
+    "KeyFileError",
+    "Keys",
+    "ModelEntry",
+    "Worker",
+    "count_or_none",
+    "model_path",
+    "parse_describe",
+    "status_from_metadata",
+]
+
+#: The ``status`` words of our status document.
+STATUS_WORDS: Final = ("ready", "degraded", "failed")
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+class KeyFileError(ServerError):
+    """TorchServe's ``key_file.json`` is missing, not JSON, or lacks a key."""
+
+
+def count_or_none(value: Any) -> int | None:
+    """A count from TorchServe's JSON, or ``None`` when it is not one.
+
+    JSON may carry ``true``, NaN, Infinity or 1e400: not a count TorchServe would give.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return int(value)
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One worker of a model version, as describe lists it."""
+
+    status: str
+    id: str | None = None
+    pid: int | None = None
+    start_time: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "READY"
+
+
+@dataclass(frozen=True)
+class JobQueue:
+    """``jobQueueStatus``: free slots and requests waiting (absent before TorchServe 0.11)."""
+
+    remaining: int
+    pending: int
+
+    @property
+    def full(self) -> bool:
+        return self.remaining <= 0
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One version's entry of ``GET /models/{name}``, parsed once."""
+
+    name: str
+    version: str
+    workers: tuple[Worker, ...] = ()
+    min_workers: int | None = None
+    max_workers: int | None = None
+    max_retry_timeout_s: int | None = None
+    queue: JobQueue | None = None
+    #: ``customizedMetadata`` as sent (only in a customized describe).
+    customized: Any = None
+
+    @property
+    def ready_workers(self) -> int:
+        return sum(1 for w in self.workers if w.ready)
+
+    @classmethod
+    def from_json(cls, raw: Any) -> ModelEntry:
+        """Parse one entry.
+
+        Raises:
+            ValueError: ``raw`` does not have the shape TorchServe gives (``args[0]`` is it).
+        """
+        workers = raw.get("workers") if isinstance(raw, dict) else None
+        if (
+            not isinstance(raw, dict)
+            or not isinstance(raw.get("modelName"), str)
+            or not isinstance(workers, list)
+            or not all(isinstance(w, dict) and isinstance(w.get("status"), str) for w in workers)
+        ):
+            raise ValueError(raw)
+        queue = raw.get("jobQueueStatus")
+        remaining = (
+            count_or_none(queue.get("remainingCapacity")) if isinstance(queue, dict) else None
+        )
+        pending = count_or_none(queue.get("pendingRequests")) if isinstance(queue, dict) else None
+        return cls(
+            name=raw["modelName"],
+            version=str(raw.get("modelVersion") or "unknown"),
+            workers=tuple(
+                Worker(
+                    status=w["status"],
+                    id=None if w.get("id") is None else str(w["id"]),
+                    pid=count_or_none(w.get("pid")),
+                    start_time=w.get("startTime") if isinstance(w.get("startTime"), str) else None,
+                )
+                for w in workers
+            ),
+            min_workers=count_or_none(raw.get("minWorkers")),
+            max_workers=count_or_none(raw.get("maxWorkers")),
+            max_retry_timeout_s=count_or_none(raw.get("maxRetryTimeoutInSec")),
+            queue=None if remaining is None else JobQueue(remaining, pending or 0),
+            customized=raw.get("customizedMetadata"),
+        )
+
+
+def parse_describe(data: Any) -> list[ModelEntry]:
+    """Every entry of a describe answer.
+
+    Raises:
+        ValueError: not a non-empty list of entries (``args[0]`` is the offending part).
+    """
+    if not isinstance(data, list) or not data:
+        raise ValueError(data)
+    return [ModelEntry.from_json(item) for item in data]
+
+
+def status_from_metadata(metadata: Any) -> tuple[dict[str, Any] | None, str | None]:
+    """Our status document from ``customizedMetadata``: ``(document, None)`` or ``(None, why)``."""
+    if metadata is None or metadata == "" or metadata == {}:
+        return None, "the handler reports no ts-health status (is HealthMixin one of its bases?)"
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return None, "customizedMetadata is not JSON; not a ts-health status"
+    if not isinstance(metadata, dict) or metadata.get("status") not in STATUS_WORDS:
+        return (
+            None,
+            "customizedMetadata is not a ts-health status (no status ready/degraded/failed)",
+        )
+    return metadata, None
+
+
+def model_path(model: str, version: str | None = None) -> str:
+    """``/models/{model}[/{version}]``, each part URL-quoted."""
+    path = f"/models/{quote(model, safe='')}"
+    return path + f"/{quote(version, safe='')}" if version else path
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The keys of a server with token authorization, from its ``key_file.json``.
+
+    ``repr`` leaves the keys out, so that no traceback or log line can show them.
+    """
+
+    inference: str
+    management: str
+    #: The key of the ``/token`` API that renews the other two.
+    api: str | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(inference=..., management=..., api=...)"
+
+    @classmethod
+    def from_key_file(cls, path: PathLike) -> Keys:
+        """Parse TorchServe 0.12's ``key_file.json``.
+
+        Raises:
+            KeyFileError: the file is missing, not JSON or lacks a key; names the file.
+        """
+        expected = (
+            'expected TorchServe\'s key_file.json: {"management": {"key": ...}, '
+            '"inference": {"key": ...}}'
+        )
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise KeyFileError(f"cannot read key file {path}: {exc.strerror or exc}") from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise KeyFileError(f"key file {path} is not JSON; {expected}") from None
+        keys: dict[str, str] = {}
+        for name in ("management", "inference"):
+            section = data.get(name) if isinstance(data, dict) else None
+            key = section.get("key") if isinstance(section, dict) else None
+            if not isinstance(key, str) or not key:
+                raise KeyFileError(f"key file {path} has no {name} key; {expected}")
+            keys[name] = key
+        api = data.get("API")
+        api_key = api.get("key") if isinstance(api, dict) else None
+        return cls(
+            inference=keys["inference"],
+            management=keys["management"],
+            api=api_key if isinstance(api_key, str) and api_key else None,
+        )

@@ -1,0 +1,367 @@
+"""Start a real TorchServe for tests and demos, and always stop exactly what was started.
+
+Standard library only. The server runs in its own process group, started through the
+``torchserve`` command that sits next to the running interpreter (else on ``PATH``).
+
+Every server gets free loopback ports, its own log directory (``LOG_LOCATION`` and
+``METRICS_LOCATION``) and its own temporary directory (``TEMP``/``TMPDIR``: TorchServe keeps
+its pid file, the workers' ``.ts.sock.<port>`` sockets and the unpacked models there), so two
+servers on one machine never collide. On exit the exact process group that was started is
+stopped (SIGTERM, then SIGKILL), also when the body raised; nothing is ever killed by name.
+
+TorchServe 0.12.0 facts this module relies on (checked against the real server and its
+``model-server.jar``):
+
+- ``torchserve --start`` writes its pid file to ``tempfile.gettempdir()/.model_server.pid``
+  and refuses to start while that file names a live server; ``TEMP`` also becomes the
+  frontend's ``-Djava.io.tmpdir``, where the worker sockets live. Hence one temp dir per server.
+- With token authorization on (the 0.12 default) the frontend writes ``key_file.json`` into its
+  *working directory* (``user.dir``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Final, Union
+
+from ._archive import find_executable
+from ._errors import ServerError
+from ._server import (
+    CONSOLE_FILE,
+    KEY_FILE,
+    LOG_FILE,
+    Tokens,
+    TorchServe,
+    WaitTimeout,
+    tail,
+    wait_for,
+)
+from ._state import ENV_STATE_DIR
+
+__all__ = ["serve"]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: How long a stopped server may take before its process group gets SIGKILL.
+STOP_TIMEOUT_S: Final = 30.0
+#: Attempts at starting when the picked ports were taken in the meantime.
+PORT_ATTEMPTS: Final = 3
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports that were free a moment ago."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+# -- starting and stopping ---------------------------------------------------------------------
+
+
+def _models_setting(models: Mapping[str, str] | Sequence[str] | str | None) -> str | None:
+    if models is None:
+        return None
+    if isinstance(models, str):
+        return models
+    if isinstance(models, Mapping):
+        return ",".join(f"{name}={mar}" for name, mar in models.items())
+    return ",".join(models)
+
+
+def _write_properties(path: Path, settings: Mapping[str, str]) -> None:
+    lines = ["# written by ts_health_handler.testing.serve"]
+    for key, value in settings.items():
+        if "\n" in key or "\n" in str(value):
+            raise ServerError(f"config.properties entry {key!r} must be one line")
+        lines.append(f"{key}={value}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any non-zombie process is left in process group ``pgid``."""
+    proc = Path("/proc")
+    if proc.is_dir():
+        for entry in proc.iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
+            fields = stat[stat.rfind(")") + 2 :].split()
+            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+        return False
+    try:  # pragma: no cover - not Linux: zombies count as alive here
+        os.killpg(pgid, 0)
+    except ProcessLookupError:  # pragma: no cover
+        return False
+    except PermissionError:  # pragma: no cover
+        return True
+    return True  # pragma: no cover
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> None:
+    """Stop the process group that ``process`` leads: SIGTERM, wait, then SIGKILL.
+
+    The group id is the pid of the process we started (``start_new_session=True``); while any
+    member lives no other process can get that id, so only our own processes are signalled.
+    """
+    pgid = process.pid
+
+    def signal_group(signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signum)
+
+    if process.poll() is None or _group_alive(pgid):
+        signal_group(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.1)
+        if process.poll() is not None and not _group_alive(pgid):
+            return
+        time.sleep(0.1)
+    signal_group(signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+    # Members may already be reparented; give the kernel a moment to reap them.
+    with contextlib.suppress(WaitTimeout):
+        wait_for(lambda: not _group_alive(pgid), timeout=10, interval=0.1, what="SIGKILL")
+
+
+def _port_clash(log_dir: Path) -> bool:
+    text = tail(log_dir / LOG_FILE, 400) + tail(log_dir / CONSOLE_FILE, 200)
+    return "Address already in use" in text or "BindException" in text
+
+
+@contextlib.contextmanager
+def serve(
+    model_store: PathLike,
+    *,
+    models: Mapping[str, str] | Sequence[str] | str | None = None,
+    config: Mapping[str, str | int | float | bool] | None = None,
+    token_auth: bool = False,
+    model_api: bool = True,
+    startup_timeout: float = 120.0,
+    env: Mapping[str, str] | None = None,
+    workdir: PathLike | None = None,
+    workers_per_model: int = 1,
+) -> Iterator[TorchServe]:
+    """Start TorchServe (``torchserve --start --foreground --ncs``) and stop it on exit.
+
+    Args:
+        model_store: the directory holding the ``.mar`` files.
+        models: loaded at start-up (``load_models``): ``"all"``, a list of ``.mar`` files, or
+            ``{"name": "file.mar"}``; ``None`` (default) loads none, register them instead.
+        config: extra ``config.properties`` entries; they override the ones written here
+            (addresses, ``model_store``, ``default_workers_per_model``, token and model API).
+        token_auth: keep TorchServe 0.12's token authorization on; :attr:`TorchServe.token`
+            then holds the keys from ``key_file.json`` and every helper sends them.
+        model_api: allow registering and unregistering through the management API.
+        startup_timeout: seconds until ``/ping`` must answer (any HTTP status).
+        env: extra environment variables for the server and its workers.
+            ``TS_HEALTH_STATE_DIR`` (from here, else from this process) is always set for the
+            workers: by default to ``<workdir>/health-state`` (:attr:`TorchServe.state_dir`).
+        workdir: where ``config.properties``, ``logs/`` and ``key_file.json`` go (the server's
+            working directory). By default a fresh temporary directory, removed on a clean exit
+            and kept (its path is in the error) when starting or the body failed.
+        workers_per_model: ``default_workers_per_model`` (TorchServe's own default is one per
+            CPU core); a model's ``minWorkers`` overrides it.
+
+    Yields:
+        The running :class:`TorchServe`.
+
+    Raises:
+        ServerError: the server did not start (the message holds the tail of ``ts_log.log``).
+    """
+    store = Path(model_store).resolve()
+    if not store.is_dir():
+        raise ServerError(f"model store {store} is not a directory")
+    torchserve = find_executable("torchserve")
+    java_home = (env or {}).get("JAVA_HOME") or os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if java is None or not os.access(java, os.X_OK):
+        raise ServerError(
+            "java not found (TorchServe's frontend needs Java 17): install it or set JAVA_HOME"
+        )
+    own_workdir = workdir is None
+    root = Path(tempfile.mkdtemp(prefix="ts-serve-")) if workdir is None else Path(workdir)
+    root = root.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    log_dir = root / "logs"
+    log_dir.mkdir(exist_ok=True)
+    # Records go with the workdir unless the caller chose a place: the workers' TMPDIR (and so
+    # the library's default state dir) is the temp dir below, removed on exit.
+    state_dir = Path(
+        (env or {}).get(ENV_STATE_DIR) or os.environ.get(ENV_STATE_DIR) or root / "health-state"
+    )
+    # Unix socket paths are limited to ~107 bytes: keep the temp dir short and separate.
+    temp_dir = Path(tempfile.mkdtemp(prefix="tsrv-"))
+    process: subprocess.Popen[bytes] | None = None
+    clean = False
+    try:
+        server: TorchServe | None = None
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            inference, management, metrics, grpc_inference, grpc_management = _free_ports(5)
+            settings: dict[str, str] = {
+                "inference_address": f"http://127.0.0.1:{inference}",
+                "management_address": f"http://127.0.0.1:{management}",
+                "metrics_address": f"http://127.0.0.1:{metrics}",
+                "grpc_inference_address": "127.0.0.1",
+                "grpc_management_address": "127.0.0.1",
+                "grpc_inference_port": str(grpc_inference),
+                "grpc_management_port": str(grpc_management),
+                "model_store": str(store),
+                "default_workers_per_model": str(workers_per_model),
+                "disable_token_authorization": "false" if token_auth else "true",
+                "enable_model_api": "true" if model_api else "false",
+            }
+            loaded = _models_setting(models)
+            if loaded:
+                settings["load_models"] = loaded
+            for key, value in (config or {}).items():
+                settings[key] = str(value).lower() if isinstance(value, bool) else str(value)
+            config_file = root / "config.properties"
+            _write_properties(config_file, settings)
+            (root / KEY_FILE).unlink(missing_ok=True)
+            (temp_dir / ".model_server.pid").unlink(missing_ok=True)
+            command = [
+                torchserve,
+                "--start",
+                "--foreground",
+                "--ncs",
+                "--ts-config",
+                str(config_file),
+                "--model-store",
+                str(store),
+            ]
+            if not token_auth:
+                command.append("--disable-token-auth")
+            if model_api:
+                command.append("--enable-model-api")
+            environment = dict(os.environ)
+            environment.update(env or {})
+            environment.update(
+                {
+                    "LOG_LOCATION": str(log_dir),
+                    "METRICS_LOCATION": str(log_dir),
+                    "TEMP": str(temp_dir),
+                    "TMPDIR": str(temp_dir),
+                    "TMP": str(temp_dir),
+                    ENV_STATE_DIR: str(state_dir),
+                    # The CLI prefers $TS_CONFIG_FILE over --ts-config: make both ours.
+                    "TS_CONFIG_FILE": str(config_file),
+                }
+            )
+            with open(log_dir / CONSOLE_FILE, "ab") as console:
+                process = subprocess.Popen(
+                    command,
+                    cwd=root,
+                    env=environment,
+                    stdin=subprocess.DEVNULL,
+                    stdout=console,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            server = _await_start(
+                process,
+                TorchServe(
+                    inference_url=settings["inference_address"].rstrip("/"),
+                    management_url=settings["management_address"].rstrip("/"),
+                    metrics_url=settings["metrics_address"].rstrip("/"),
+                    log_dir=log_dir,
+                    model_store=store,
+                    pid=process.pid,
+                    workdir=root,
+                    temp_dir=temp_dir,
+                    config_file=config_file,
+                    state_dir=state_dir,
+                ),
+                token_auth=token_auth,
+                timeout=startup_timeout,
+                last_attempt=attempt == PORT_ATTEMPTS,
+            )
+            if server is not None:
+                break
+            _stop(process)
+            process = None
+        assert server is not None  # _await_start raises on the last attempt
+        yield server
+        clean = True
+    finally:
+        if process is not None:
+            _stop(process)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+        if own_workdir and clean:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _await_start(
+    process: subprocess.Popen[bytes],
+    server: TorchServe,
+    *,
+    token_auth: bool,
+    timeout: float,
+    last_attempt: bool,
+) -> TorchServe | None:
+    """Wait until ``/ping`` answers; ``None`` means "ports were taken, try again"."""
+    key_file = server.workdir / KEY_FILE
+    deadline = time.monotonic() + timeout
+    while True:
+        code = process.poll()
+        if code is not None:
+            if not last_attempt and _port_clash(server.log_dir):
+                return None
+            raise ServerError(
+                f"TorchServe exited with code {code} while starting (workdir {server.workdir})"
+                + _logs(server)
+            )
+        current: TorchServe | None = server
+        if token_auth:
+            try:
+                current = _with_tokens(server, Tokens.from_key_file(key_file))
+            except ServerError:
+                current = None  # key file not written yet
+        if current is not None:
+            with contextlib.suppress(ServerError):
+                current.ping(timeout=2.0)  # any HTTP answer means the frontend is up
+                return current
+        if time.monotonic() >= deadline:
+            if not last_attempt and _port_clash(server.log_dir):
+                return None
+            _stop(process)
+            raise ServerError(
+                f"TorchServe did not answer /ping within {timeout:g} s "
+                f"(workdir {server.workdir})" + _logs(server)
+            )
+        time.sleep(0.2)
+
+
+def _with_tokens(server: TorchServe, tokens: Tokens) -> TorchServe:
+    return dataclasses.replace(server, token=tokens)
+
+
+def _logs(server: TorchServe) -> str:
+    return (
+        f"\n--- {LOG_FILE} (tail) ---\n{server.log_tail()}"
+        f"\n--- {CONSOLE_FILE} (tail) ---\n{server.log_tail(CONSOLE_FILE, 15)}"
+    )

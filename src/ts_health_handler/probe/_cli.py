@@ -1,0 +1,219 @@
+"""The ``ts-health`` command line: options, dispatch, and errors turned into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from .._errors import HealthError
+from .._text import one_line
+from ._commands import COMMANDS, DEFAULT_WAIT_INTERVAL, Io
+from ._exit import ExitCode, exit_code_for, label_for
+from ._settings import (
+    DEFAULT_DESCRIBE_TIMEOUT,
+    DEFAULT_INFERENCE_URL,
+    DEFAULT_MANAGEMENT_URL,
+    DEFAULT_REQUEST_TIMEOUT,
+    ENV_DESCRIBE_TIMEOUT,
+    ENV_INFERENCE_URL,
+    ENV_KEY_FILE,
+    ENV_MANAGEMENT_URL,
+    ENV_REQUEST_TIMEOUT,
+    ENV_TOKEN,
+    resolve_settings,
+    seconds,
+)
+
+__all__ = ["build_parser", "main", "run"]
+
+EPILOG: Final = """\
+exit codes:
+  0  ok: alive / ready (degraded too with --allow-degraded)
+  1  not ready: initializing, failing, unhealthy, saturated, degraded; /ping unhealthy;
+     wait gave up
+  2  usage or configuration error: bad option, bad URL, unreadable key file, token
+     refused, unknown model
+  3  unreachable: connection refused, timeout, unknown host
+  4  an answer TorchServe would not give: not HTTP, not JSON, wrong shape
+  5  internal error of ts-health
+
+environment (options win):
+  TS_HEALTH_INFERENCE_URL, TS_HEALTH_MANAGEMENT_URL, TS_HEALTH_TOKEN, TS_HEALTH_KEY_FILE,
+  TS_HEALTH_REQUEST_TIMEOUT, TS_HEALTH_DESCRIBE_TIMEOUT, TS_HEALTH_STATE_DIR
+
+Connection options work before and after the command. See docs/probe.md.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line, exit code 2."""
+
+    def error(self, message: str) -> Any:  # argparse types this NoReturn
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, *, subcommand: bool) -> None:
+    # In a subcommand, an option not given must not overwrite the one given before it.
+    unset: Any = argparse.SUPPRESS if subcommand else None
+    group = parser.add_argument_group("connection options")
+    group.add_argument(
+        "--inference-url",
+        metavar="URL",
+        default=unset,
+        help=f"inference API (${ENV_INFERENCE_URL}, default {DEFAULT_INFERENCE_URL})",
+    )
+    group.add_argument(
+        "--management-url",
+        metavar="URL",
+        default=unset,
+        help=f"management API (${ENV_MANAGEMENT_URL}, default {DEFAULT_MANAGEMENT_URL})",
+    )
+    group.add_argument(
+        "--token",
+        metavar="TOKEN",
+        default=unset,
+        help=f"bearer token for both APIs (${ENV_TOKEN}); never printed",
+    )
+    group.add_argument(
+        "--key-file",
+        metavar="PATH",
+        default=unset,
+        help=f"TorchServe's key_file.json: management and inference keys (${ENV_KEY_FILE})",
+    )
+    group.add_argument(
+        "--request-timeout",
+        metavar="S",
+        type=seconds,
+        default=unset,
+        help=f"seconds per request (${ENV_REQUEST_TIMEOUT}, default {DEFAULT_REQUEST_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--describe-timeout",
+        metavar="S",
+        type=seconds,
+        default=unset,
+        help="seconds for the customized describe, which waits behind inference "
+        f"(${ENV_DESCRIBE_TIMEOUT}, default {DEFAULT_DESCRIBE_TIMEOUT:g})",
+    )
+    group.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        default=unset,
+        help="where workers persist initialization records ($TS_HEALTH_STATE_DIR, "
+        "default <tmp>/ts-health)",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS if subcommand else False,
+        help="print JSON for machines",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ts-health`` argument parser (also used to check the Kubernetes examples)."""
+    parser = _Parser(
+        prog="ts-health",
+        description="Is a TorchServe model ready, and if not, why?",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_connection_options(parser, subcommand=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        return sub
+
+    def model_options(sub: argparse.ArgumentParser, *, optional: bool = False) -> None:
+        sub.add_argument("model", metavar="MODEL", nargs="?" if optional else None)
+        sub.add_argument(
+            "--version", metavar="V", help="model version (default: the model's default version)"
+        )
+        sub.add_argument(
+            "--allow-degraded",
+            action="store_true",
+            help="count degraded (a failing user check) as ready",
+        )
+
+    ping = command("ping", "server liveness: GET /ping on the inference API")
+    _add_connection_options(ping, subcommand=True)
+    ready = command(
+        "ready",
+        "readiness: a READY worker, a health status that is not failing, a job queue not full",
+    )
+    model_options(ready)
+    _add_connection_options(ready, subcommand=True)
+    status = command("status", "every model (or MODEL) with its state and the reason")
+    model_options(status, optional=True)
+    _add_connection_options(status, subcommand=True)
+    wait = command("wait", "block until MODEL is ready, has failed, or --timeout passes")
+    model_options(wait)
+    wait.add_argument(
+        "--timeout", metavar="S", type=seconds, required=True, help="give up after S seconds"
+    )
+    wait.add_argument(
+        "--interval",
+        metavar="S",
+        type=seconds,
+        default=DEFAULT_WAIT_INTERVAL,
+        help=f"seconds between polls (default {DEFAULT_WAIT_INTERVAL:g})",
+    )
+    wait.add_argument(
+        "--fail-fast",
+        action="store_true",
+        help="stop at the first failed initialization instead of waiting for TorchServe's retries",
+    )
+    _add_connection_options(wait, subcommand=True)
+    return parser
+
+
+def run(
+    argv: Sequence[str] | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    io: Io | None = None,
+) -> int:
+    """Parse ``argv``, run the command, return the exit code; never raises, never a traceback."""
+    io = io or Io(sys.stdout, sys.stderr)
+    environ = os.environ if environ is None else environ
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed on one line
+        return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
+    want_json = bool(getattr(args, "json", False))
+    try:
+        settings = resolve_settings(args, environ)
+        return COMMANDS[args.command](settings, args, io)
+    except HealthError as exc:
+        code = exit_code_for(exc)
+        io.stderr.write(f"ts-health: {label_for(code)}: {exc}\n")
+        if want_json:
+            document = {"command": args.command, "exit_code": code, "error": str(exc)}
+            io.stdout.write(json.dumps(document, indent=2) + "\n")
+        return code
+    except KeyboardInterrupt:
+        io.stderr.write("ts-health: interrupted\n")
+        return ExitCode.INTERRUPTED
+    except Exception as exc:  # a bug of ours: still one line, never a traceback
+        io.stderr.write(
+            f"ts-health: internal error: {type(exc).__name__}: {one_line(str(exc), 300)} "
+            "(please report it)\n"
+        )
+        return ExitCode.INTERNAL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``ts-health``."""
+    return run(argv)

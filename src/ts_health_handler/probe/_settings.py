@@ -1,0 +1,160 @@
+"""Resolved options of ``ts-health``: command line first, then environment, then defaults."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+from .._answers import Keys
+from .._client import Api, TorchServeClient
+from .._state import ENV_STATE_DIR, resolve_state_dir
+from ._exit import UsageError
+
+__all__ = ["Settings", "check_base_url", "client_for", "resolve_settings", "seconds"]
+
+ENV_INFERENCE_URL: Final = "TS_HEALTH_INFERENCE_URL"
+ENV_MANAGEMENT_URL: Final = "TS_HEALTH_MANAGEMENT_URL"
+ENV_TOKEN: Final = "TS_HEALTH_TOKEN"
+ENV_KEY_FILE: Final = "TS_HEALTH_KEY_FILE"
+ENV_REQUEST_TIMEOUT: Final = "TS_HEALTH_REQUEST_TIMEOUT"
+ENV_DESCRIBE_TIMEOUT: Final = "TS_HEALTH_DESCRIBE_TIMEOUT"
+
+DEFAULT_INFERENCE_URL: Final = "http://127.0.0.1:8080"
+DEFAULT_MANAGEMENT_URL: Final = "http://127.0.0.1:8081"
+DEFAULT_REQUEST_TIMEOUT: Final = 5.0
+DEFAULT_DESCRIBE_TIMEOUT: Final = 2.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved options: command line first, then environment, then defaults."""
+
+    inference_url: str
+    management_url: str
+    token: str | None
+    token_source: str | None
+    key_file: str | None
+    request_timeout: float
+    describe_timeout: float
+    state_dir: Path
+    json: bool
+    allow_degraded: bool
+
+    def __repr__(self) -> str:  # never show the token
+        return f"Settings({self.inference_url!r}, {self.management_url!r}, ...)"
+
+
+def client_for(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    deadline: float | None = None,
+) -> TorchServeClient:
+    """A :class:`TorchServeClient` with the tokens the settings name (a key file is read now).
+
+    Raises:
+        KeyFileError: the key file cannot be read or lacks a key.
+    """
+    management_token = inference_token = settings.token
+    source = settings.token_source
+    if not settings.token and settings.key_file:
+        keys = Keys.from_key_file(settings.key_file)
+        management_token, inference_token = keys.management, keys.inference
+        source = f"key file {settings.key_file}"
+    return TorchServeClient(
+        Api("inference API", settings.inference_url, inference_token),
+        Api("management API", settings.management_url, management_token),
+        token_source=source,
+        request_timeout=settings.request_timeout,
+        describe_timeout=settings.describe_timeout,
+        clock=clock,
+        deadline=deadline,
+    )
+
+
+def check_base_url(option: str, url: str) -> str:
+    """``url`` without a trailing slash, or a :class:`UsageError` naming ``option``."""
+    expected = "expected http://HOST:PORT or https://HOST:PORT"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"invalid {option} {url!r}: {expected}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"invalid {option} {url!r}: {expected}")
+    if parts.username is not None or parts.password is not None:
+        # Do not echo the URL: it holds a secret.
+        raise UsageError(f"invalid {option}: credentials in the URL are not supported; use --token")
+    if parts.query or parts.fragment:
+        raise UsageError(f"invalid {option} {url!r}: {expected} (no query)")
+    del port  # parsed only to reject a malformed port early
+    return url.rstrip("/")
+
+
+def seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _setting(args: argparse.Namespace, name: str, environ: Mapping[str, str], env: str) -> Any:
+    value = getattr(args, name, None)
+    if value is not None:
+        return value
+    from_env = environ.get(env)
+    return from_env if from_env else None
+
+
+def _env_seconds(value: Any, env: str, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, float):
+        return value
+    try:
+        return seconds(value)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"invalid ${env}: {exc}") from None
+
+
+def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Settings:
+    """Command line first, then environment, then defaults; URLs and numbers checked."""
+    inference = _setting(args, "inference_url", environ, ENV_INFERENCE_URL)
+    management = _setting(args, "management_url", environ, ENV_MANAGEMENT_URL)
+    inference_option = "--inference-url" if args.inference_url else f"${ENV_INFERENCE_URL}"
+    management_option = "--management-url" if args.management_url else f"${ENV_MANAGEMENT_URL}"
+    # The command line beats the environment, a token beats a key file at the same level.
+    token, source, key_file = args.token, "--token", args.key_file
+    if not token and not key_file:
+        token, source = environ.get(ENV_TOKEN) or None, f"${ENV_TOKEN}"
+        key_file = environ.get(ENV_KEY_FILE) or None
+    state_dir = args.state_dir or environ.get(ENV_STATE_DIR) or None
+    return Settings(
+        inference_url=check_base_url(inference_option, inference or DEFAULT_INFERENCE_URL),
+        management_url=check_base_url(management_option, management or DEFAULT_MANAGEMENT_URL),
+        token=token,
+        token_source=source if token else None,
+        key_file=key_file,
+        request_timeout=_env_seconds(
+            _setting(args, "request_timeout", environ, ENV_REQUEST_TIMEOUT),
+            ENV_REQUEST_TIMEOUT,
+            DEFAULT_REQUEST_TIMEOUT,
+        ),
+        describe_timeout=_env_seconds(
+            _setting(args, "describe_timeout", environ, ENV_DESCRIBE_TIMEOUT),
+            ENV_DESCRIBE_TIMEOUT,
+            DEFAULT_DESCRIBE_TIMEOUT,
+        ),
+        state_dir=resolve_state_dir(state_dir),
+        json=bool(args.json),
+        allow_degraded=bool(getattr(args, "allow_degraded", False)),
+    )

@@ -1,0 +1,206 @@
+"""The verdict: one state word and a one-line reason per model version, as a pure function.
+
+Nothing here does I/O: :func:`assess` reads an :class:`Observation` (what was seen, already
+parsed) and returns a :class:`ModelHealth`. ``docs/probe.md`` explains the order of states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .._answers import ModelEntry
+from .._state import InitRecord, parse_iso
+from .._states import InitPhase, ModelState
+from .._text import one_line
+
+__all__ = ["ModelHealth", "Observation", "State", "assess"]
+
+#: The probe's name for the state words.
+State = ModelState
+
+#: Longest error message shown in a one-line reason (JSON keeps it whole).
+REASON_MESSAGE_LIMIT: Final = 300
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Everything the probe saw about one model version, as plain data.
+
+    Attributes:
+        describe: the model version's entry of ``GET /models/{name}``.
+        status: our status document from ``customizedMetadata``, or ``None``.
+        status_error: why ``status`` is ``None`` (not asked, timed out, not ours...).
+        record: the persisted initialization record, or ``None``.
+        record_path: where the record was looked for.
+        record_error: why an existing record could not be read.
+        ping_healthy: ``/ping`` answered 200 (True), 500 (False), or was not asked (None).
+        now: wall-clock epoch seconds, to compare with the record's timestamps.
+    """
+
+    describe: ModelEntry
+    status: Mapping[str, Any] | None = None
+    status_error: str | None = None
+    record: InitRecord | None = None
+    record_path: str | None = None
+    record_error: str | None = None
+    ping_healthy: bool | None = None
+    now: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    """The verdict on one model version: a state, a one-line reason, the evidence."""
+
+    model: str
+    version: str
+    state: ModelState
+    reason: str
+    observation: Observation | None = None
+
+    def ok(self, allow_degraded: bool = False) -> bool:
+        """True when the model should receive traffic."""
+        return self.state is State.READY or (allow_degraded and self.state is State.DEGRADED)
+
+    @property
+    def held(self) -> bool:
+        """Initialization failed and the handler holds the failure (no retry will come)."""
+        seen = self.observation
+        return seen is not None and (seen.status or {}).get("status") == "failed"
+
+
+def assess(model: str, version: str, seen: Observation) -> ModelHealth:
+    """Give one model version its state and a one-line reason.
+
+    With no READY worker: ``unhealthy`` when initialization keeps failing and either
+    ``/ping`` says Unhealthy or the first failure of the streak is at least
+    ``maxRetryTimeoutInSec`` old; ``failing`` while it fails within that time; otherwise
+    ``initializing``. With a READY worker: ``failing`` when our status says ``failed`` (the
+    hold policy), then ``saturated`` when the job queue is full, then ``degraded`` when the
+    user check fails, else ``ready``.
+    """
+
+    def verdict(state: ModelState, reason: str) -> ModelHealth:
+        return ModelHealth(model, version, state, reason, seen)
+
+    entry = seen.describe
+    ready = entry.ready_workers
+    worker_text = f"{ready}/{len(entry.workers)} workers READY"
+    record = seen.record
+    if ready == 0:
+        if record is not None and record.consecutive_failures > 0:
+            error = _error_text(record)
+            failures = _times(record.consecutive_failures)
+            limit = entry.max_retry_timeout_s
+            since = _since(record.first_failure_at, seen.now)
+            if since is not None and limit is not None and since >= limit:
+                return verdict(
+                    State.UNHEALTHY,
+                    f"initialization failed {failures} in a row over {since:.0f} s, "
+                    f"past maxRetryTimeoutInSec={limit}: {error}",
+                )
+            if seen.ping_healthy is False:
+                return verdict(
+                    State.UNHEALTHY,
+                    f"/ping reports Unhealthy; initialization failed {failures} in a row: {error}",
+                )
+            retry = "TorchServe is retrying"
+            if record.phase is InitPhase.INITIALIZING:
+                retry = f"attempt {record.attempts} in progress"
+            return verdict(
+                State.FAILING,
+                f"initialization failed {failures} in a row ({worker_text}; {retry}): {error}",
+            )
+        if not entry.workers and entry.min_workers == 0:
+            return verdict(
+                State.UNHEALTHY,
+                "no workers (minWorkers is 0): scale the model with "
+                "PUT /models/{name}?min_worker=1",
+            )
+        return verdict(State.INITIALIZING, _initializing_text(worker_text, seen))
+    status = seen.status or {}
+    if status.get("status") == "failed":
+        return verdict(State.FAILING, f"initialization failed and is held; {_held_text(status)}")
+    queue = entry.queue
+    if queue is not None and queue.full:
+        return verdict(
+            State.SATURATED,
+            f"job queue full: {queue.pending} pending, 0 free ({worker_text})",
+        )
+    if status.get("status") == "degraded":
+        return verdict(State.DEGRADED, f"{_check_text(status)} ({worker_text})")
+    reason = worker_text
+    if queue is not None:
+        reason += f", {queue.pending} pending, {queue.remaining} free in the job queue"
+    if seen.status_error:
+        reason += f"; health status unknown: {seen.status_error}"
+    if seen.record_error:
+        reason += f"; initialization record unavailable: {seen.record_error}"
+    return verdict(State.READY, reason)
+
+
+def _since(stamp: str | None, now: float) -> float | None:
+    if not stamp:
+        return None
+    try:
+        return max(0.0, now - parse_iso(stamp))
+    except ValueError:
+        return None
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
+def _short_type(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _message(text: str) -> str:
+    return one_line(text, REASON_MESSAGE_LIMIT)
+
+
+def _error_text(record: InitRecord) -> str:
+    error = record.last_error
+    if error is None:
+        return "no error recorded"
+    return f"{_short_type(error.type)}: {_message(error.message)}"
+
+
+def _initializing_text(worker_text: str, seen: Observation) -> str:
+    record = seen.record
+    if record is None:
+        where = f" in {seen.record_path}" if seen.record_path else ""
+        detail = seen.record_error or f"no initialization record{where}"
+        return f"no READY worker yet ({worker_text}; {detail})"
+    if record.phase is InitPhase.READY:
+        return (
+            f"no READY worker ({worker_text}); the last initialization succeeded at "
+            f"{record.last_finished_at}, a worker is restarting"
+        )
+    return (
+        f"no READY worker yet ({worker_text}); attempt {record.attempts} started at "
+        f"{record.last_started_at}"
+    )
+
+
+def _held_text(status: Mapping[str, Any]) -> str:
+    init = status.get("initialization")
+    error = init.get("error") if isinstance(init, Mapping) else None
+    if isinstance(error, Mapping):
+        kind = _short_type(str(error.get("type", "Error")))
+        text = f"{kind}: {_message(str(error.get('message', '')))}"
+    else:
+        text = "no error reported"
+    return f"TorchServe will not retry (health.on_init_failure: hold): {text}"
+
+
+def _check_text(status: Mapping[str, Any]) -> str:
+    check = status.get("check")
+    if not isinstance(check, Mapping):
+        return "the health check fails"
+    text = f"health check {check.get('status', 'failed')}"
+    if check.get("error"):
+        text += f": {_message(str(check['error']))}"
+    return text
