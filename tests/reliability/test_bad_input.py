@@ -18,9 +18,7 @@ from __future__ import annotations
 import io
 import json
 import math
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 import json_strategies
+from fake_torchserve import FakeTorchServe, running
 from ts_health_handler import RecordError
 from ts_health_handler._state import ErrorInfo, InitPhase, InitRecord, StateStore
 from ts_health_handler.probe import Io, run
@@ -185,43 +184,10 @@ def test_store_read_on_deeply_nested_json(store: StateStore, data: bytes) -> Non
 # -- the probe's parsers of TorchServe's answers ----------------------------------------------
 
 
-class FakeTorchServe:
-    """Both APIs on one loopback port; ``routes[path] = (status, body bytes)``."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, tuple[int, bytes]] = {}
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, body = fake.routes.get(self.path, (404, b'{"code": 404}'))
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except OSError:
-                    pass
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeTorchServe]:
-    server = FakeTorchServe()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with running() as server:
+        yield server
 
 
 def _dumps(value: Any) -> bytes:
@@ -303,12 +269,14 @@ def test_probe_on_arbitrary_answers(
         store = StateStore(state, "m", "1.0")
         store.directory.mkdir(parents=True)
         store.path.write_bytes(record)
-    fake.routes = {
-        "/ping": ping,
-        "/models?limit=100": listing,
-        "/models/m": describe,
-        "/models/m/1.0?customized=true": customized,
-    }
+    fake.replace(
+        {
+            "/ping": ping,
+            "/models?limit=100": listing,
+            "/models/m": describe,
+            "/models/m/1.0?customized=true": customized,
+        }
+    )
     code, out, err = _probe(fake, state, *command)
     assert "Traceback" not in out + err
     assert len(err.splitlines()) <= 1, err
@@ -328,7 +296,7 @@ def test_probe_on_a_number_that_is_not_finite(
     fake: FakeTorchServe, tmp_path: Path, field: str, number: str
 ) -> None:
     describe = f'[{{"modelName": "m", "workers": [], "{field}": {number}}}]'.encode()
-    fake.routes = {"/models/m": (200, describe)}
+    fake.replace({"/models/m": (200, describe)})
     code, out, err = _probe(fake, tmp_path, "ready", "m")
     assert "Traceback" not in out + err
     assert code in (0, 1, 2, 3, 4), (code, out, err)
@@ -346,7 +314,7 @@ def test_probe_on_a_record_that_breaks_the_parser(
     store.directory.mkdir(parents=True)
     store.path.write_bytes(record)
     entry = {"modelName": "m", "modelVersion": "1.0", "workers": [{"status": "STOPPED"}]}
-    fake.routes = {"/models/m": (200, _dumps([entry]))}
+    fake.replace({"/models/m": (200, _dumps([entry]))})
     code, out, err = _probe(fake, tmp_path, "ready", "m", "--json")
     assert "Traceback" not in out + err
     assert code == 1, (code, out, err)

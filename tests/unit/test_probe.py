@@ -16,12 +16,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from fake_torchserve import FakeTorchServe, running
 from ts_health_handler import probe
 from ts_health_handler._state import ErrorInfo, InitRecord, StateStore, utc_iso
 from ts_health_handler.probe import (
@@ -37,74 +37,6 @@ from ts_health_handler.probe import (
 
 NOW = 1_750_000_000.0
 SECRET = "s3cr3t-T0KEN-value"
-
-# -- the fake server -------------------------------------------------------------------------
-
-Answer = tuple[int, Any]  # status and a JSON-able body (bytes are sent as they are)
-
-
-class FakeTorchServe:
-    """One loopback server answering both APIs' paths from a script, recording requests."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, list[tuple[Answer, float]]] = {}
-        self.requests: list[tuple[str, str | None]] = []
-        #: Authorization header required per path prefix, e.g. {"/ping": "Bearer x"}.
-        self.required: dict[str, str] = {}
-        self.release = threading.Event()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                fake.requests.append((self.path, self.headers.get("Authorization")))
-                status, body, delay = fake.answer(self.path, self.headers.get("Authorization"))
-                if delay:
-                    fake.release.wait(delay)
-                payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
-                except OSError:  # the probe gave up already
-                    pass
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def answer(self, path: str, authorization: str | None) -> tuple[int, Any, float]:
-        for prefix, wanted in self.required.items():
-            if path.startswith(prefix) and authorization != wanted:
-                return (
-                    400,
-                    {
-                        "code": 400,
-                        "type": "InvalidKeyException",
-                        "message": "Token Authorization failed. Token either incorrect, "
-                        "expired, or not provided correctly",
-                    },
-                    0.0,
-                )
-        script = self.routes.get(path)
-        if not script:
-            return 404, {"code": 404, "type": "ResourceNotFoundException", "message": path}, 0.0
-        (status, body), delay = script[0] if len(script) == 1 else script.pop(0)
-        return status, body, delay
-
-    def on(self, path: str, *answers: Answer, delay: float = 0.0) -> None:
-        """Answer ``path`` with ``answers`` in turn, the last one from then on."""
-        self.routes[path] = [(a, delay) for a in answers]
-
-    def asked(self, fragment: str) -> bool:
-        return any(fragment in path for path, _ in self.requests)
 
 
 def describe(
@@ -147,16 +79,12 @@ def document(status: str = "ready", **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def fake() -> Iterator[FakeTorchServe]:
-    server = FakeTorchServe()
-    server.thread.start()
-    server.on("/ping", (200, {"status": "Healthy"}))
-    server.on("/models?limit=100", (200, {"models": [{"modelName": "m", "modelUrl": "m.mar"}]}))
-    server.on("/models/m", (200, describe()))
-    server.on("/models/m/1.0?customized=true", (200, customized(document())))
-    yield server
-    server.release.set()
-    server.server.shutdown()
-    server.server.server_close()
+    with running() as server:
+        server.on("/ping", (200, {"status": "Healthy"}))
+        server.on("/models?limit=100", (200, {"models": [{"modelName": "m", "modelUrl": "m.mar"}]}))
+        server.on("/models/m", (200, describe()))
+        server.on("/models/m/1.0?customized=true", (200, customized(document())))
+        yield server
 
 
 @dataclass
@@ -1071,7 +999,7 @@ def test_token_never_printed_in_json_or_repr(
         probe.build_parser().parse_args(["ping", "--token", SECRET]), {}
     )
     assert SECRET not in repr(settings)
-    client = probe.Client(settings)
+    client = probe.client_for(settings)
     assert SECRET not in repr(client.inference) + repr(client.management)
 
 
