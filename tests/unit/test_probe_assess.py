@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ts_health_handler._answers import ModelEntry
-from ts_health_handler._state import ErrorInfo, InitRecord, utc_iso
+from ts_health_handler._state import ErrorInfo, InitPhase, InitRecord, utc_iso
 from ts_health_handler.probe import ModelHealth, Observation, State, assess, health_json
 
 NOW = 1_750_000_000.0
@@ -234,3 +234,146 @@ def test_json_carries_the_evidence() -> None:
     assert data["initialization"]["consecutive_failures"] == 2
     assert data["initialization"]["last_error"]["message"] == "weights\nmissing"
     assert data["record_path"] == "/r/init.json"
+
+
+# -- boundaries and exact reasons (pinned by mutation testing) --------------------------------
+
+
+def test_the_retry_window_includes_its_last_second() -> None:
+    # TorchServe's own check is "at least maxRetryTimeoutInSec since the first failure".
+    at_limit = verdict(entry("UNLOADING", max_retry=60), record=failed_record(2, 60.0))
+    assert at_limit.state is State.UNHEALTHY
+    assert "failed 2 times in a row over 60 s, past maxRetryTimeoutInSec=60" in at_limit.reason
+    inside = verdict(entry("UNLOADING", max_retry=60), record=failed_record(2, 59.5))
+    assert inside.state is State.FAILING
+
+
+def test_a_first_failure_under_a_second_old_is_inside_a_one_second_window() -> None:
+    health = verdict(entry("UNLOADING", max_retry=1), record=failed_record(1, 0.5))
+    assert health.state is State.FAILING
+
+
+def test_a_first_failure_in_the_future_counts_as_now() -> None:
+    # A clock step back: the streak is zero seconds old, never negative.
+    at_zero = verdict(entry("UNLOADING", max_retry=0), record=failed_record(1, -30.0))
+    assert at_zero.state is State.UNHEALTHY
+    assert "over 0 s, past maxRetryTimeoutInSec=0" in at_zero.reason
+
+
+def test_one_free_queue_slot_is_not_saturated() -> None:
+    health = verdict(entry("READY", remaining=1, pending=99), status=doc())
+    assert health.state is State.READY
+    assert health.reason == "1/1 workers READY, 99 pending, 1 free in the job queue"
+
+
+def test_no_workers_with_min_workers_zero_says_how_to_scale() -> None:
+    health = verdict(entry(min_workers=0))
+    assert health.reason == (
+        "no workers (minWorkers is 0): scale the model with PUT /models/{name}?min_worker=1"
+    )
+
+
+def test_a_ready_model_appends_an_unreadable_record_to_its_reason() -> None:
+    health = verdict(entry("READY"), status=doc(), record_error="bad record")
+    assert health.reason == (
+        "1/1 workers READY, 0 pending, 100 free in the job queue; "
+        "initialization record unavailable: bad record"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "shown"),
+    [
+        ("builtins.ValueError", "ValueError"),
+        ("a.b.c.KeyError", "KeyError"),
+        ("KeyError", "KeyError"),
+        ("ts_health_handler.InitializationError", "InitializationError"),
+    ],
+)
+def test_error_types_are_shown_without_their_module(kind: str, shown: str) -> None:
+    record = InitRecord.started(
+        None, model_name="m", model_version="1.0", now=NOW - 2, worker_pid=5, server_pid=1
+    )
+    error = ErrorInfo(kind, "boom", utc_iso(NOW - 1), 1)
+    record = record.failed(error, now=NOW - 1, duration_s=1.0, worker_pid=5)
+    health = verdict(entry("UNLOADING"), record=record)
+    assert health.reason.endswith(f"(0/1 workers READY; TorchServe is retrying): {shown}: boom")
+
+
+def test_a_long_message_is_cut_to_300_characters_in_the_reason() -> None:
+    record = InitRecord.started(
+        None, model_name="m", model_version="1.0", now=NOW - 2, worker_pid=5, server_pid=1
+    )
+    error = ErrorInfo("builtins.ValueError", "x" * 400, utc_iso(NOW - 1), 1)
+    record = record.failed(error, now=NOW - 1, duration_s=1.0, worker_pid=5)
+    reason = verdict(entry("UNLOADING"), record=record).reason
+    assert reason.endswith("ValueError: " + "x" * 297 + "...")
+
+
+def test_a_failure_streak_without_an_error_says_so() -> None:
+    record = InitRecord(
+        "m", "1.0", InitPhase.FAILED, attempts=1, failures=1, consecutive_failures=1
+    )
+    health = verdict(entry("UNLOADING"), record=record)
+    assert health.state is State.FAILING
+    assert health.reason.endswith(": no error recorded")
+
+
+def test_initializing_without_a_record_path_names_no_place() -> None:
+    health = verdict(entry("UNLOADING"))
+    assert health.reason == "no READY worker yet (0/1 workers READY; no initialization record)"
+
+
+@pytest.mark.parametrize(
+    ("initialization", "expected"),
+    [
+        ({"error": {"type": "x.OSError", "message": "no weights"}}, "OSError: no weights"),
+        ({"error": {"message": "no weights"}}, "Error: no weights"),
+        ({"error": {"type": "builtins.OSError"}}, "OSError: "),
+        ({"error": None}, "no error reported"),
+        (None, "no error reported"),
+    ],
+)
+def test_held_reason(initialization: Any, expected: str) -> None:
+    health = verdict(entry("READY"), status=doc("failed", initialization=initialization))
+    assert health.reason == (
+        "initialization failed and is held; TorchServe will not retry "
+        f"(health.on_init_failure: hold): {expected}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("check", "expected"),
+    [
+        (None, "the health check fails"),
+        ("broken", "the health check fails"),
+        ({}, "health check failed"),
+        ({"status": "timeout"}, "health check timeout"),
+        ({"status": "error", "error": "a\nb"}, "health check error: a b"),
+    ],
+)
+def test_degraded_reason(check: Any, expected: str) -> None:
+    health = verdict(entry("READY"), status=doc("degraded", check=check))
+    assert health.reason == f"{expected} (1/1 workers READY)"
+
+
+@pytest.mark.parametrize(
+    ("value", "window"),
+    [(float("nan"), None), (float("inf"), None), ("300", None), (True, None), (59.9, 59)],
+)
+def test_odd_retry_timeouts_reach_the_verdict_as_a_count_or_none(value: Any, window: Any) -> None:
+    describe = entry("UNLOADING")
+    describe["maxRetryTimeoutInSec"] = value
+    health = verdict(describe, record=failed_record(2, 59.5))
+    assert health_json(health)["max_retry_timeout_s"] == window
+    # Without a usable window the streak is failing, never unhealthy; 59 s is past 59.
+    assert health.state is (State.UNHEALTHY if window == 59 else State.FAILING)
+
+
+@pytest.mark.parametrize("value", [float("nan"), "0", None, 0.5])
+def test_odd_queue_numbers_never_make_a_model_saturated_by_accident(value: Any) -> None:
+    describe = entry("READY")
+    describe["jobQueueStatus"] = {"remainingCapacity": value, "pendingRequests": float("nan")}
+    health = verdict(describe, status=doc())
+    # 0.5 free slots is read as 0: full, as TorchServe would never say half a slot.
+    assert health.state is (State.SATURATED if value == 0.5 else State.READY)
