@@ -67,6 +67,9 @@ class FakeTorchServe:
                     0.0,
                 )
         script = self.routes.get(path)
+        if script is None and path.endswith("/all"):
+            # One version registered: "all versions" is the default version's answer.
+            script = self.routes.get(path[: -len("/all")])
         if not script:
             return 404, {"code": 404, "type": "ResourceNotFoundException", "message": path}, 0.0
         (status, body), delay = script[0] if len(script) == 1 else script.pop(0)

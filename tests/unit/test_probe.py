@@ -656,6 +656,53 @@ def test_status_one_model(fake: FakeTorchServe, ts_health: Callable[..., Result]
     assert len(result.out.splitlines()) == 3
 
 
+def two_versions(fake: FakeTorchServe) -> None:
+    """1.0 (the default) serves; 2.0 has no READY worker."""
+    ready = describe()[0]
+    loading = describe(version="2.0", workers=("UNLOADING",))[0]
+    fake.on("/models/m", (200, [ready]))
+    fake.on("/models/m/all", (200, [loading, ready]))
+    fake.on("/models/m/1.0", (200, [ready]))
+    fake.on("/models/m/2.0", (200, [loading]))
+
+
+def test_status_lists_every_version_and_marks_the_default(
+    fake: FakeTorchServe, ts_health: Callable[..., Result]
+) -> None:
+    two_versions(fake)
+    result = ts_health("status")
+    assert result.code == EXIT_NOT_READY
+    lines = result.out.splitlines()
+    assert lines[2].split()[:5] == ["m", "1.0", "(default)", "ready", "1/1"]
+    assert lines[3].split()[:4] == ["m", "2.0", "initializing", "0/1"]
+    data = ts_health("status", "m", "--json").json()
+    assert [(m["version"], m["default"], m["state"]) for m in data["models"]] == [
+        ("1.0", True, "ready"),
+        ("2.0", False, "initializing"),
+    ]
+    assert data["exit_code"] == EXIT_NOT_READY
+
+
+def test_ready_and_a_single_version_status_mean_one_version(
+    fake: FakeTorchServe, ts_health: Callable[..., Result]
+) -> None:
+    two_versions(fake)
+    assert ts_health("ready", "m").code == EXIT_OK
+    assert ts_health("ready", "m", "--version", "2.0").code == EXIT_NOT_READY
+    only = ts_health("status", "m", "--version", "1.0", "--json").json()
+    assert [m["version"] for m in only["models"]] == ["1.0"]
+    assert only["exit_code"] == EXIT_OK
+
+
+def test_one_version_is_asked_for_once(
+    fake: FakeTorchServe, ts_health: Callable[..., Result]
+) -> None:
+    result = ts_health("status", "m")
+    assert result.code == EXIT_OK
+    described = [path for path, _ in fake.requests if path.startswith("/models/m")]
+    assert described == ["/models/m/all", "/models/m/1.0?customized=true"]
+
+
 def test_status_no_models(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
     fake.on("/models?limit=100", (200, {"models": []}))
     result = ts_health("status")

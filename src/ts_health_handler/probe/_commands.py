@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
+from .._answers import ModelEntry
 from .._client import TorchServeClient, Unreachable
 from .._errors import ServerError
 from .._state import InitRecord, RecordError, StateStore
@@ -17,7 +18,7 @@ from ._render import health_json, health_line, status_table
 from ._settings import Settings, client_for
 from ._verdict import ModelHealth, Observation, State, assess
 
-__all__ = ["COMMANDS", "Io", "observe"]
+__all__ = ["COMMANDS", "Io", "observe", "observe_entry", "observe_model"]
 
 DEFAULT_WAIT_INTERVAL: Final = 1.0
 
@@ -61,11 +62,50 @@ def observe(
     ping_healthy: bool | None,
     now: float,
 ) -> ModelHealth:
-    """Describe, maybe customized describe, read the record, and :func:`assess`."""
+    """One version of ``model`` (``None``: the default version), judged."""
     try:
         entry = client.describe(model, version)
     except Unreachable as exc:
         return ModelHealth(model, version or "?", State.UNREACHABLE, str(exc))
+    return observe_entry(client, settings, entry, ping_healthy=ping_healthy, now=now)
+
+
+def observe_model(
+    client: TorchServeClient,
+    settings: Settings,
+    model: str,
+    *,
+    ping_healthy: bool | None,
+    now: float,
+) -> list[ModelHealth]:
+    """Every registered version of ``model``, judged, the default version first.
+
+    ``GET /models/{name}/all`` lists the versions; TorchServe marks none as the default, so
+    with more than one the default is asked for too (``GET /models/{name}``).
+    """
+    try:
+        entries = client.describe_all(model, "all")
+        default = entries[0] if len(entries) == 1 else client.describe(model)
+    except Unreachable as exc:
+        return [ModelHealth(model, "?", State.UNREACHABLE, str(exc))]
+    ordered = [default, *(e for e in entries if e.version != default.version)]
+    return [
+        observe_entry(client, settings, entry, ping_healthy=ping_healthy, now=now, default=i == 0)
+        for i, entry in enumerate(ordered)
+    ]
+
+
+def observe_entry(
+    client: TorchServeClient,
+    settings: Settings,
+    entry: ModelEntry,
+    *,
+    ping_healthy: bool | None,
+    now: float,
+    default: bool = True,
+) -> ModelHealth:
+    """Judge one described version: its status document (when a worker is READY) and its
+    record, then :func:`assess`."""
     status: dict[str, Any] | None = None
     status_error: str | None = "not asked: no READY worker"
     if entry.ready_workers:
@@ -80,6 +120,7 @@ def observe(
         record_error=record_error,
         ping_healthy=ping_healthy,
         now=now,
+        default=default,
     )
     return assess(entry.name, entry.version, seen)
 
@@ -140,18 +181,21 @@ def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
         except Unreachable as exc:
             return _status_unreachable(settings, io, exc, ping_status, ping_error)
     now = io.wall()
-    version = args.version if args.model is not None else None
 
-    def one(name: str) -> ModelHealth:
-        return observe(client, settings, name, version, ping_healthy=ping_healthy, now=now)
+    def one(name: str) -> list[ModelHealth]:
+        if args.version is not None:
+            return [
+                observe(client, settings, name, args.version, ping_healthy=ping_healthy, now=now)
+            ]
+        return observe_model(client, settings, name, ping_healthy=ping_healthy, now=now)
 
     if len(names) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=min(8, len(names))) as pool:
-            results = list(pool.map(one, names))
+            results = [h for versions in pool.map(one, names) for h in versions]
     else:
-        results = [one(n) for n in names]
+        results = [h for n in names for h in one(n)]
     codes = [ping_code, *(_exit_code(h, settings.allow_degraded) for h in results)]
     code = ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
     document = {

@@ -20,6 +20,7 @@ def health_json(health: ModelHealth, allow_degraded: bool = False) -> dict[str, 
     data: dict[str, Any] = {
         "model": health.model,
         "version": health.version,
+        "default": health.default,
         "state": health.state.value,
         "ok": health.ok(allow_degraded),
         "reason": health.reason,
@@ -56,6 +57,8 @@ def status_table(header: str, results: Sequence[ModelHealth]) -> str:
         lines.append("no models registered")
         return "\n".join(lines)
     rows = [("MODEL", "VERSION", "STATE", "WORKERS", "QUEUE", "REASON")]
+    # Mark the default version of a model listed with several versions.
+    several = {h.model for h in results if not h.default}
     for health in results:
         workers = queue = "-"
         if health.observation is not None:
@@ -63,9 +66,10 @@ def status_table(header: str, results: Sequence[ModelHealth]) -> str:
             workers = f"{entry.ready_workers}/{len(entry.workers)}"
             if entry.queue is not None:
                 queue = f"{entry.queue.pending}/{entry.queue.remaining + entry.queue.pending}"
-        rows.append(
-            (health.model, health.version, health.state.value, workers, queue, health.reason)
-        )
+        version = health.version
+        if health.default and health.model in several:
+            version += " (default)"
+        rows.append((health.model, version, health.state.value, workers, queue, health.reason))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         cells = [row[i].ljust(widths[i]) for i in range(5)]

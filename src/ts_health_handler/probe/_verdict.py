@@ -37,6 +37,7 @@ class Observation:
         record_error: why an existing record could not be read.
         ping_healthy: ``/ping`` answered 200 (True), 500 (False), or was not asked (None).
         now: wall-clock epoch seconds, to compare with the record's timestamps.
+        default: this is the model's default version (what ``/predictions/{name}`` serves).
     """
 
     describe: ModelEntry
@@ -47,6 +48,7 @@ class Observation:
     record_error: str | None = None
     ping_healthy: bool | None = None
     now: float = 0.0
+    default: bool = True
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,11 @@ class ModelHealth:
     def ok(self, allow_degraded: bool = False) -> bool:
         """True when the model should receive traffic."""
         return self.state is State.READY or (allow_degraded and self.state is State.DEGRADED)
+
+    @property
+    def default(self) -> bool:
+        """Whether this is the model's default version (unknown counts as default)."""
+        return self.observation is None or self.observation.default
 
     @property
     def held(self) -> bool:
