@@ -221,13 +221,19 @@ class Keys:
         for name in ("management", "inference"):
             section = data.get(name) if isinstance(data, dict) else None
             key = section.get("key") if isinstance(section, dict) else None
-            if not isinstance(key, str) or not key:
+            key = key.strip() if isinstance(key, str) else None
+            if not key:
                 raise KeyFileError(f"key file {path} has no {name} key; {expected}")
+            if not key.isprintable() or any(c.isspace() for c in key):
+                raise KeyFileError(
+                    f"key file {path}: the {name} key holds whitespace or a control character"
+                )
             keys[name] = key
         api = data.get("API")
         api_key = api.get("key") if isinstance(api, dict) else None
+        api_key = api_key.strip() if isinstance(api_key, str) else None
         return cls(
             inference=keys["inference"],
             management=keys["management"],
-            api=api_key if isinstance(api_key, str) and api_key else None,
+            api=api_key or None,
         )

@@ -306,7 +306,7 @@ class TorchServe:
         metadata = entries[0].get("customizedMetadata") if entries else None
         document, why = status_from_metadata(metadata)
         if document is None:
-            raise ServerError(f"{name}: {why}: {clip(repr(metadata), 500, keep='start')}")
+            raise ServerError(f"{name}: {why}: {clip(repr(metadata), 500)}")
         return document
 
     def worker_statuses(self, name: str, *, version: str | None = None) -> list[str]:

@@ -174,16 +174,22 @@ def test_failing_initialize_raises_initialization_error_with_the_cause(
 
 
 def test_long_failure_message_and_traceback_are_bounded(make: Make, health_state_dir: Path) -> None:
-    handler, context = make(health={"traceback_limit": 120}, fail=ValueError("x" * 5000 + "END"))
+    handler, context = make(
+        health={"traceback_limit": 120}, fail=ValueError("START" + "x" * 5000 + "END")
+    )
 
     with pytest.raises(InitializationError):
         handler.initialize(context)
 
     error = record_file(health_state_dir)["last_error"]
     assert len(error["message"]) == 2000
+    # Both ends survive: what failed (the start) and where it ended (the end).
+    assert error["message"].startswith("STARTxx")
     assert error["message"].endswith("xxEND")
+    assert "...[truncated]...\n" in error["message"]
     assert len(error["traceback"]) == 120
-    assert error["traceback"].startswith("...[truncated]...\n")
+    assert error["traceback"].startswith("Traceback (most recent call last)")
+    assert "...[truncated]...\n" in error["traceback"]
     assert error["traceback"].endswith("xxxEND\n")
 
 

@@ -307,7 +307,7 @@ def test_a_long_message_is_cut_to_300_characters_in_the_reason() -> None:
     error = ErrorInfo("builtins.ValueError", "x" * 400, utc_iso(NOW - 1), 1)
     record = record.failed(error, now=NOW - 1, duration_s=1.0, worker_pid=5)
     reason = verdict(entry("UNLOADING"), record=record).reason
-    assert reason.endswith("ValueError: " + "x" * 297 + "...")
+    assert reason.endswith("ValueError: " + "x" * 148 + "..." + "x" * 149)
 
 
 def test_a_failure_streak_without_an_error_says_so() -> None:

@@ -48,12 +48,14 @@ def test_utc_iso_format_and_inverse() -> None:
     assert parse_iso("2025-06-15T15:06:41.500Z") == T0 + 1.5
 
 
-def test_bound_keeps_short_text_and_the_end_of_long_text() -> None:
+def test_bound_keeps_short_text_and_the_head_and_tail_of_long_text() -> None:
     assert bound("short", 10) == "short"
-    cut = bound("a" * 50 + "THE END", 30)
-    assert len(cut) == 30
-    assert cut.startswith("...[truncated]...\n")
-    assert cut.endswith("aaaaaTHE END")
+    assert bound("a" * 30, 30) == "a" * 30  # exactly the limit: untouched
+    cut = bound("THE START" + "a" * 50 + "THE END", 38)
+    assert len(cut) == 38
+    # 20 characters of room: half for the head, half for the tail.
+    assert cut == "THE STARTa" + "...[truncated]...\n" + "aaaTHE END"
+    assert bound("a" * 19 + "b" * 20, 38) == "a" * 10 + "...[truncated]...\n" + "b" * 10
     assert bound("0123456789", 4) == "6789"  # no room for the marker
 
 

@@ -195,25 +195,31 @@ def run(
     want_json = bool(getattr(args, "json", False))
     try:
         settings = resolve_settings(args, environ)
+        if settings.token:
+            io.secrets.add(settings.token)
         return COMMANDS[args.command](settings, args, io)
     except HealthError as exc:
         code = exit_code_for(exc)
-        io.stderr.write(f"ts-health: {label_for(code)}: {exc}\n")
+        io.err(f"ts-health: {label_for(code)}: {one_line(str(exc))}")
         if want_json:
             document = {"command": args.command, "exit_code": code, "error": str(exc)}
-            io.stdout.write(json.dumps(document, indent=2) + "\n")
+            io.out(json.dumps(document, indent=2))
         return code
     except KeyboardInterrupt:
-        io.stderr.write("ts-health: interrupted\n")
+        io.err("ts-health: interrupted")
         return ExitCode.INTERRUPTED
     except Exception as exc:  # a bug of ours: still one line, never a traceback
-        io.stderr.write(
+        io.err(
             f"ts-health: internal error: {type(exc).__name__}: {one_line(str(exc), 300)} "
-            "(please report it)\n"
+            "(please report it)"
         )
         return ExitCode.INTERNAL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script ``ts-health``."""
+    """Console script ``ts-health``: UTF-8 out whatever the locale, then :func:`run`."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(encoding="utf-8", errors="backslashreplace")
     return run(argv)

@@ -6,13 +6,14 @@ import argparse
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
 from .._answers import ModelEntry
 from .._client import TorchServeClient, Unreachable
 from .._errors import ServerError
 from .._state import InitRecord, RecordError, StateStore
+from .._text import printable
 from ._exit import ExitCode, UsageError, exit_code_for
 from ._render import health_json, health_line, status_table
 from ._settings import Settings, client_for
@@ -25,19 +26,35 @@ DEFAULT_WAIT_INTERVAL: Final = 1.0
 
 @dataclass(frozen=True)
 class Io:
-    """Where output goes, and the clocks; replaced by tests."""
+    """Where output goes, and the clocks; replaced by tests.
+
+    Everything written passes :meth:`clean`: secrets (tokens, keys) are replaced by
+    ``<redacted>`` and text for people is made :func:`~.._text.printable` (ANSI sequences
+    and other controls escaped); JSON escapes them itself.
+    """
 
     stdout: IO[str]
     stderr: IO[str]
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    #: Tokens and keys in use; filled as they are read (see :func:`client_for`).
+    secrets: set[str] = field(default_factory=set)
+
+    def clean(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "<redacted>")
+        return printable(text)
+
+    def out(self, text: str) -> None:
+        self.stdout.write(self.clean(text) + "\n")
+
+    def err(self, text: str) -> None:
+        self.stderr.write(self.clean(text) + "\n")
 
     def emit(self, settings: Settings, text: str, document: dict[str, Any]) -> None:
-        if settings.json:
-            self.stdout.write(json.dumps(document, indent=2) + "\n")
-        else:
-            self.stdout.write(text + "\n")
+        self.out(json.dumps(document, indent=2) if settings.json else text)
 
 
 def read_record(
@@ -132,7 +149,7 @@ def _exit_code(health: ModelHealth, allow_degraded: bool) -> ExitCode:
 
 
 def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:
-    healthy, status = client_for(settings, clock=io.clock).ping()
+    healthy, status = client_for(settings, clock=io.clock, secrets=io.secrets).ping()
     code = ExitCode.OK if healthy else ExitCode.NOT_READY
     word = "alive" if healthy else "unhealthy"
     io.emit(
@@ -144,7 +161,7 @@ def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:
 
 
 def cmd_ready(settings: Settings, args: argparse.Namespace, io: Io) -> int:
-    client = client_for(settings, clock=io.clock)
+    client = client_for(settings, clock=io.clock, secrets=io.secrets)
     health = observe(client, settings, args.model, args.version, ping_healthy=None, now=io.wall())
     code = _exit_code(health, settings.allow_degraded)
     document = {
@@ -159,7 +176,7 @@ def cmd_ready(settings: Settings, args: argparse.Namespace, io: Io) -> int:
 def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     if args.model is None and args.version is not None:
         raise UsageError("--version needs a MODEL: ts-health status MODEL --version V")
-    client = client_for(settings, clock=io.clock)
+    client = client_for(settings, clock=io.clock, secrets=io.secrets)
     ping_healthy: bool | None = None
     ping_status: str | None = None
     ping_error: str | None = None
@@ -248,7 +265,7 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     last_error: ServerError | None = None
     while True:
         try:
-            client = client_for(settings, clock=io.clock, deadline=deadline)
+            client = client_for(settings, clock=io.clock, deadline=deadline, secrets=io.secrets)
             health = observe(
                 client, settings, args.model, args.version, ping_healthy=None, now=io.wall()
             )
