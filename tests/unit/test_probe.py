@@ -1253,3 +1253,10 @@ def test_an_internal_error_holding_a_key_prints_it_redacted(
     result = ts_health("ping", "--token", SECRET)
     assert result.code == EXIT_INTERNAL
     assert "Bearer <redacted>" in result.err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from ts_health_handler import __version__
+
+    assert run(["--version"], environ={}) == EXIT_OK
+    assert capsys.readouterr().out == f"ts-health {__version__} (ts-health-handler)\n"

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from .._errors import HealthError
 from .._text import one_line
+from .._version import __version__
 from ._commands import COMMANDS, DEFAULT_WAIT_INTERVAL, Io
 from ._exit import ExitCode, exit_code_for, label_for
 from ._settings import (
@@ -121,6 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Is a TorchServe model ready, and if not, why?",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"ts-health {__version__} (ts-health-handler)",
+        help="print the version and exit",
     )
     _add_connection_options(parser, subcommand=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
