@@ -320,9 +320,17 @@ def _wait_done(
     return code
 
 
+def cmd_serve(settings: Settings, args: argparse.Namespace, io: Io) -> int:
+    # Imported here: the other commands never load the server (nor prometheus_client).
+    from ..serve import cmd_serve as serve
+
+    return serve(settings, args, io)
+
+
 COMMANDS: Final[dict[str, Callable[[Settings, argparse.Namespace, Io], int]]] = {
     "ping": cmd_ping,
     "ready": cmd_ready,
     "status": cmd_status,
     "wait": cmd_wait,
+    "serve": cmd_serve,
 }
