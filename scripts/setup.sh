@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need, on a fresh machine: Java 17 (TorchServe's
-# frontend), chromium and prometheus (tests of ts-health serve), a virtualenv in .venv with the pinned CPU torch, TorchServe, the model archiver,
-# the test tools and this package. Safe to run again: it only adds what is missing.
+# frontend), chromium and prometheus (tests of ts-health serve), a virtualenv in .venv with
+# the pinned CPU torch, TorchServe, the model archiver, the test tools and this package.
+# Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
