@@ -182,7 +182,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop at the first failed initialization instead of waiting for TorchServe's retries",
     )
     _add_connection_options(wait, subcommand=True)
+    _add_serve(command("serve", "per-model readiness over HTTP, Prometheus metrics, a page"))
     return parser
+
+
+def _add_serve(serve: argparse.ArgumentParser) -> None:
+    # Defaults live in ts_health_handler.serve (imported only when serving).
+    serve.add_argument(
+        "--listen", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:8090)"
+    )
+    serve.add_argument(
+        "--interval", metavar="S", type=seconds, help="seconds between observations (default 2)"
+    )
+    serve.add_argument(
+        "--stale-after",
+        metavar="S",
+        type=seconds,
+        help="readiness answers 503 when the observation is older (default 10)",
+    )
+    serve.add_argument(
+        "--model",
+        metavar="NAME",
+        action="append",
+        dest="models",
+        help="watch this model only (repeatable; default: every registered model)",
+    )
+    serve.add_argument(
+        "--allow-degraded",
+        action="store_true",
+        help="count degraded (a failing user check) as ready",
+    )
+    serve.add_argument(
+        "--auth-token-file",
+        metavar="PATH",
+        help="bearer token required for /status, /metrics and / ($TS_HEALTH_SERVE_TOKEN)",
+    )
+    _add_connection_options(serve, subcommand=True)
 
 
 def run(

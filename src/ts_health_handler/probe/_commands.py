@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
@@ -19,7 +19,18 @@ from ._render import health_json, health_line, status_table
 from ._settings import Settings, client_for
 from ._verdict import ModelHealth, Observation, State, assess
 
-__all__ = ["COMMANDS", "Io", "observe", "observe_entry", "observe_model"]
+__all__ = [
+    "COMMANDS",
+    "Io",
+    "PingResult",
+    "ask_ping",
+    "observe",
+    "observe_entry",
+    "observe_model",
+    "status_code",
+    "status_document",
+    "unreachable_document",
+]
 
 DEFAULT_WAIT_INTERVAL: Final = 1.0
 
@@ -173,38 +184,91 @@ def cmd_ready(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     return code
 
 
+@dataclass(frozen=True)
+class PingResult:
+    """What ``/ping`` said for ``status``: healthy or not and its text, or why it failed."""
+
+    healthy: bool | None = None
+    status: str | None = None
+    error: str | None = None
+    code: ExitCode = ExitCode.OK
+
+
+def ask_ping(client: TorchServeClient) -> PingResult:
+    """``/ping``, with a failure kept as ``error`` (a refused token still raises)."""
+    try:
+        healthy, status = client.ping()
+    except ServerError as exc:
+        code = exit_code_for(exc)
+        if code is ExitCode.USAGE:
+            raise
+        return PingResult(error=str(exc), code=code)
+    return PingResult(healthy, status, None, ExitCode.OK if healthy else ExitCode.NOT_READY)
+
+
+def status_code(ping: PingResult, results: Sequence[ModelHealth], allow_degraded: bool) -> int:
+    """The exit code of ``status``: unreachable wins, then the worst of the others."""
+    codes = [ping.code, *(_exit_code(h, allow_degraded) for h in results)]
+    return ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
+
+
+def status_document(
+    settings: Settings, ping: PingResult, results: Sequence[ModelHealth]
+) -> dict[str, Any]:
+    """The ``status --json`` document (fields in ``docs/probe.md``); ``ts-health serve``
+    answers ``/status`` with it too."""
+    return {
+        "command": "status",
+        "exit_code": status_code(ping, results, settings.allow_degraded),
+        "server": {
+            "inference_url": settings.inference_url,
+            "management_url": settings.management_url,
+            "ping": None
+            if ping.status is None
+            else {"healthy": ping.healthy, "status": ping.status},
+            "ping_error": ping.error,
+        },
+        "models": [health_json(h, settings.allow_degraded) for h in results],
+    }
+
+
+def unreachable_document(settings: Settings, ping: PingResult, error: str) -> dict[str, Any]:
+    """The ``status --json`` document when the management API cannot list the models."""
+    return {
+        "command": "status",
+        "exit_code": ExitCode.UNREACHABLE,
+        "server": {
+            "inference_url": settings.inference_url,
+            "management_url": settings.management_url,
+            "ping": None if ping.status is None else {"status": ping.status},
+            "ping_error": ping.error,
+            "management_error": error,
+        },
+        "models": [],
+    }
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     if args.model is None and args.version is not None:
         raise UsageError("--version needs a MODEL: ts-health status MODEL --version V")
     client = client_for(settings, clock=io.clock, secrets=io.secrets)
-    ping_healthy: bool | None = None
-    ping_status: str | None = None
-    ping_error: str | None = None
-    ping_code = ExitCode.OK
-    try:
-        ping_healthy, ping_status = client.ping()
-        if not ping_healthy:
-            ping_code = ExitCode.NOT_READY
-    except ServerError as exc:
-        ping_code = exit_code_for(exc)
-        if ping_code is ExitCode.USAGE:
-            raise
-        ping_error = str(exc)
+    ping = ask_ping(client)
     if args.model is not None:
         names: list[str] = [args.model]
     else:
         try:
             names = client.models()
         except Unreachable as exc:
-            return _status_unreachable(settings, io, exc, ping_status, ping_error)
+            io.emit(settings, f"unreachable: {exc}", unreachable_document(settings, ping, str(exc)))
+            return ExitCode.UNREACHABLE
     now = io.wall()
 
     def one(name: str) -> list[ModelHealth]:
         if args.version is not None:
             return [
-                observe(client, settings, name, args.version, ping_healthy=ping_healthy, now=now)
+                observe(client, settings, name, args.version, ping_healthy=ping.healthy, now=now)
             ]
-        return observe_model(client, settings, name, ping_healthy=ping_healthy, now=now)
+        return observe_model(client, settings, name, ping_healthy=ping.healthy, now=now)
 
     if len(names) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -213,49 +277,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
             results = [h for versions in pool.map(one, names) for h in versions]
     else:
         results = [h for n in names for h in one(n)]
-    codes = [ping_code, *(_exit_code(h, settings.allow_degraded) for h in results)]
-    code = ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
-    document = {
-        "command": "status",
-        "exit_code": code,
-        "server": {
-            "inference_url": settings.inference_url,
-            "management_url": settings.management_url,
-            "ping": None
-            if ping_status is None
-            else {"healthy": ping_healthy, "status": ping_status},
-            "ping_error": ping_error,
-        },
-        "models": [health_json(h, settings.allow_degraded) for h in results],
-    }
-    io.emit(
-        settings, status_table(_server_line(settings, ping_status, ping_error), results), document
-    )
-    return code
+    document = status_document(settings, ping, results)
+    io.emit(settings, status_table(server_line(settings, ping), results), document)
+    return int(document["exit_code"])
 
 
-def _server_line(settings: Settings, ping_status: str | None, ping_error: str | None) -> str:
-    ping = f"/ping {ping_status}" if ping_status is not None else f"/ping failed: {ping_error}"
-    return f"server {settings.inference_url} (management {settings.management_url}): {ping}"
-
-
-def _status_unreachable(
-    settings: Settings, io: Io, exc: Unreachable, ping_status: str | None, ping_error: str | None
-) -> int:
-    document = {
-        "command": "status",
-        "exit_code": ExitCode.UNREACHABLE,
-        "server": {
-            "inference_url": settings.inference_url,
-            "management_url": settings.management_url,
-            "ping": None if ping_status is None else {"status": ping_status},
-            "ping_error": ping_error,
-            "management_error": str(exc),
-        },
-        "models": [],
-    }
-    io.emit(settings, f"unreachable: {exc}", document)
-    return ExitCode.UNREACHABLE
+def server_line(settings: Settings, ping: PingResult) -> str:
+    """The first line of the ``status`` table: the server and what ``/ping`` said."""
+    shown = f"/ping {ping.status}" if ping.status is not None else f"/ping failed: {ping.error}"
+    return f"server {settings.inference_url} (management {settings.management_url}): {shown}"
 
 
 def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
@@ -307,9 +337,17 @@ def _wait_done(
     return code
 
 
+def cmd_serve(settings: Settings, args: argparse.Namespace, io: Io) -> int:
+    # Imported here: the other commands never load the server (nor prometheus_client).
+    from ..serve import cmd_serve as serve
+
+    return serve(settings, args, io)
+
+
 COMMANDS: Final[dict[str, Callable[[Settings, argparse.Namespace, Io], int]]] = {
     "ping": cmd_ping,
     "ready": cmd_ready,
     "status": cmd_status,
     "wait": cmd_wait,
+    "serve": cmd_serve,
 }
