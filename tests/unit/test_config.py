@@ -357,3 +357,18 @@ def test_any_section_gives_config_or_config_error(section: Any) -> None:
 @given(faults=json_values)
 def test_any_faults_section_gives_config_or_config_error(faults: Any) -> None:
     _check_only_config_error({"faults": faults}, "health.faults")
+
+
+@pytest.mark.parametrize("model_yaml", [None, ["health"], "health: {}"])
+def test_salvage_of_something_that_is_not_a_mapping_gives_defaults(model_yaml: Any) -> None:
+    assert HealthConfig.salvage(model_yaml) == HealthConfig()
+
+
+@pytest.mark.parametrize("value", ["", "  ", 3])
+def test_a_text_setting_must_be_a_non_empty_string(value: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        HealthConfig.from_mapping({"termination_log": value})
+
+    assert str(caught.value) == (
+        f"invalid health.termination_log: {value!r}; expected a non-empty string or null"
+    )

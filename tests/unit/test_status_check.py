@@ -5,6 +5,7 @@ A failing or slow check makes the status ``degraded`` and never raises out of de
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -521,3 +522,68 @@ def test_active_faults_are_the_knobs_off_their_defaults() -> None:
         "fail_initialize": "x",
         "fail_inference_status": 429,
     }
+
+
+# -- exact boundaries and durations ---------------------------------------------------
+
+
+def test_a_result_of_exactly_the_limit_is_kept_as_is() -> None:
+    exact = {"b": "x" * (RESULT_LIMIT - len('{"b": ""}'))}
+    over = {"b": "x" * (RESULT_LIMIT - len('{"b": ""}') + 1)}
+
+    assert interpret(exact, 0.0).result == exact
+    assert interpret(over, 0.0).result == json.dumps(over)[:RESULT_LIMIT]
+
+
+class StepClock:
+    """Moves ``step`` seconds on every reading."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize("check", [lambda: True, _raise(OSError("x"))], ids=["ok", "raises"])
+def test_check_durations_are_rounded_to_six_decimals(check: Callable[[], Any]) -> None:
+    outcome = CheckRunner(check, StepClock(0.12345678)).run(5)
+
+    assert outcome.duration_s == 0.123457
+
+
+def test_the_check_runs_in_a_named_daemon_thread() -> None:
+    seen: list[threading.Thread] = []
+
+    outcome = CheckRunner(lambda: seen.append(threading.current_thread()) or True, time_zero).run(5)
+
+    assert outcome.status is CheckStatus.OK
+    [thread] = seen
+    assert thread is not threading.main_thread()
+    assert thread.name == "ts-health-check"
+    assert thread.daemon is True
+
+
+def time_zero() -> float:
+    return 0.0
+
+
+def test_a_timeout_is_reported_after_timeout_s_with_rounded_figures(
+    blocking: BlockingCheck, clock: Any
+) -> None:
+    runner = CheckRunner(blocking, clock)
+
+    first = runner.run(0.0123456789)
+    clock.advance(1.23456789)
+    second = runner.run(0.0123456789)
+
+    assert first.to_json() == {
+        "status": "timeout",
+        "result": None,
+        "error": "health_check() did not answer within 0.0123457 s",
+        "duration_s": 0.012346,
+    }
+    assert second.duration_s == 1.234568
+    assert second.error == "health_check() still running after 1.2 s (limit 0.0123457 s)"
+    assert blocking.calls == 1
