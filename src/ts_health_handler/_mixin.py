@@ -34,13 +34,17 @@ def _tracker(handler: HealthMixin) -> Tracker:
     The clock and sleep it gets look up ``health_clock``/``health_sleep`` on every call, so
     that a fake installed on the instance (``handler.health_clock = fake``) is always seen.
     """
-    tracker: Tracker | None = handler.__dict__.get("_ts_health")
-    if tracker is None:
-        tracker = Tracker(
-            clock=lambda: handler.health_clock(),
-            sleep=lambda seconds: handler.health_sleep(seconds),
-        )
-        handler._ts_health = tracker
+    # Never through handler.__dict__: touching it makes CPython 3.11 drop the compact
+    # attribute layout, which slows every attribute access of the handler's own code.
+    try:
+        return handler._ts_health
+    except AttributeError:
+        pass
+    tracker = Tracker(
+        clock=lambda: handler.health_clock(),
+        sleep=lambda seconds: handler.health_sleep(seconds),
+    )
+    handler._ts_health = tracker
     return tracker
 
 
