@@ -3,8 +3,12 @@ recording metrics cache stand in for TorchServe's; nothing sleeps, no handler is
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+import sys
+import traceback
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +17,7 @@ import pytest
 from ts.metrics.metric_type_enum import MetricTypes
 
 from ts_health_handler import HealthStatus, InferenceError, InitializationError, InitPhase
-from ts_health_handler._state import MESSAGE_LIMIT, StateStore, utc_iso
+from ts_health_handler._state import MESSAGE_LIMIT, InitRecord, StateStore, utc_iso
 from ts_health_handler._status import RESULT_LIMIT
 from ts_health_handler._tracker import (
     TERMINATION_LIMIT,
@@ -390,3 +394,96 @@ class Outer:
 )
 def test_qualified_name(kind: type, name: str) -> None:
     assert qualified_name(kind) == name
+
+
+# -- the record as other workers and a broken state dir leave it ----------------------------
+
+
+def test_while_the_user_initializes_the_record_names_this_worker(
+    tracker: Tracker, health_state_dir: Path
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    tracker.initialize(context(), lambda: seen.append(record(health_state_dir)))
+
+    [during] = seen
+    assert (during["phase"], during["worker_pid"], during["server_pid"]) == (
+        "initializing",
+        os.getpid(),
+        os.getppid(),
+    )
+
+
+def test_an_attempt_left_by_a_dead_worker_is_counted_as_a_failure(
+    tracker: Tracker, clock: Any, health_state_dir: Path
+) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    store = StateStore(health_state_dir, "bert", "2.0")
+    store.update(
+        lambda previous: InitRecord.started(
+            previous, model_name="bert", model_version="2.0", now=EPOCH - 60,
+            worker_pid=dead.pid, server_pid=os.getppid(),
+        )
+    )  # fmt: skip
+
+    tracker.initialize(context(), loading(clock, 1))
+
+    stored = record(health_state_dir)
+    assert (stored["attempts"], stored["failures"], stored["attempts_to_ready"]) == (2, 1, 2)
+    assert stored["recent_errors"][0]["type"] == "WorkerDied"
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["success", "failure"])
+def test_an_outcome_is_applied_to_the_record_as_other_workers_left_it(
+    tracker: Tracker, clock: Any, health_state_dir: Path, fails: bool
+) -> None:
+    def another_worker_starts() -> None:
+        StateStore(health_state_dir, "bert", "2.0").update(
+            lambda previous: InitRecord.started(
+                previous, model_name="bert", model_version="2.0", now=EPOCH,
+                worker_pid=os.getpid() + 1, server_pid=os.getppid(),
+            )
+        )  # fmt: skip
+        clock.advance(0.5)
+        if fails:
+            raise OSError("no")
+
+    with contextlib.suppress(InitializationError):
+        tracker.initialize(context(), another_worker_starts)
+
+    stored = record(health_state_dir)
+    assert stored["attempts"] == 2
+    assert stored["phase"] == ("failed" if fails else "ready")
+    assert stored["last_duration_s"] == 0.5
+    assert stored["worker_pid"] == os.getpid()
+
+
+def test_a_broken_state_dir_keeps_this_workers_own_history(
+    tracker: Tracker, clock: Any, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    ctx = context({"state_dir": str(blocker / "state")})
+
+    with pytest.raises(InitializationError):
+        tracker.initialize(ctx, failing(clock, 1, OSError("first")))
+    tracker.initialize(ctx, loading(clock, 1))
+    document = tracker.status(None, None)
+
+    assert document["initialization"]["attempt"] == 2
+    assert document["initialization"]["history"]["attempts"] == 2
+    assert document["initialization"]["history"]["failures"] == 1
+    assert document["state_store"]["ok"] is False
+    assert document["state_store"]["error"].startswith("NotADirectoryError: ")
+
+
+def test_the_traceback_is_the_whole_formatted_exception(tracker: Tracker, clock: Any) -> None:
+    original = ValueError("deep")
+
+    with pytest.raises(InitializationError):
+        tracker.initialize(context(), failing(clock, 0, original))
+
+    error = tracker.snapshot().error
+    assert error is not None
+    assert error.traceback == "".join(traceback.format_exception(original))
