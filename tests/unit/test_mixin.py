@@ -591,6 +591,45 @@ def test_duck_typed_context_identity(fake_time: Any, health_state_dir: Path) -> 
     assert (health_state_dir / "m2" / "3" / "init.json").is_file()
 
 
+class HeaderContext:
+    """A context that is not ts' own: only the public get_request_header()."""
+
+    model_name = "duck"
+
+    def __init__(self, describe: str | None) -> None:
+        self.describe = describe
+
+    def get_request_header(self, idx: int, key: str) -> str | None:
+        return self.describe if (idx, key) == (0, "describe") else None
+
+
+def test_describe_through_a_context_with_only_the_public_header_method(
+    fake_time: Any, health_state_dir: Path
+) -> None:
+    handler = fake_time(Model())
+    handler.initialize(HeaderContext(None))
+
+    assert handler.handle([{"body": 1}], HeaderContext(None)) == [{"echo": 1}]
+    assert handler.handle([{"body": 2}], HeaderContext("true")) == [{"echo": 2}]
+    [document] = handler.handle([{}], HeaderContext("True"))
+
+    assert document["model"]["name"] == "duck"
+    assert document["requests"]["total"] == 2
+
+
+def test_a_clock_replaced_after_first_use_is_seen(make: Make, clock: Any) -> None:
+    handler, context = make()
+    handler.initialize(context)
+    later = type(clock)(clock.now + 3600)
+    handler.health_clock = later
+
+    infer(handler, context, [{"body": 1}])
+    document = describe(handler, context)
+
+    assert document["requests"]["last_request_at"] == "2025-06-15T16:06:41.500Z"
+    assert document["worker"]["uptime_s"] == 3601.5
+
+
 def test_manifest_without_version_is_unknown(make: Make) -> None:
     handler, context = make(manifest={"model": {"modelName": "resnet"}})
     handler.initialize(context)
@@ -903,7 +942,9 @@ def test_termination_log_is_one_line_of_at_most_4096_bytes(make: Make, tmp_path:
     text = data.decode("utf-8")
     assert 4090 <= len(data) <= 4096
     assert "\n" not in text
-    assert text.startswith("...[truncated]... ")
+    # Head and tail: what failed first, the error's own end last, the cut in between.
+    assert text.startswith("model resnet 1.0 failed to initialize (attempt 1): ValueError: first")
+    assert "...[truncated]... " in text
     assert text.endswith("\u20ac\u20ac THE END")
 
 
