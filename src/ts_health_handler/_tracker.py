@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from ._config import HealthConfig, InitFailurePolicy
 from ._errors import ConfigError, InferenceError, InitializationError
+from ._identity import Identity, current_identity
 from ._state import (
     MESSAGE_LIMIT,
     ErrorInfo,
@@ -36,7 +37,7 @@ from ._state import (
 )
 from ._states import CheckStatus, HealthStatus, InitPhase
 from ._status import CheckResult, CheckRunner, WorkerSnapshot, build_status, library_versions
-from ._text import clip_utf8
+from ._text import clip_utf8, valid_utf8
 
 __all__ = ["Tracker"]
 
@@ -73,6 +74,7 @@ class Tracker:
         "_config",
         "_error",
         "_finished_at",
+        "_identity",
         "_metrics",
         "_model_name",
         "_model_version",
@@ -102,6 +104,7 @@ class Tracker:
         self._metrics: Any = None
         self._store: StateStore | None = None
         self._store_error: str | None = None
+        self._identity = Identity(UNKNOWN, None, os.getpid())
         self._record: InitRecord | None = None
         self._phase = InitPhase.INITIALIZING
         self._attempt: int | None = None
@@ -162,6 +165,11 @@ class Tracker:
             if isinstance(exc, InitializationError):
                 raise
             raise InitializationError(f"{type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:
+            # SystemExit, KeyboardInterrupt, GeneratorExit: the worker is ending. Record why
+            # (the next attempt would only know that the process died) and let it end.
+            self._failed(exc, started)
+            raise
         self._succeeded(started)
         return result
 
@@ -179,14 +187,16 @@ class Tracker:
             config_error = exc
             self._config = HealthConfig.salvage(raw)
         self._store = None  # the state dir may differ from an earlier initialize()
+        identity = self._identity = current_identity()
         self._persist(
             lambda previous: InitRecord.started(
                 previous,
                 model_name=name,
                 model_version=version,
                 now=started,
-                worker_pid=os.getpid(),
-                server_pid=os.getppid(),
+                worker_pid=identity.pid,
+                server=identity.server,
+                worker_id=identity.worker,
                 worker_alive=pid_alive,
             )
         )
@@ -201,7 +211,10 @@ class Tracker:
         self.gated = faults.inference_delay_s > 0 or faults.fail_inference is not None
         self._persist(
             lambda previous: self._current(previous).succeeded(
-                now=finished, duration_s=finished - started, worker_pid=os.getpid()
+                now=finished,
+                duration_s=finished - started,
+                worker_pid=os.getpid(),
+                worker_id=self._identity.worker,
             )
         )
         self._metric(METRIC_INIT_DURATION, (finished - started) * 1000, "ms")
@@ -213,18 +226,23 @@ class Tracker:
         self._phase, self._finished_at = InitPhase.FAILED, finished
         error = self._error = ErrorInfo(
             type=qualified_name(type(exc)),
-            message=bound(str(exc), MESSAGE_LIMIT),
+            message=bound(valid_utf8(str(exc)), MESSAGE_LIMIT),
             at=utc_iso(finished),
             attempt=self._attempt or 0,
             traceback=bound(
-                "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), limit
+                valid_utf8("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))),
+                limit,
             )
             if limit
             else None,
         )
         self._persist(
             lambda previous: self._current(previous).failed(
-                error, now=finished, duration_s=finished - started, worker_pid=os.getpid()
+                error,
+                now=finished,
+                duration_s=finished - started,
+                worker_pid=os.getpid(),
+                worker_id=self._identity.worker,
             )
         )
         self._write_termination_log(error)
@@ -248,6 +266,7 @@ class Tracker:
                     resolve_state_dir(self._config.state_dir),
                     self._model_name,
                     self._model_version,
+                    self._identity.server,
                 )
             self._record = self._store.update(change)
             self._store_error = None

@@ -25,7 +25,11 @@ from ts_health_handler import (
     InitializationError,
     __version__,
 )
+from ts_health_handler._identity import Identity, current_identity
 from ts_health_handler.testing import describe, infer, set_requests
+
+#: The record file this process writes: one per server (see _identity).
+RECORD_FILE = f"init.{current_identity().server}.json"
 
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
@@ -80,7 +84,7 @@ def make(ts_context: Any, fake_time: Any) -> Make:
 
 
 def record_file(state_dir: Path, name: str = "resnet", version: str = "1.0") -> dict[str, Any]:
-    return json.loads((state_dir / name / version / "init.json").read_text(encoding="utf-8"))
+    return json.loads((state_dir / name / version / RECORD_FILE).read_text(encoding="utf-8"))
 
 
 # -- recorded initialization ------------------------------------------------------------
@@ -124,13 +128,15 @@ def test_successful_initialize_is_recorded(make: Make, health_state_dir: Path) -
         "last_duration_s": 1.5,
         "last_error": None,
         "recent_errors": [],
-        "server_pid": os.getppid(),
+        "server": current_identity().server,
         "worker_pid": os.getpid(),
         "updated_at": T1_ISO,
-        "schema_version": 1,
+        "workers": [],  # outside a TorchServe worker there is no worker id
+        "previous": None,
+        "schema_version": 2,
     }
     assert document["state_store"] == {
-        "path": str(health_state_dir / "resnet" / "1.0" / "init.json"),
+        "path": str(health_state_dir / "resnet" / "1.0" / RECORD_FILE),
         "ok": True,
         "error": None,
     }
@@ -266,15 +272,21 @@ def test_a_new_torchserve_process_starts_a_fresh_record(
     earlier, context = make(fail=OSError("old session"))
     with pytest.raises(InitializationError):
         earlier.initialize(context)
-    assert record_file(health_state_dir)["server_pid"] == os.getppid()
+    assert record_file(health_state_dir)["server"] == current_identity().server
 
-    monkeypatch.setattr(os, "getppid", lambda: 999_999)
+    import ts_health_handler._tracker as tracker_module
+
+    restarted = Identity("999999-1", None, os.getpid())
+    monkeypatch.setattr(tracker_module, "current_identity", lambda: restarted)
     handler, context = make()
     handler.initialize(context)
 
     history = describe(handler, context)["initialization"]["history"]
     assert (history["attempts"], history["failures"], history["recent_errors"]) == (1, 0, [])
-    assert record_file(health_state_dir)["server_pid"] == 999_999
+    fresh = json.loads((health_state_dir / "resnet" / "1.0" / "init.999999-1.json").read_text())
+    assert fresh["server"] == "999999-1"
+    # The earlier server's record is kept beside it, untouched: its history, not current.
+    assert record_file(health_state_dir)["failures"] == 1
 
 
 def test_concurrent_worker_initializations_are_all_counted(
@@ -588,7 +600,7 @@ def test_duck_typed_context_identity(fake_time: Any, health_state_dir: Path) -> 
     assert handler.handle([{"body": 5}], context) == [{"echo": 5}]
 
     assert handler.health_status()["model"] == {"name": "m2", "version": "3"}
-    assert (health_state_dir / "m2" / "3" / "init.json").is_file()
+    assert (health_state_dir / "m2" / "3" / RECORD_FILE).is_file()
 
 
 class HeaderContext:
@@ -978,7 +990,7 @@ def test_unwritable_state_dir_still_serves(make: Make, tmp_path: Path) -> None:
     document = describe(handler, context)
     assert document["status"] == "ready"
     store = document["state_store"]
-    assert store["path"] == str(blocker / "state" / "resnet" / "1.0" / "init.json")
+    assert store["path"] == str(blocker / "state" / "resnet" / "1.0" / RECORD_FILE)
     assert store["ok"] is False
     assert store["error"].startswith("NotADirectoryError: ")
     assert str(blocker) in store["error"]
@@ -986,7 +998,7 @@ def test_unwritable_state_dir_still_serves(make: Make, tmp_path: Path) -> None:
 
 
 def test_corrupt_record_is_replaced_at_initialize(make: Make, health_state_dir: Path) -> None:
-    path = health_state_dir / "resnet" / "1.0" / "init.json"
+    path = health_state_dir / "resnet" / "1.0" / RECORD_FILE
     path.parent.mkdir(parents=True)
     path.write_text('{"schema_version": 1, "attem', encoding="utf-8")
     handler, context = make()
@@ -1013,7 +1025,7 @@ def test_record_damaged_mid_run_is_reported_and_serving_goes_on(
 ) -> None:
     handler, context = make()
     handler.initialize(context)
-    path = health_state_dir / "resnet" / "1.0" / "init.json"
+    path = health_state_dir / "resnet" / "1.0" / RECORD_FILE
 
     damage(path)
 
@@ -1126,7 +1138,7 @@ def test_record_lost_during_initialize_continues_from_the_workers_copy(
 ) -> None:
     class Wiping(Model):
         def initialize(self, context: Any) -> str:
-            (health_state_dir / "resnet" / "1.0" / "init.json").write_text("garbage")
+            (health_state_dir / "resnet" / "1.0" / RECORD_FILE).write_text("garbage")
             return super().initialize(context)
 
     handler, context = make(Wiping)

@@ -151,7 +151,7 @@ def record_failures(
 
         def fail(previous: InitRecord | None, at: float = at, attempt: int = attempt) -> InitRecord:
             started = InitRecord.started(
-                previous, model_name="m", model_version="1.0", now=at, worker_pid=100, server_pid=1
+                previous, model_name="m", model_version="1.0", now=at, worker_pid=100, server="1"
             )
             error = ErrorInfo("builtins.ValueError", "weights missing", utc_iso(at), attempt)
             return started.failed(error, now=at + 0.5, duration_s=0.5, worker_pid=100)
@@ -160,7 +160,7 @@ def record_failures(
     if retrying:
         store.update(
             lambda previous: InitRecord.started(
-                previous, model_name="m", model_version="1.0", now=NOW, worker_pid=101, server_pid=1
+                previous, model_name="m", model_version="1.0", now=NOW, worker_pid=101, server="1"
             )
         )
 
@@ -463,7 +463,8 @@ def test_ready_json(ts_health: Callable[..., Result], state_dir: Path) -> None:
     assert model["state"] == "ready"
     assert model["ok"] is True
     assert model["status"]["status"] == "ready"
-    assert model["record_path"] == str(state_dir / "m" / "1.0" / "init.json")
+    # No record yet: the path is the directory where the version's records are looked for.
+    assert model["record_path"] == str(state_dir / "m" / "1.0")
 
 
 def test_ready_with_version(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
@@ -510,7 +511,7 @@ def test_initializing(
     assert result.code == EXIT_NOT_READY
     assert result.lines == [
         "initializing: model m 1.0: no READY worker yet (0/1 workers READY; no initialization "
-        f"record in {state_dir / 'm' / '1.0' / 'init.json'})"
+        f"record in {state_dir / 'm' / '1.0'})"
     ]
 
 
@@ -615,7 +616,7 @@ def two_models(fake: FakeTorchServe, state_dir: Path) -> None:
             model_version="1.0",
             now=NOW - 5,
             worker_pid=9,
-            server_pid=1,
+            server="1",
         ).failed(error, now=NOW - 5, duration_s=0.1, worker_pid=9)
     )
 
@@ -949,7 +950,7 @@ def test_state_dir_from_environment(
         connect=False,
         env={"TS_HEALTH_STATE_DIR": str(other)},
     )
-    assert result.json()["model"]["record_path"] == str(other / "m" / "1.0" / "init.json")
+    assert result.json()["model"]["record_path"] == str(other / "m" / "1.0")
 
 
 @pytest.mark.parametrize(
@@ -1127,7 +1128,7 @@ HOSTILE = "boom \x1b[2J\x1b]0;pwned\x07 \x9b31m \u202eevil \udcff end"
 def hostile_record(state_dir: Path) -> None:
     def fail(previous: InitRecord | None) -> InitRecord:
         started = InitRecord.started(
-            previous, model_name="m", model_version="1.0", now=NOW - 5, worker_pid=7, server_pid=1
+            previous, model_name="m", model_version="1.0", now=NOW - 5, worker_pid=7, server="1"
         )
         error = ErrorInfo("builtins.ValueError", HOSTILE, utc_iso(NOW - 4), 1)
         return started.failed(error, now=NOW - 4, duration_s=1.0, worker_pid=7)

@@ -26,12 +26,12 @@ from ts_health_handler import (
 from ts_health_handler._state import ENV_STATE_DIR, RECENT_ERRORS, bound, parse_iso, utc_iso
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40.000Z
-SERVER = 4321
+SERVER = "4321-77"
 
 
-def started(previous: InitRecord | None, now: float = T0, server: int = SERVER) -> InitRecord:
+def started(previous: InitRecord | None, now: float = T0, server: str = SERVER) -> InitRecord:
     return InitRecord.started(
-        previous, model_name="m", model_version="1.0", now=now, worker_pid=11, server_pid=server
+        previous, model_name="m", model_version="1.0", now=now, worker_pid=11, server=server
     )
 
 
@@ -85,7 +85,7 @@ def test_first_start_creates_a_record() -> None:
         phase=InitPhase.INITIALIZING,
         attempts=1,
         last_started_at="2025-06-15T15:06:40.000Z",
-        server_pid=SERVER,
+        server=SERVER,
         worker_pid=11,
         updated_at="2025-06-15T15:06:40.000Z",
     )
@@ -144,16 +144,16 @@ def test_recent_errors_keep_only_the_last_few() -> None:
     assert [e.message for e in record.recent_errors] == [f"fail {i}" for i in range(3, 8)]
 
 
-def test_a_new_server_pid_starts_a_fresh_record() -> None:
+def test_a_new_server_starts_a_fresh_record() -> None:
     old = started(None).failed(error_at(T0, 1), now=T0, duration_s=0.5, worker_pid=11)
 
-    fresh = started(old, now=T0 + 100, server=SERVER + 1)
+    fresh = started(old, now=T0 + 100, server="4321-78")
 
     assert fresh.attempts == 1
     assert fresh.failures == 0
     assert fresh.last_error is None
     assert fresh.recent_errors == ()
-    assert fresh.server_pid == SERVER + 1
+    assert fresh.server == "4321-78"
 
 
 # -- JSON -------------------------------------------------------------------------------
@@ -170,7 +170,7 @@ def test_json_round_trip() -> None:
 
     assert json.loads(json.dumps(data)) == data
     assert data["phase"] == "ready"
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["last_error"]["type"] == "OSError"
     assert data["recent_errors"][0]["traceback"] is None
     assert InitRecord.from_json(json.loads(json.dumps(data))) == record
@@ -216,9 +216,14 @@ def _valid() -> dict[str, Any]:
             lambda d: d.update(last_duration_s="1s"),
             "field 'last_duration_s' is '1s', expected int or float or null",
         ),
-        (lambda d: d.update(server_pid=[1]), "field 'server_pid' is [1], expected int or null"),
+        (lambda d: d.update(server=[1]), "field 'server' is [1], expected str or null"),
+        (lambda d: d.update(workers={}), "field 'workers' is {}, expected list"),
+        (
+            lambda d: d.update(workers=[{"id": "9000"}]),
+            "missing field 'workers[0].pid'",
+        ),
         (lambda d: d.update(updated_at=5), "field 'updated_at' is 5, expected str or null"),
-        (lambda d: d.update(schema_version=2), "schema_version 2, expected 1"),
+        (lambda d: d.update(schema_version=3), "schema_version 3, expected 2"),
         (
             lambda d: d.update(phase="starting"),
             "phase 'starting', expected one of initializing, ready, failed",
@@ -410,7 +415,7 @@ def test_processes_updating_one_record_under_flock(tmp_path: Path) -> None:
     assert record.attempts == processes * rounds
     assert record.failures == processes * rounds // 2
     assert len(record.recent_errors) == RECENT_ERRORS
-    assert record.server_pid == SERVER
+    assert record.server == SERVER
     assert sorted(p.name for p in StateStore(tmp_path, "m", "1.0").directory.iterdir()) == [
         "init.json",
         "init.lock",
@@ -433,7 +438,7 @@ def test_store_works_without_fcntl(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def begun_by(pid: int, now: float = T0) -> InitRecord:
     return InitRecord.started(
-        None, model_name="m", model_version="1.0", now=now, worker_pid=pid, server_pid=SERVER
+        None, model_name="m", model_version="1.0", now=now, worker_pid=pid, server=SERVER
     )
 
 
@@ -444,7 +449,7 @@ def restart(previous: InitRecord, *, alive: bool, pid: int = 12, now: float = T0
         model_version="1.0",
         now=now,
         worker_pid=pid,
-        server_pid=SERVER,
+        server=SERVER,
         worker_alive=lambda _pid: alive,
     )
 
@@ -527,7 +532,7 @@ def test_liveness_is_asked_about_the_unfinished_attempts_worker() -> None:
 
     InitRecord.started(
         begun_by(11), model_name="m", model_version="1.0", now=T0 + 4, worker_pid=12,
-        server_pid=SERVER, worker_alive=alive,
+        server=SERVER, worker_alive=alive,
     )  # fmt: skip
 
     assert asked == [11]

@@ -17,6 +17,7 @@ import pytest
 from ts.metrics.metric_type_enum import MetricTypes
 
 from ts_health_handler import HealthStatus, InferenceError, InitializationError, InitPhase
+from ts_health_handler._identity import current_identity
 from ts_health_handler._state import MESSAGE_LIMIT, InitRecord, StateStore, utc_iso
 from ts_health_handler._status import RESULT_LIMIT
 from ts_health_handler._tracker import (
@@ -25,6 +26,9 @@ from ts_health_handler._tracker import (
     model_identity,
     qualified_name,
 )
+
+#: The record file this process writes: one per server (see _identity).
+RECORD_FILE = f"init.{current_identity().server}.json"
 
 #: Where the ``clock`` fixture starts (tests/unit/conftest.py): 2025-06-15T15:06:40.000Z.
 EPOCH = 1_750_000_000.0
@@ -56,7 +60,7 @@ def tracker(clock: Any, sleep: Any, health_state_dir: Path) -> Tracker:
 
 
 def record(state_dir: Path, name: str = "bert", version: str = "2.0") -> dict[str, Any]:
-    return json.loads((state_dir / name / version / "init.json").read_text(encoding="utf-8"))
+    return json.loads((state_dir / name / version / RECORD_FILE).read_text(encoding="utf-8"))
 
 
 def loading(clock: Any, seconds: float, result: Any = "loaded") -> Any:
@@ -118,7 +122,7 @@ def test_success_is_timed_by_the_injected_clock_and_persisted(
     assert snapshot.phase is InitPhase.READY
     assert (snapshot.init_started_at, snapshot.init_finished_at) == (EPOCH, EPOCH + 0.25)
     assert snapshot.attempt == 1
-    assert snapshot.store_path == str(health_state_dir / "bert" / "2.0" / "init.json")
+    assert snapshot.store_path == str(health_state_dir / "bert" / "2.0" / RECORD_FILE)
     assert tracker.gated is False
     assert tracker.in_initialize is False
     stored = record(health_state_dir)
@@ -338,7 +342,7 @@ def test_status_reports_a_vanished_record(
     tracker: Tracker, clock: Any, health_state_dir: Path
 ) -> None:
     tracker.initialize(context(), loading(clock, 0))
-    path = health_state_dir / "bert" / "2.0" / "init.json"
+    path = health_state_dir / "bert" / "2.0" / RECORD_FILE
     path.unlink()
 
     document = tracker.status(None, None)
@@ -411,10 +415,10 @@ def test_while_the_user_initializes_the_record_names_this_worker(
     tracker.initialize(context(), lambda: seen.append(record(health_state_dir)))
 
     [during] = seen
-    assert (during["phase"], during["worker_pid"], during["server_pid"]) == (
+    assert (during["phase"], during["worker_pid"], during["server"]) == (
         "initializing",
         os.getpid(),
-        os.getppid(),
+        current_identity().server,
     )
 
 
@@ -423,11 +427,11 @@ def test_an_attempt_left_by_a_dead_worker_is_counted_as_a_failure(
 ) -> None:
     dead = subprocess.Popen([sys.executable, "-c", ""])
     dead.wait()
-    store = StateStore(health_state_dir, "bert", "2.0")
+    store = StateStore(health_state_dir, "bert", "2.0", current_identity().server)
     store.update(
         lambda previous: InitRecord.started(
             previous, model_name="bert", model_version="2.0", now=EPOCH - 60,
-            worker_pid=dead.pid, server_pid=os.getppid(),
+            worker_pid=dead.pid, server=current_identity().server,
         )
     )  # fmt: skip
 
@@ -443,10 +447,10 @@ def test_an_outcome_is_applied_to_the_record_as_other_workers_left_it(
     tracker: Tracker, clock: Any, health_state_dir: Path, fails: bool
 ) -> None:
     def another_worker_starts() -> None:
-        StateStore(health_state_dir, "bert", "2.0").update(
+        StateStore(health_state_dir, "bert", "2.0", current_identity().server).update(
             lambda previous: InitRecord.started(
                 previous, model_name="bert", model_version="2.0", now=EPOCH,
-                worker_pid=os.getpid() + 1, server_pid=os.getppid(),
+                worker_pid=os.getpid() + 1, server=current_identity().server,
             )
         )  # fmt: skip
         clock.advance(0.5)
@@ -491,3 +495,30 @@ def test_the_traceback_is_the_whole_formatted_exception(tracker: Tracker, clock:
     error = tracker.snapshot().error
     assert error is not None
     assert error.traceback == "".join(traceback.format_exception(original))
+
+
+@pytest.mark.parametrize(
+    ("raised", "kind", "message"),
+    [
+        (SystemExit("weights server said no"), "SystemExit", "weights server said no"),
+        (SystemExit(3), "SystemExit", "3"),
+        (KeyboardInterrupt(), "KeyboardInterrupt", ""),
+        (GeneratorExit("closed"), "GeneratorExit", "closed"),
+    ],
+)
+def test_a_base_exception_in_initialize_is_recorded_as_the_cause_then_raised(
+    tracker: Tracker,
+    clock: Any,
+    health_state_dir: Path,
+    raised: BaseException,
+    kind: str,
+    message: str,
+) -> None:
+    with pytest.raises(type(raised)) as caught:
+        tracker.initialize(context(), failing(clock, 0.5, raised))
+
+    assert caught.value is raised  # propagated unchanged: the worker is ending
+    stored = record(health_state_dir)
+    assert (stored["phase"], stored["failures"]) == ("failed", 1)
+    assert (stored["last_error"]["type"], stored["last_error"]["message"]) == (kind, message)
+    assert tracker.snapshot().phase is InitPhase.FAILED

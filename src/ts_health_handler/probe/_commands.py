@@ -12,9 +12,10 @@ from typing import IO, Any, Final
 from .._answers import ModelEntry
 from .._client import TorchServeClient, Unreachable
 from .._errors import ServerError
-from .._state import InitRecord, RecordError, StateStore
+from .._state import InitRecord, RecordError, StateStore, read_record
 from .._text import printable
 from ._exit import ExitCode, UsageError, exit_code_for
+from ._match import Match, match
 from ._render import health_json, health_line, status_table
 from ._settings import Settings, client_for
 from ._verdict import ModelHealth, Observation, State, assess
@@ -68,17 +69,25 @@ class Io:
         self.out(json.dumps(document, indent=2) if settings.json else text)
 
 
-def read_record(
-    settings: Settings, model: str, version: str
-) -> tuple[InitRecord | None, str, str | None]:
-    """``(record, path, error)`` of the persisted initialization record."""
-    store = StateStore(settings.state_dir, model, version)
-    try:
-        return store.read(), str(store.path), None
-    except RecordError as exc:
-        return None, str(store.path), str(exc)
-    except OSError as exc:
-        return None, str(store.path), f"cannot read {store.path}: {exc.strerror or exc}"
+def read_records(settings: Settings, entry: ModelEntry) -> tuple[Match, str | None]:
+    """The record of the registration ``entry`` describes, the newest other one, and why a
+    record file could not be read (when none was found to be current)."""
+    store = StateStore(settings.state_dir, entry.name, entry.version)
+    found: list[tuple[str, InitRecord]] = []
+    errors: list[str] = []
+    for path in store.files():
+        try:
+            record = read_record(path)
+        except RecordError as exc:
+            errors.append(str(exc))
+            continue
+        except OSError as exc:
+            errors.append(f"cannot read {path}: {exc.strerror or exc}")
+            continue
+        if record is not None:
+            found.append((str(path), record))
+    matched = match(entry, found)
+    return matched, None if matched.current is not None or not errors else errors[0]
 
 
 def observe(
@@ -138,14 +147,16 @@ def observe_entry(
     status_error: str | None = "not asked: no READY worker"
     if entry.ready_workers:
         status, status_error = client.status_document(entry.name, entry.version)
-    record, record_path, record_error = read_record(settings, entry.name, entry.version)
+    records, record_error = read_records(settings, entry)
     seen = Observation(
         describe=entry,
         status=status,
         status_error=status_error,
-        record=record,
-        record_path=record_path,
+        record=records.current,
+        record_path=records.path
+        or str(StateStore(settings.state_dir, entry.name, entry.version).directory),
         record_error=record_error,
+        previous=records.previous,
         ping_healthy=ping_healthy,
         now=now,
         default=default,
