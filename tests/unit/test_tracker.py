@@ -494,7 +494,9 @@ def test_the_traceback_is_the_whole_formatted_exception(tracker: Tracker, clock:
 
     error = tracker.snapshot().error
     assert error is not None
-    assert error.traceback == "".join(traceback.format_exception(original))
+    assert error.traceback == "".join(
+        traceback.format_exception(type(original), original, original.__traceback__)
+    )
 
 
 @pytest.mark.parametrize(
