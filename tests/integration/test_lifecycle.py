@@ -165,10 +165,16 @@ def test_the_cpu_launcher_counts_attempts_like_the_default_launcher(
 # -- on the shared server ----------------------------------------------------------------
 
 
-def handler_file(directory: Path, body: str) -> Path:
-    """A handler module whose ``initialize()`` runs ``body`` (one class, as TorchServe wants)."""
+def handler_file(directory: Path, body: str, check: str | None = None) -> Path:
+    """A handler module whose ``initialize()`` runs ``body`` and whose ``health_check()`` (when
+    given) runs ``check`` (one class, as TorchServe wants)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "handler.py"
+    health_check = ""
+    if check is not None:
+        health_check = "\n    def health_check(self):\n" + textwrap.indent(
+            textwrap.dedent(check), " " * 8
+        )
     path.write_text(
         "from ts.torch_handler.base_handler import BaseHandler\n"
         "from ts_health_handler import HealthMixin\n\n\n"
@@ -177,7 +183,7 @@ def handler_file(directory: Path, body: str) -> Path:
         + textwrap.indent(textwrap.dedent(body), " " * 8)
         + "\n        self.initialized = True\n\n"
         "    def handle(self, data, context):\n"
-        "        return [{'ok': True} for _ in data]\n",
+        "        return [{'ok': True} for _ in data]\n" + health_check + "\n",
         encoding="utf-8",
     )
     return path
@@ -187,13 +193,18 @@ def handler_file(directory: Path, body: str) -> Path:
 def own_model(
     shared_server: TorchServe, shared_store: Path, tmp_path: Path
 ) -> Iterator[Callable[..., str]]:
-    """``own_model(name, body, config=None, workers=1)``: registered, unregistered after."""
+    """``own_model(name, body, config=None, workers=1, check=None)``: registered (not waited
+    for), unregistered after."""
     names: list[str] = []
 
     def register(
-        name: str, body: str, config: Mapping[str, Any] | None = None, workers: int = 1
+        name: str,
+        body: str,
+        config: Mapping[str, Any] | None = None,
+        workers: int = 1,
+        check: str | None = None,
     ) -> str:
-        handler = handler_file(tmp_path / name, body)
+        handler = handler_file(tmp_path / name, body, check)
         settings = {"minWorkers": workers, "maxWorkers": workers, **(config or {})}
         mar = archive_model(handler, name, shared_store, config=settings)
         shared_server.register(mar.name, initial_workers=workers, synchronous=False)
@@ -323,3 +334,24 @@ def test_hostile_exception_text_on_a_strict_utf8_stdout(
     message = written.decode("utf-8")  # strict: valid UTF-8
     assert "boom" in message
     assert message.endswith("THE END")
+
+
+def test_a_hanging_health_check_makes_a_fresh_worker_degraded_with_default_timeouts(
+    own_model: Callable[..., str], shared_server: TorchServe, shared_state_dir: Path
+) -> None:
+    # Default check_timeout_s (1 s) and default --describe-timeout (2 s): the probe hears
+    # the check's verdict instead of giving up first and calling the model ready.
+    name = own_model("hangs", "pass", check="import time\ntime.sleep(60)\nreturn True")
+    shared_server.wait_until_ready(name, timeout=60)
+    done = ts_health(shared_server, "ready", name, state_dir=shared_state_dir)
+    assert done.returncode == 1, done
+    assert done.stdout.startswith(f"degraded: model {name} 1.0: health check timeout"), done
+
+
+def test_records_are_readable_by_other_users(
+    own_model: Callable[..., str], shared_state_dir: Path
+) -> None:
+    name = own_model("shared_read", "pass")
+    wait_for(lambda: records(shared_state_dir, name), timeout=60, what="a record")
+    [path] = StateStore(shared_state_dir, name, "1.0").files()
+    assert path.stat().st_mode & 0o777 == 0o644
