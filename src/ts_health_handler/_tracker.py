@@ -69,6 +69,8 @@ class Tracker:
 
     __slots__ = (
         "_attempt",
+        "_check_changed_at",
+        "_check_healthy",
         "_checker",
         "_clock",
         "_config",
@@ -112,6 +114,8 @@ class Tracker:
         self._finished_at: float | None = None
         self._error: ErrorInfo | None = None
         self._checker: CheckRunner | None = None
+        self._check_healthy: bool | None = None
+        self._check_changed_at: float | None = None
         self._reported: HealthStatus | None = None
         #: Inference requests seen (one per batch item) and those that raised.
         self.requests_total = 0
@@ -330,6 +334,8 @@ class Tracker:
         """
         now = self._clock()
         result = self._run_check(check)
+        if result.healthy is not self._check_healthy:
+            self._check_healthy, self._check_changed_at = result.healthy, now
         record, store_error = self._read_record()
         document = build_status(
             self.snapshot(),
@@ -360,6 +366,7 @@ class Tracker:
             requests_failed=self.requests_failed,
             last_request_at=self.last_request_at,
             store_path=None if self._store is None else str(self._store.path),
+            check_changed_at=self._check_changed_at,
         )
 
     def _run_check(self, check: Callable[[], Any] | None) -> CheckResult:

@@ -654,6 +654,8 @@ def test_manifest_without_version_is_unknown(make: Make) -> None:
 FIELDS = [
     "status",
     "schema_version",
+    "ready",
+    "conditions",
     "model",
     "worker",
     "initialization",
@@ -674,6 +676,16 @@ def test_status_document_fields_order_and_values(make: Make, clock: Any) -> None
 
     assert list(document) == FIELDS
     assert document["schema_version"] == 1
+    assert document["ready"] is True
+    now = "2025-06-15T15:07:11.500Z"  # T1 + 30 s: the first check run, at this describe
+    assert [
+        (c["type"], c["status"], c["reason"], c["lastTransitionTime"])
+        for c in document["conditions"]
+    ] == [
+        ("Initialized", "True", "InitializeSucceeded", T1_ISO),
+        ("HealthCheckPassed", "True", "CheckNotConfigured", now),
+        ("Ready", "True", "Ready", now),
+    ]
     assert document["model"] == {"name": "resnet", "version": "1.0"}
     assert document["worker"] == {
         "pid": os.getpid(),
