@@ -32,7 +32,8 @@ def health_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def ts_context(health_state_dir: Path) -> Callable[..., Any]:
-    """Build contexts for unit tests: ``ts_context("my_model", model_yaml_config=...)``."""
+    """A factory of contexts for unit tests, with :func:`~ts_health_handler.testing.mock_context`'s
+    signature: ``ts_context("my_model", model_yaml_config="model-config.yml")``."""
     from .testing import mock_context
 
     return mock_context

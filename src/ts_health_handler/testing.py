@@ -52,7 +52,7 @@ def mock_context(
     model_version: str = "1.0",
     model_dir: str | os.PathLike[str] | None = None,
     manifest: Mapping[str, Any] | None = None,
-    model_yaml_config: Mapping[str, Any] | None = None,
+    model_yaml_config: Mapping[str, Any] | str | os.PathLike[str] | None = None,
     batch_size: int = 1,
     gpu_id: int | None = None,
     headers: Sequence[Mapping[str, str]] = ({},),
@@ -64,7 +64,8 @@ def mock_context(
         model_version: written into the default manifest.
         model_dir: the unpacked ``.mar`` directory; defaults to the current directory.
         manifest: ``MAR-INF/MANIFEST.json`` content; a minimal one by default.
-        model_yaml_config: the parsed ``model-config.yml`` (``{}`` when omitted).
+        model_yaml_config: the model's ``model-config.yml``: a path to the file (read with
+            PyYAML, as TorchServe does) or its parsed content; ``{}`` when omitted.
         batch_size: the ``batch_size`` system property.
         gpu_id: the ``gpu_id`` system property (``None`` for CPU).
         headers: request headers, one mapping per request of the next batch.
@@ -76,6 +77,8 @@ def mock_context(
     from ts.context import Context
     from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
+    if model_yaml_config is not None and not isinstance(model_yaml_config, Mapping):
+        model_yaml_config = model_config(model_yaml_config)
     if manifest is None:
         manifest = {
             "runtime": "python",

@@ -373,3 +373,38 @@ def test_ts_context_fixture_records_into_the_state_dir(
     handler.initialize(ts_context("fixture_model", model_version="4"))
 
     assert (health_state_dir / "fixture_model" / "4" / RECORD_FILE).is_file()
+
+
+def test_mock_context_reads_a_model_config_file(tmp_path: Path) -> None:
+    config = tmp_path / "model-config.yml"
+    config.write_text("minWorkers: 1\nhealth:\n  on_init_failure: hold\n  check_timeout_s: 0.5\n")
+
+    context = mock_context("m", model_yaml_config=config)
+
+    assert context.model_yaml_config == {
+        "minWorkers": 1,
+        "health": {"on_init_failure": "hold", "check_timeout_s": 0.5},
+    }
+    assert mock_context("m", model_yaml_config=str(config)).model_yaml_config["minWorkers"] == 1
+
+
+def test_ts_context_is_a_factory_that_takes_a_model_config_file(
+    ts_context: Any, health_state_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "model-config.yml"
+    config.write_text("health:\n  on_init_failure: hold\n")
+
+    context = ts_context("from_file", model_yaml_config=config)
+    handler = HealthMixinOnly()
+    handler.initialize(context)
+
+    assert describe(handler, context)["initialization"]["policy"] == "hold"
+    assert (health_state_dir / "from_file").is_dir()
+
+
+class HealthMixinOnly(HealthMixin):
+    def initialize(self, context: Any) -> None:
+        self.context = context
+
+    def handle(self, data: Any, context: Any) -> Any:
+        return data
