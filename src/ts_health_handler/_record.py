@@ -119,10 +119,7 @@ class WorkerRun:
     last_error: ErrorInfo | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["phase"] = self.phase.value
-        data["last_error"] = None if self.last_error is None else self.last_error.to_json()
-        return data
+        return _with_phase(self)
 
     @classmethod
     def from_json(cls, raw: Any, where: str, name: str) -> WorkerRun:
@@ -153,10 +150,7 @@ class Previous:
     last_error: ErrorInfo | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["phase"] = self.phase.value
-        data["last_error"] = None if self.last_error is None else self.last_error.to_json()
-        return data
+        return _with_phase(self)
 
     @classmethod
     def from_json(cls, raw: Any, where: str) -> Previous:
@@ -465,6 +459,13 @@ def _seconds(value: int | float | None, where: str) -> float | None:
     if not math.isfinite(seconds) or seconds < 0:
         raise RecordError(where, "field 'last_duration_s' is not a finite number of seconds >= 0")
     return seconds
+
+
+def _with_phase(value: WorkerRun | Previous) -> dict[str, Any]:
+    """A run or a summary as JSON: ``asdict`` (nested errors included), the phase as its word."""
+    data = dataclasses.asdict(value)
+    data["phase"] = value.phase.value
+    return data
 
 
 def _phase(value: str, where: str) -> InitPhase:
