@@ -207,8 +207,14 @@ def test_status_with_management_unreachable(ts_health: Callable[..., Result]) ->
     url = f"http://127.0.0.1:{closed_port()}"
     result = ts_health("status", "--management-url", url, "--inference-url", url, connect=False)
     assert result.code == EXIT_UNREACHABLE
-    assert result.lines == [
+    # The answer on stdout, every error on stderr.
+    assert result.out.splitlines() == [
         f"unreachable: cannot connect to the management API at {url}: connection refused"
+    ]
+    assert result.err.splitlines() == [
+        f"ts-health: unreachable: cannot connect to the inference API at {url}: connection refused",
+        f"ts-health: unreachable: cannot connect to the management API at {url}: "
+        "connection refused",
     ]
 
 
@@ -216,9 +222,34 @@ def test_ready_reports_an_unreachable_model(ts_health: Callable[..., Result]) ->
     url = f"http://127.0.0.1:{closed_port()}"
     result = ts_health("ready", "m", "--management-url", url, connect=False)
     assert result.code == EXIT_UNREACHABLE
-    assert result.lines == [
+    # The verdict is the answer (stdout); the error that caused it goes to stderr as well.
+    assert result.out.splitlines() == [
         f"unreachable: model m ?: cannot connect to the management API at {url}: connection refused"
     ]
+    assert result.err.splitlines() == [
+        f"ts-health: unreachable: cannot connect to the management API at {url}: connection refused"
+    ]
+
+
+def test_not_ready_is_an_answer_not_an_error(
+    fake: FakeTorchServe, ts_health: Callable[..., Result]
+) -> None:
+    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    result = ts_health("ready", "m")
+    assert result.code == EXIT_NOT_READY
+    assert result.out.startswith("initializing: model m 1.0:")
+    assert result.err == ""
+
+
+def test_errors_go_to_stderr_also_with_json(ts_health: Callable[..., Result]) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    for command in (["ping"], ["ready", "m"], ["status"]):
+        result = ts_health(
+            *command, "--json", "--inference-url", url, "--management-url", url, connect=False
+        )
+        assert result.code == EXIT_UNREACHABLE, command
+        assert result.json()["exit_code"] == EXIT_UNREACHABLE, command
+        assert result.err.startswith("ts-health: unreachable: cannot connect to the "), command
 
 
 def test_timeout_is_bounded(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
@@ -227,7 +258,7 @@ def test_timeout_is_bounded(fake: FakeTorchServe, ts_health: Callable[..., Resul
     result = ts_health("ready", "m", "--request-timeout", "0.3")
     assert time.monotonic() - started < 2
     assert result.code == EXIT_UNREACHABLE
-    assert result.lines == [
+    assert result.out.splitlines() == [
         f"unreachable: model m ?: the management API at {fake.url} did not answer "
         "GET /models/m within 0.3 s"
     ]
@@ -727,6 +758,7 @@ def test_status_with_inference_api_down(
     assert result.code == EXIT_UNREACHABLE
     assert "/ping failed: cannot connect to the inference API" in result.out
     assert " ready " in result.out
+    assert result.err.startswith("ts-health: unreachable: cannot connect to the inference API")
 
 
 # -- wait ------------------------------------------------------------------------------------
@@ -847,9 +879,12 @@ def test_wait_for_an_unreachable_server(ts_health: Callable[..., Result]) -> Non
         sleep=clock.sleep,
     )
     assert result.code == EXIT_UNREACHABLE
-    assert result.lines == [
+    assert result.out.splitlines() == [
         f"timed out after 3 s waiting for model m: unreachable: model m ?: cannot connect to "
         f"the management API at {url}: connection refused"
+    ]
+    assert result.err.splitlines() == [
+        f"ts-health: unreachable: cannot connect to the management API at {url}: connection refused"
     ]
 
 

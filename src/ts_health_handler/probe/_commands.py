@@ -13,7 +13,7 @@ from .._answers import ModelEntry
 from .._client import TorchServeClient, Unreachable
 from .._errors import ServerError
 from .._state import InitRecord, RecordError, StateStore
-from ._exit import ExitCode, UsageError, exit_code_for
+from ._exit import ExitCode, UsageError, exit_code_for, label_for
 from ._render import health_json, health_line, status_table
 from ._settings import Settings, client_for
 from ._verdict import ModelHealth, Observation, State, assess
@@ -34,10 +34,21 @@ class Io:
     sleep: Callable[[float], None] = time.sleep
 
     def emit(self, settings: Settings, text: str, document: dict[str, Any]) -> None:
+        """The answer, on stdout: a verdict line or table, or the JSON document."""
         if settings.json:
             self.stdout.write(json.dumps(document, indent=2) + "\n")
         else:
             self.stdout.write(text + "\n")
+
+    def error(self, code: ExitCode, message: str) -> None:
+        """One error, on stderr: ``ts-health: unreachable: ...`` (also in ``--json`` mode)."""
+        self.stderr.write(f"ts-health: {label_for(code)}: {message}\n")
+
+    def unreachable(self, healths: list[ModelHealth]) -> None:
+        """Each model that could not be asked is an error too, not only a state word."""
+        for health in healths:
+            if health.state is State.UNREACHABLE:
+                self.error(ExitCode.UNREACHABLE, health.reason)
 
 
 def read_record(
@@ -147,6 +158,7 @@ def cmd_ready(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     client = client_for(settings, clock=io.clock)
     health = observe(client, settings, args.model, args.version, ping_healthy=None, now=io.wall())
     code = _exit_code(health, settings.allow_degraded)
+    io.unreachable([health])
     document = {
         "command": "ready",
         "exit_code": code,
@@ -173,6 +185,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
         if ping_code is ExitCode.USAGE:
             raise
         ping_error = str(exc)
+        io.error(ping_code, ping_error)
     if args.model is not None:
         names: list[str] = [args.model]
     else:
@@ -196,6 +209,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
             results = [h for versions in pool.map(one, names) for h in versions]
     else:
         results = [h for n in names for h in one(n)]
+    io.unreachable(results)
     codes = [ping_code, *(_exit_code(h, settings.allow_degraded) for h in results)]
     code = ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
     document = {
@@ -237,6 +251,7 @@ def _status_unreachable(
         },
         "models": [],
     }
+    io.error(ExitCode.UNREACHABLE, str(exc))
     io.emit(settings, f"unreachable: {exc}", document)
     return ExitCode.UNREACHABLE
 
@@ -269,9 +284,11 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
         io.sleep(max(0.0, min(args.interval, deadline - io.clock())))
     if last is not None:
         reason, code = health_line(last), _exit_code(last, settings.allow_degraded)
+        io.unreachable([last])
     else:
         assert last_error is not None
         reason, code = str(last_error), exit_code_for(last_error)
+        io.error(code, reason)
     text = f"timed out after {args.timeout:g} s waiting for model {args.model}: {reason}"
     return _wait_done(settings, io, code, text, waited, last)
 
