@@ -85,6 +85,13 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, subcommand: bool
         help=f"TorchServe's key_file.json: management and inference keys (${ENV_KEY_FILE})",
     )
     group.add_argument(
+        "--renew-key",
+        action="store_true",
+        default=argparse.SUPPRESS if subcommand else False,
+        help="renew the key file's management key through TorchServe's token API (with the "
+        "API key) when it has expired or is about to; never the inference key",
+    )
+    group.add_argument(
         "--request-timeout",
         metavar="S",
         type=seconds,

@@ -143,7 +143,7 @@ def _exit_code(health: ModelHealth, allow_degraded: bool) -> ExitCode:
 
 
 def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:
-    healthy, status = client_for(settings, clock=io.clock).ping()
+    healthy, status = client_for(settings, clock=io.clock, wall=io.wall).ping()
     code = ExitCode.OK if healthy else ExitCode.NOT_READY
     word = "alive" if healthy else "unhealthy"
     io.emit(
@@ -155,7 +155,7 @@ def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:
 
 
 def cmd_ready(settings: Settings, args: argparse.Namespace, io: Io) -> int:
-    client = client_for(settings, clock=io.clock)
+    client = client_for(settings, clock=io.clock, wall=io.wall)
     health = observe(client, settings, args.model, args.version, ping_healthy=None, now=io.wall())
     code = _exit_code(health, settings.allow_degraded)
     io.unreachable([health])
@@ -171,7 +171,7 @@ def cmd_ready(settings: Settings, args: argparse.Namespace, io: Io) -> int:
 def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     if args.model is None and args.version is not None:
         raise UsageError("--version needs a MODEL: ts-health status MODEL --version V")
-    client = client_for(settings, clock=io.clock)
+    client = client_for(settings, clock=io.clock, wall=io.wall)
     ping_healthy: bool | None = None
     ping_status: str | None = None
     ping_error: str | None = None
@@ -263,7 +263,7 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     last_error: ServerError | None = None
     while True:
         try:
-            client = client_for(settings, clock=io.clock, deadline=deadline)
+            client = client_for(settings, clock=io.clock, deadline=deadline, wall=io.wall)
             health = observe(
                 client, settings, args.model, args.version, ping_healthy=None, now=io.wall()
             )
