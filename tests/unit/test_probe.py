@@ -564,6 +564,14 @@ def test_saturated(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> No
     assert result.lines == [
         "saturated: model m 1.0: job queue full: 100 pending, 0 free (1/1 workers READY)"
     ]
+    # The readiness policy of the Kubernetes example: a busy pod stays in the Service.
+    result = ts_health("ready", "m", "--allow-saturated", "--json")
+    assert result.code == EXIT_OK
+    assert result.json()["model"]["state"] == "saturated"
+    assert result.json()["model"]["ok"] is True
+    assert ts_health("status", "m", "--allow-saturated").code == EXIT_OK
+    # Each flag accepts its own state only.
+    assert ts_health("ready", "m", "--allow-degraded").code == EXIT_NOT_READY
 
 
 def test_degraded(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
@@ -575,6 +583,7 @@ def test_degraded(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> Non
         "degraded: model m 1.0: health check failed: backend down (1/1 workers READY)"
     ]
     assert ts_health("ready", "m", "--allow-degraded").code == EXIT_OK
+    assert ts_health("ready", "m", "--allow-saturated").code == EXIT_NOT_READY
 
 
 def test_metadata_as_a_json_string(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:

@@ -152,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
             action="store_true",
             help="count degraded (a failing user check) as ready",
         )
+        sub.add_argument(
+            "--allow-saturated",
+            action="store_true",
+            help="count saturated (a full job queue) as ready",
+        )
 
     ping = command("ping", "server liveness: GET /ping on the inference API")
     _add_connection_options(ping, subcommand=True)

@@ -136,8 +136,16 @@ def observe_entry(
     return assess(entry.name, entry.version, seen)
 
 
-def _exit_code(health: ModelHealth, allow_degraded: bool) -> ExitCode:
-    if health.ok(allow_degraded):
+def _ok(health: ModelHealth, settings: Settings) -> bool:
+    return health.ok(settings.allow_degraded, settings.allow_saturated)
+
+
+def _json(health: ModelHealth, settings: Settings) -> dict[str, Any]:
+    return health_json(health, settings.allow_degraded, settings.allow_saturated)
+
+
+def _exit_code(health: ModelHealth, settings: Settings) -> ExitCode:
+    if _ok(health, settings):
         return ExitCode.OK
     return ExitCode.UNREACHABLE if health.state is State.UNREACHABLE else ExitCode.NOT_READY
 
@@ -157,12 +165,12 @@ def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:
 def cmd_ready(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     client = client_for(settings, clock=io.clock, wall=io.wall)
     health = observe(client, settings, args.model, args.version, ping_healthy=None, now=io.wall())
-    code = _exit_code(health, settings.allow_degraded)
+    code = _exit_code(health, settings)
     io.unreachable([health])
     document = {
         "command": "ready",
         "exit_code": code,
-        "model": health_json(health, settings.allow_degraded),
+        "model": _json(health, settings),
     }
     io.emit(settings, health_line(health), document)
     return code
@@ -210,7 +218,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     else:
         results = [h for n in names for h in one(n)]
     io.unreachable(results)
-    codes = [ping_code, *(_exit_code(h, settings.allow_degraded) for h in results)]
+    codes = [ping_code, *(_exit_code(h, settings) for h in results)]
     code = ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
     document = {
         "command": "status",
@@ -223,7 +231,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
             else {"healthy": ping_healthy, "status": ping_status},
             "ping_error": ping_error,
         },
-        "models": [health_json(h, settings.allow_degraded) for h in results],
+        "models": [_json(h, settings) for h in results],
     }
     io.emit(
         settings, status_table(_server_line(settings, ping_status, ping_error), results), document
@@ -276,14 +284,14 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
             stop = health.state is State.UNHEALTHY or (
                 health.state is State.FAILING and (args.fail_fast or health.held)
             )
-            if health.ok(settings.allow_degraded) or stop:
-                code = _exit_code(health, settings.allow_degraded)
+            if _ok(health, settings) or stop:
+                code = _exit_code(health, settings)
                 return _wait_done(settings, io, code, health_line(health), waited, health)
         if io.clock() >= deadline:
             break
         io.sleep(max(0.0, min(args.interval, deadline - io.clock())))
     if last is not None:
-        reason, code = health_line(last), _exit_code(last, settings.allow_degraded)
+        reason, code = health_line(last), _exit_code(last, settings)
         io.unreachable([last])
     else:
         assert last_error is not None
@@ -301,7 +309,7 @@ def _wait_done(
         "exit_code": code,
         "waited_s": round(waited, 3),
         "reason": text,
-        "model": None if health is None else health_json(health, settings.allow_degraded),
+        "model": None if health is None else _json(health, settings),
     }
     io.emit(settings, f"{text} (after {waited:.1f} s)" if code == ExitCode.OK else text, document)
     return code

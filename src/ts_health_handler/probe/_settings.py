@@ -44,6 +44,8 @@ class Settings:
     state_dir: Path
     json: bool
     allow_degraded: bool
+    #: Count ``saturated`` (a full job queue) as ready.
+    allow_saturated: bool = False
     #: Renew an expired (or about to expire) management key through TorchServe's token API.
     renew_key: bool = False
 
@@ -197,5 +199,6 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
         state_dir=resolve_state_dir(state_dir),
         json=bool(args.json),
         allow_degraded=bool(getattr(args, "allow_degraded", False)),
+        allow_saturated=bool(getattr(args, "allow_saturated", False)),
         renew_key=bool(getattr(args, "renew_key", False)),
     )
