@@ -249,23 +249,13 @@ class Keys:
         expires: dict[str, float | None] = {}
         for name in ("management", "inference"):
             section = data.get(name) if isinstance(data, dict) else None
-            key = section.get("key") if isinstance(section, dict) else None
+            if not isinstance(section, dict):
+                section = {}
+            key = section.get("key")
             if not isinstance(key, str) or not key:
                 raise KeyFileError(f"key file {path} has no {name} key; {expected}")
             keys[name] = key
-            assert isinstance(section, dict)
-            stamp = section.get("expiration time")
-            expires[name] = None
-            if stamp is not None:
-                try:
-                    expires[name] = parse_instant(stamp) if isinstance(stamp, str) else None
-                except ValueError:
-                    expires[name] = None
-                if expires[name] is None:
-                    raise KeyFileError(
-                        f"key file {path}: the {name} key's expiration time {stamp!r} is not "
-                        "an instant like 2024-10-01T12:00:00.123Z"
-                    )
+            expires[name] = _expiration(path, name, section.get("expiration time"))
         api = data.get("API")
         api_key = api.get("key") if isinstance(api, dict) else None
         return cls(
@@ -275,3 +265,18 @@ class Keys:
             inference_expires_at=expires["inference"],
             management_expires_at=expires["management"],
         )
+
+
+def _expiration(path: PathLike, name: str, stamp: Any) -> float | None:
+    """A key's ``expiration time`` (epoch seconds), ``None`` when the file gives none."""
+    if stamp is None:
+        return None
+    try:
+        if isinstance(stamp, str):
+            return parse_instant(stamp)
+    except ValueError:
+        pass
+    raise KeyFileError(
+        f"key file {path}: the {name} key's expiration time {stamp!r} is not an instant like "
+        "2024-10-01T12:00:00.123Z"
+    )

@@ -32,11 +32,12 @@ __all__ = ["build_parser", "main", "run"]
 
 EPILOG: Final = """\
 exit codes:
-  0  ok: alive / ready (degraded too with --allow-degraded)
+  0  ok: alive / ready (degraded too with --allow-degraded, saturated with
+     --allow-saturated)
   1  not ready: initializing, failing, unhealthy, saturated, degraded; /ping unhealthy;
      wait gave up
-  2  usage or configuration error: bad option, bad URL, unreadable key file, token
-     refused, unknown model
+  2  usage or configuration error: bad option, bad URL, unreadable key file, key
+     expired, token refused, unknown model
   3  unreachable: connection refused, timeout, unknown host
   4  an answer TorchServe would not give: not HTTP, not JSON, wrong shape
   5  internal error of ts-health
