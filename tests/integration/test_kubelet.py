@@ -26,7 +26,8 @@ from example_archive import archive_example
 from kubelet import Image, Pod, running
 from ts_health_handler._answers import parse_instant
 
-pytestmark = pytest.mark.integration
+# Each scenario starts a TorchServe of its own: before the shared server (conftest.py).
+pytestmark = [pytest.mark.integration, pytest.mark.own_server]
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "examples" / "kubernetes"
