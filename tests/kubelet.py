@@ -238,7 +238,6 @@ class Container:
 
     def start(self) -> None:
         with self.lock:
-            self.generation += 1
             self.started = "startupProbe" not in self.spec
             self.ready = False
             self.exit_status = None
@@ -256,6 +255,8 @@ class Container:
                     start_new_session=True,
                 )
             self.pid1 = self._find_pid1(self.process.pid)
+            # Counted once the process and its PID 1 are known: stop() may come at once.
+            self.generation += 1
             self.started_at = time.monotonic()
             self.pod.record(
                 self.name,
@@ -296,8 +297,9 @@ class Container:
 
     def stop(self, grace: float, why: str) -> tuple[float, bool]:
         """SIGTERM to PID 1, SIGKILL after ``grace`` s: ``(seconds, graceful)``."""
-        self.stop_probes.set()
-        process, pid1 = self.process, self.pid1
+        with self.lock:  # never the PID 1 of an earlier process: its pid may be reused
+            self.stop_probes.set()
+            process, pid1 = self.process, self.pid1
         if process is None or pid1 is None or process.poll() is not None:
             return 0.0, True
         self.pod.record(self.name, f"{why}: SIGTERM to PID 1 (grace period {grace:g} s)")
@@ -325,12 +327,14 @@ class Container:
 
     def kill_now(self) -> None:
         """Clean-up after a failed test: SIGKILL to PID 1 (its namespace goes with it)."""
-        self.stop_probes.set()
-        if self.process is not None and self.process.poll() is None and self.pid1 is not None:
+        with self.lock:
+            self.stop_probes.set()
+            process, pid1 = self.process, self.pid1
+        if process is not None and process.poll() is None and pid1 is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid1, signal.SIGKILL)
+                os.kill(pid1, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=30)
+                process.wait(timeout=30)
 
     # -- probes -------------------------------------------------------------------------------
 

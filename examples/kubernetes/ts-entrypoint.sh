@@ -15,15 +15,13 @@ set -uo pipefail
 
 log() { echo "ts-entrypoint: $*" >&2; }
 
-torchserve --start --foreground "$@" &
-launcher=$!
-log "started TorchServe (launcher pid $launcher)"
-
+launcher=""
 stopping=""
-stop() {
-  [ -n "$stopping" ] && return
-  stopping=$1
-  log "got $1: stopping TorchServe"
+stopped=""
+stop_torchserve() {
+  [ -z "$stopped" ] || return 0
+  stopped=1
+  log "got $stopping: stopping TorchServe"
   # --foreground: wait (up to 60 s) until the frontend has exited.
   torchserve --stop --foreground >&2
   # Still running (the signal came before TorchServe wrote its pid file): stop the launcher.
@@ -31,8 +29,19 @@ stop() {
     kill -TERM "$launcher" 2>/dev/null
   fi
 }
-trap 'stop SIGTERM' TERM
-trap 'stop SIGINT' INT
+on_signal() {
+  stopping=${stopping:-$1}
+  # Before TorchServe runs, only remember it: the check after the start acts on it.
+  [ -z "$launcher" ] || stop_torchserve
+}
+# Handlers first: PID 1 drops a signal it has no handler for.
+trap 'on_signal SIGTERM' TERM
+trap 'on_signal SIGINT' INT
+
+torchserve --start --foreground "$@" &
+launcher=$!
+log "started TorchServe (launcher pid $launcher)"
+[ -z "$stopping" ] || stop_torchserve
 
 # A trapped signal ends `wait` early: wait again until the launcher has really exited.
 status=0

@@ -138,7 +138,9 @@ def test_broken_model_is_never_ready_and_liveness_restarts_it(tmp_path: Path) ->
     with running(pod):
         (container,) = pod.containers
         pod.wait_for(
-            lambda: container.generation >= 2, timeout=180, what="a restart by the liveness probe"
+            lambda: container.generation >= 2 and container.started,
+            timeout=180,
+            what="a restart by the liveness probe, and the new container started",
         )
         pod.delete()
         show(pod, "broken model (initialize() always fails)")
