@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Set up everything the demo and the tests need, on a fresh machine: Java 17 (TorchServe's
-# frontend), a virtualenv in .venv with the pinned CPU torch, TorchServe, the model archiver,
-# the test tools and this package. Safe to run again: it only adds what is missing.
+# frontend), chromium and prometheus (tests of ts-health serve), a virtualenv in .venv with
+# the pinned CPU torch, TorchServe, the model archiver, the test tools and this package.
+# Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
 
-if ! command -v java >/dev/null 2>&1; then
-  echo "setup: java not found; installing openjdk-17-jre-headless" >&2
+# System packages: Java for TorchServe's frontend; chromium and prometheus (with promtool)
+# for the tests of `ts-health serve`'s status page and alert rules.
+MISSING=()
+command -v java >/dev/null 2>&1 || MISSING+=(openjdk-17-jre-headless)
+command -v chromium >/dev/null 2>&1 || MISSING+=(chromium)
+{ command -v prometheus && command -v promtool; } >/dev/null 2>&1 || MISSING+=(prometheus)
+if [ "${#MISSING[@]}" -gt 0 ]; then
+  echo "setup: installing ${MISSING[*]}" >&2
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${MISSING[@]}" >/dev/null
 fi
 
 # `unshare` (util-linux) runs the simulated kubelet's containers as PID 1 of their own PID

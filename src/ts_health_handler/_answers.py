@@ -252,16 +252,22 @@ class Keys:
             if not isinstance(section, dict):
                 section = {}
             key = section.get("key")
-            if not isinstance(key, str) or not key:
+            key = key.strip() if isinstance(key, str) else None
+            if not key:
                 raise KeyFileError(f"key file {path} has no {name} key; {expected}")
+            if not key.isprintable() or any(c.isspace() for c in key):
+                raise KeyFileError(
+                    f"key file {path}: the {name} key holds whitespace or a control character"
+                )
             keys[name] = key
             expires[name] = _expiration(path, name, section.get("expiration time"))
         api = data.get("API")
         api_key = api.get("key") if isinstance(api, dict) else None
+        api_key = api_key.strip() if isinstance(api_key, str) else None
         return cls(
             inference=keys["inference"],
             management=keys["management"],
-            api=api_key if isinstance(api_key, str) and api_key else None,
+            api=api_key or None,
             inference_expires_at=expires["inference"],
             management_expires_at=expires["management"],
         )

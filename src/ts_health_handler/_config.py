@@ -104,11 +104,6 @@ class Faults:
             ),
         )
 
-    @property
-    def active(self) -> bool:
-        """True when any knob is switched on."""
-        return self != Faults()
-
 
 @dataclass(frozen=True)
 class HealthConfig:

@@ -139,8 +139,12 @@ class TorchServe:
     state_dir: Path = Path()
 
     def init_record_path(self, name: str, version: str = "1.0") -> Path:
-        """Where a model's ``init.json`` is under :attr:`state_dir` (names URL-quoted)."""
-        return StateStore(self.state_dir, name, version).path
+        """The record file of a model version under :attr:`state_dir`: the newest of the
+        version's ``init.<server>.json`` files (this server's, unless another server shares
+        the state directory and wrote later); ``init.json`` when there is none yet."""
+        store = StateStore(self.state_dir, name, version)
+        files = store.files()
+        return files[0] if files else store.path
 
     # -- raw HTTP ---------------------------------------------------------------------------
 
@@ -306,7 +310,7 @@ class TorchServe:
         metadata = entries[0].get("customizedMetadata") if entries else None
         document, why = status_from_metadata(metadata)
         if document is None:
-            raise ServerError(f"{name}: {why}: {clip(repr(metadata), 500, keep='start')}")
+            raise ServerError(f"{name}: {why}: {clip(repr(metadata), 500)}")
         return document
 
     def worker_statuses(self, name: str, *, version: str | None = None) -> list[str]:

@@ -1,7 +1,9 @@
 """The status document returned by ``describe_handle()`` and the user check that feeds it.
 
 Standard library only. The document's schema ships as ``schema/status.v1.json``; every field is
-documented in ``docs/status.md``.
+documented in ``docs/status.md``. :func:`build_status` assembles the whole document from plain
+data (a :class:`WorkerSnapshot`, a :class:`CheckResult`, the record as read); it touches no
+handler, no file and no clock.
 """
 
 from __future__ import annotations
@@ -9,16 +11,28 @@ from __future__ import annotations
 import json
 import platform
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
 from functools import cache
 from importlib import metadata
 from typing import Any, Final
 
-from ._states import CheckStatus, HealthStatus
+from ._config import Faults, HealthConfig
+from ._state import ErrorInfo, InitRecord, utc_iso
+from ._states import CheckStatus, HealthStatus, InitPhase
+from ._text import clip
 from ._version import __version__
 
-__all__ = ["CheckResult", "CheckRunner", "CheckStatus", "HealthStatus", "library_versions"]
+__all__ = [
+    "CheckResult",
+    "CheckRunner",
+    "CheckStatus",
+    "HealthStatus",
+    "WorkerSnapshot",
+    "build_status",
+    "library_versions",
+    "verdict",
+]
 
 STATUS_SCHEMA_VERSION: Final = 1
 #: Longest JSON text of a user check result kept in the status.
@@ -52,10 +66,15 @@ def _json_safe(value: Any) -> Any:
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError):
-        return repr(value)[:RESULT_LIMIT]
+        return _cut(repr(value))
     if len(text) > RESULT_LIMIT:
-        return text[:RESULT_LIMIT]
+        return _cut(text)
     return value
+
+
+def _cut(text: str) -> str:
+    """At most :data:`RESULT_LIMIT` characters, head and tail (see :func:`~._text.clip`)."""
+    return clip(text, RESULT_LIMIT)
 
 
 def interpret(returned: Any, duration_s: float) -> CheckResult:
@@ -134,10 +153,129 @@ class CheckRunner:
         except BaseException as exc:
             duration = round(self._clock() - started, 6)
             # check.error is documented as one line: join a multi-line message.
-            error = " ".join(f"{type(exc).__name__}: {exc}".splitlines())[:RESULT_LIMIT]
+            error = _cut(" ".join(f"{type(exc).__name__}: {exc}".splitlines()))
             self._outcome = CheckResult(CheckStatus.ERROR, None, error, duration)
             return
         self._outcome = interpret(returned, round(self._clock() - started, 6))
+
+
+@dataclass(frozen=True)
+class WorkerSnapshot:
+    """What one worker knows about itself at one moment: the tracker's part of the status."""
+
+    model_name: str
+    model_version: str
+    started: float
+    config: HealthConfig
+    phase: InitPhase
+    attempt: int | None
+    init_started_at: float | None
+    init_finished_at: float | None
+    error: ErrorInfo | None
+    requests_total: int
+    requests_failed: int
+    last_request_at: float | None
+    #: The record file, ``None`` until the store exists (before ``initialize()``).
+    store_path: str | None
+
+
+def verdict(phase: InitPhase, check: CheckResult) -> HealthStatus:
+    """The document's first field: initialization outranks the user's check."""
+    if phase is not InitPhase.READY:
+        return HealthStatus.FAILED
+    if not check.healthy:
+        return HealthStatus.DEGRADED
+    return HealthStatus.READY
+
+
+def build_status(
+    worker: WorkerSnapshot,
+    check: CheckResult,
+    record: InitRecord | None,
+    store_error: str | None,
+    *,
+    now: float,
+    pid: int,
+    device: str | None,
+    versions: Mapping[str, str | None],
+) -> dict[str, Any]:
+    """The status document; ``docs/status.md`` describes every field.
+
+    Args:
+        worker: this worker's snapshot.
+        check: this describe's run of ``health_check()``.
+        record: the persisted record as read now (``None``: unreadable or absent).
+        store_error: why the record could not be written or read, if it could not.
+        now: epoch seconds, for the uptime.
+        pid: the worker process.
+        device: the handler's device (``None`` when unknown).
+        versions: :func:`library_versions`.
+    """
+    return {
+        "status": verdict(worker.phase, check).value,
+        "schema_version": STATUS_SCHEMA_VERSION,
+        "model": {"name": worker.model_name, "version": worker.model_version},
+        "worker": {
+            "pid": pid,
+            "started_at": utc_iso(worker.started),
+            "uptime_s": round(max(0.0, now - worker.started), 3),
+            "device": device,
+        },
+        "initialization": {
+            "phase": worker.phase.value,
+            "attempt": worker.attempt,
+            "started_at": _iso_or_none(worker.init_started_at),
+            "finished_at": _iso_or_none(worker.init_finished_at),
+            "duration_s": _duration(worker.init_started_at, worker.init_finished_at),
+            "policy": worker.config.on_init_failure.value,
+            "error": None if worker.error is None else worker.error.to_json(),
+            "history": None if record is None else _history(record),
+        },
+        "requests": {
+            "total": worker.requests_total,
+            "failed": worker.requests_failed,
+            "last_request_at": _iso_or_none(worker.last_request_at),
+        },
+        "check": check.to_json(),
+        "state_store": {
+            "path": worker.store_path,
+            "ok": worker.store_path is not None and store_error is None,
+            "error": store_error,
+        },
+        "faults": active_faults(worker.config.faults),
+        "versions": dict(versions),
+    }
+
+
+def active_faults(faults: Faults) -> dict[str, Any]:
+    """The fault knobs that differ from their defaults (``{}`` when none is on)."""
+    default = Faults()
+    return {
+        field.name: getattr(faults, field.name)
+        for field in fields(faults)
+        if getattr(faults, field.name) != getattr(default, field.name)
+    }
+
+
+def _history(record: InitRecord) -> dict[str, Any]:
+    return {
+        "attempts": record.attempts,
+        "failures": record.failures,
+        "consecutive_failures": record.consecutive_failures,
+        "attempts_to_ready": record.attempts_to_ready,
+        "first_failure_at": record.first_failure_at,
+        "recent_errors": [e.to_json() for e in record.recent_errors],
+    }
+
+
+def _iso_or_none(timestamp: float | None) -> str | None:
+    return None if timestamp is None else utc_iso(timestamp)
+
+
+def _duration(start: float | None, end: float | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round(end - start, 6)
 
 
 @cache

@@ -1,47 +1,81 @@
-"""Cutting text to a bound: the one place that decides what a shortened message keeps.
+"""Text that leaves us: cut to a bound, one line, safe for a terminal, valid UTF-8.
 
-Standard library only; both the handler side and the probe import it.
+The one place that decides what a shortened message keeps and which characters may reach a
+terminal, a log or a file. Standard library only; the handler side and the probe import it.
+Exception messages are user text: they may hold ANSI escape sequences, C0/C1 controls, lone
+surrogates (bytes that were not UTF-8, decoded with ``surrogateescape``) or a megabyte.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
-__all__ = ["TRUNCATED", "clip", "clip_utf8", "one_line"]
+__all__ = ["TRUNCATED", "clip", "clip_utf8", "one_line", "printable", "valid_utf8"]
 
 #: Put where text was cut away.
 TRUNCATED: Final = "...[truncated]...\n"
 
+# C0 controls but tab and newline, DEL, C1 controls, the line/paragraph separators and the
+# bidirectional overrides that can make a terminal show text out of order.
+_UNPRINTABLE: Final = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
 
-def clip(text: str, limit: int, *, marker: str = TRUNCATED, keep: str = "end") -> str:
-    """``text`` in at most ``limit`` characters, ``marker`` standing for what was cut.
 
-    ``keep="end"`` keeps the end (where a traceback says what happened); ``keep="start"``
-    keeps the beginning. A limit shorter than the marker keeps the text alone.
+def clip(text: str, limit: int, *, marker: str = TRUNCATED) -> str:
+    """``text`` in at most ``limit`` characters: its head and its tail around ``marker``.
+
+    Both ends matter: the start of a message says what failed, the end of a traceback says
+    where. A limit too small for the marker keeps the tail alone.
     """
     if len(text) <= limit:
         return text
-    if limit <= len(marker):
-        return text[len(text) - limit :] if keep == "end" else text[:limit]
     room = limit - len(marker)
-    if keep == "end":
-        return marker + text[len(text) - room :]
-    return text[:room] + marker
+    if room <= 0:
+        return text[len(text) - limit :]
+    head = room // 2
+    return text[:head] + marker + text[len(text) - (room - head) :]
 
 
 def clip_utf8(text: str, limit: int, *, marker: str = TRUNCATED) -> str:
-    """``text`` in at most ``limit`` UTF-8 bytes, the end kept (no character split)."""
-    data = text.encode("utf-8", errors="replace")
-    if len(data) <= limit:
+    """``text`` (made :func:`valid_utf8`) in at most ``limit`` UTF-8 bytes, head and tail."""
+    text = valid_utf8(text)
+    if len(text.encode("utf-8")) <= limit:
         return text
-    tail = data[len(data) - (limit - len(marker.encode("utf-8"))) :]
-    return marker + tail.decode("utf-8", errors="ignore")
+    room = limit - len(marker.encode("utf-8"))
+    data = text.encode("utf-8")
+    head = data[: room // 2].decode("utf-8", errors="ignore")
+    tail = data[len(data) - (room - room // 2) :].decode("utf-8", errors="ignore")
+    return head + marker + tail
 
 
 def one_line(text: str, limit: int | None = None) -> str:
     """``text`` with every run of whitespace (newlines too) made one space; then, with a
-    ``limit``, cut to that many characters ending in ``...``."""
+    ``limit``, cut to that many characters, ``...`` standing for the middle."""
     flat = " ".join(text.split())
     if limit is None:
         return flat
-    return clip(flat, limit, marker="...", keep="start")
+    return clip(flat, limit, marker="...")
+
+
+def valid_utf8(text: str) -> str:
+    """``text`` with each lone surrogate written as ``\\udcff``: encodable as UTF-8."""
+    if not _SURROGATE.search(text):
+        return text
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: controls (ESC of ANSI sequences included) and lone
+    surrogates written as ``\\x1b``/``\\u009b``/``\\udcff`` escapes; tab and newline kept."""
+    text = valid_utf8(text)
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import quote
 
+from ts_health_handler._state import StateStore
 from ts_health_handler.testing import TorchServe
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,8 +86,10 @@ def run_probe(
 
 
 def record_path(state_dir: Path, name: str, version: str = "1.0") -> Path:
-    """Where the record of ``name`` ``version`` lives (as ``StateStore`` quotes it)."""
-    return state_dir / quote(name, safe="") / quote(version, safe="") / "init.json"
+    """The record file of ``name`` ``version``: the newest (one server writes here)."""
+    files = StateStore(state_dir, name, version).files()
+    assert files, f"no record of {name} {version} under {state_dir}"
+    return files[0]
 
 
 def worker_pids(server: TorchServe, name: str) -> list[int]:

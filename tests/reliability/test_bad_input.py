@@ -55,7 +55,7 @@ def _valid_record() -> dict[str, Any]:
         last_duration_s=0.5,
         last_error=error,
         recent_errors=(error, error),
-        server_pid=1,
+        server="1",
         worker_pid=2,
         updated_at="2026-01-01T00:00:01.500Z",
     )

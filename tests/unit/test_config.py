@@ -25,8 +25,7 @@ def test_missing_section_gives_defaults(model_yaml: Any) -> None:
     assert config.check_timeout_s == 5.0
     assert config.traceback_limit == 4000
     assert config.termination_log is None
-    assert config.faults == Faults()
-    assert config.faults.active is False
+    assert config.faults == Faults()  # every knob off
 
 
 def test_every_key_is_parsed() -> None:
@@ -67,7 +66,7 @@ def test_every_key_is_parsed() -> None:
     # integers given for seconds become floats
     assert type(config.check_timeout_s) is float
     assert type(config.faults.initialize_delay_s) is float
-    assert config.faults.active is True
+    assert config.faults != Faults()  # knobs on
 
 
 @pytest.mark.parametrize(
@@ -358,3 +357,18 @@ def test_any_section_gives_config_or_config_error(section: Any) -> None:
 @given(faults=json_values)
 def test_any_faults_section_gives_config_or_config_error(faults: Any) -> None:
     _check_only_config_error({"faults": faults}, "health.faults")
+
+
+@pytest.mark.parametrize("model_yaml", [None, ["health"], "health: {}"])
+def test_salvage_of_something_that_is_not_a_mapping_gives_defaults(model_yaml: Any) -> None:
+    assert HealthConfig.salvage(model_yaml) == HealthConfig()
+
+
+@pytest.mark.parametrize("value", ["", "  ", 3])
+def test_a_text_setting_must_be_a_non_empty_string(value: Any) -> None:
+    with pytest.raises(ConfigError) as caught:
+        HealthConfig.from_mapping({"termination_log": value})
+
+    assert str(caught.value) == (
+        f"invalid health.termination_log: {value!r}; expected a non-empty string or null"
+    )

@@ -16,7 +16,11 @@ import pytest
 import ts_health_handler
 from ts_health_handler import HealthMixin, InitializationError
 from ts_health_handler import _mixin as mixin_module
+from ts_health_handler._identity import current_identity
 from ts_health_handler.testing import describe, infer, mock_context, set_requests
+
+#: The record file this process writes: one per server (see _identity).
+RECORD_FILE = f"init.{current_identity().server}.json"
 
 # torch 2.13 deprecates TorchScript, which TorchServe 0.12's BaseHandler loads; not our concern.
 pytestmark = [
@@ -159,7 +163,7 @@ def test_health_handler_initializes_serves_and_describes(
     assert document["worker"]["device"] == "cpu"  # BaseHandler's torch.device
     assert document["initialization"]["history"]["attempts"] == 1  # nested super() once
     assert document["requests"]["total"] == 2
-    record = json.loads((health_state_dir / "doubler" / "2.0" / "init.json").read_text())
+    record = json.loads((health_state_dir / "doubler" / "2.0" / RECORD_FILE).read_text())
     assert (record["phase"], record["attempts"]) == ("ready", 1)
 
 
@@ -353,4 +357,4 @@ def test_ts_context_fixture_records_into_the_state_dir(
     handler = Ready()
     handler.initialize(ts_context("fixture_model", model_version="4"))
 
-    assert (health_state_dir / "fixture_model" / "4" / "init.json").is_file()
+    assert (health_state_dir / "fixture_model" / "4" / RECORD_FILE).is_file()

@@ -25,7 +25,11 @@ from ts_health_handler import (
     InitializationError,
     __version__,
 )
+from ts_health_handler._identity import Identity, current_identity
 from ts_health_handler.testing import describe, infer, set_requests
+
+#: The record file this process writes: one per server (see _identity).
+RECORD_FILE = f"init.{current_identity().server}.json"
 
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
 
@@ -80,7 +84,7 @@ def make(ts_context: Any, fake_time: Any) -> Make:
 
 
 def record_file(state_dir: Path, name: str = "resnet", version: str = "1.0") -> dict[str, Any]:
-    return json.loads((state_dir / name / version / "init.json").read_text(encoding="utf-8"))
+    return json.loads((state_dir / name / version / RECORD_FILE).read_text(encoding="utf-8"))
 
 
 # -- recorded initialization ------------------------------------------------------------
@@ -124,13 +128,15 @@ def test_successful_initialize_is_recorded(make: Make, health_state_dir: Path) -
         "last_duration_s": 1.5,
         "last_error": None,
         "recent_errors": [],
-        "server_pid": os.getppid(),
+        "server": current_identity().server,
         "worker_pid": os.getpid(),
         "updated_at": T1_ISO,
-        "schema_version": 1,
+        "workers": [],  # outside a TorchServe worker there is no worker id
+        "previous": None,
+        "schema_version": 2,
     }
     assert document["state_store"] == {
-        "path": str(health_state_dir / "resnet" / "1.0" / "init.json"),
+        "path": str(health_state_dir / "resnet" / "1.0" / RECORD_FILE),
         "ok": True,
         "error": None,
     }
@@ -174,16 +180,22 @@ def test_failing_initialize_raises_initialization_error_with_the_cause(
 
 
 def test_long_failure_message_and_traceback_are_bounded(make: Make, health_state_dir: Path) -> None:
-    handler, context = make(health={"traceback_limit": 120}, fail=ValueError("x" * 5000 + "END"))
+    handler, context = make(
+        health={"traceback_limit": 120}, fail=ValueError("START" + "x" * 5000 + "END")
+    )
 
     with pytest.raises(InitializationError):
         handler.initialize(context)
 
     error = record_file(health_state_dir)["last_error"]
     assert len(error["message"]) == 2000
+    # Both ends survive: what failed (the start) and where it ended (the end).
+    assert error["message"].startswith("STARTxx")
     assert error["message"].endswith("xxEND")
+    assert "...[truncated]...\n" in error["message"]
     assert len(error["traceback"]) == 120
-    assert error["traceback"].startswith("...[truncated]...\n")
+    assert error["traceback"].startswith("Traceback (most recent call last)")
+    assert "...[truncated]...\n" in error["traceback"]
     assert error["traceback"].endswith("xxxEND\n")
 
 
@@ -260,15 +272,21 @@ def test_a_new_torchserve_process_starts_a_fresh_record(
     earlier, context = make(fail=OSError("old session"))
     with pytest.raises(InitializationError):
         earlier.initialize(context)
-    assert record_file(health_state_dir)["server_pid"] == os.getppid()
+    assert record_file(health_state_dir)["server"] == current_identity().server
 
-    monkeypatch.setattr(os, "getppid", lambda: 999_999)
+    import ts_health_handler._tracker as tracker_module
+
+    restarted = Identity("999999-1", None, os.getpid())
+    monkeypatch.setattr(tracker_module, "current_identity", lambda: restarted)
     handler, context = make()
     handler.initialize(context)
 
     history = describe(handler, context)["initialization"]["history"]
     assert (history["attempts"], history["failures"], history["recent_errors"]) == (1, 0, [])
-    assert record_file(health_state_dir)["server_pid"] == 999_999
+    fresh = json.loads((health_state_dir / "resnet" / "1.0" / "init.999999-1.json").read_text())
+    assert fresh["server"] == "999999-1"
+    # The earlier server's record is kept beside it, untouched: its history, not current.
+    assert record_file(health_state_dir)["failures"] == 1
 
 
 def test_concurrent_worker_initializations_are_all_counted(
@@ -582,7 +600,46 @@ def test_duck_typed_context_identity(fake_time: Any, health_state_dir: Path) -> 
     assert handler.handle([{"body": 5}], context) == [{"echo": 5}]
 
     assert handler.health_status()["model"] == {"name": "m2", "version": "3"}
-    assert (health_state_dir / "m2" / "3" / "init.json").is_file()
+    assert (health_state_dir / "m2" / "3" / RECORD_FILE).is_file()
+
+
+class HeaderContext:
+    """A context that is not ts' own: only the public get_request_header()."""
+
+    model_name = "duck"
+
+    def __init__(self, describe: str | None) -> None:
+        self.describe = describe
+
+    def get_request_header(self, idx: int, key: str) -> str | None:
+        return self.describe if (idx, key) == (0, "describe") else None
+
+
+def test_describe_through_a_context_with_only_the_public_header_method(
+    fake_time: Any, health_state_dir: Path
+) -> None:
+    handler = fake_time(Model())
+    handler.initialize(HeaderContext(None))
+
+    assert handler.handle([{"body": 1}], HeaderContext(None)) == [{"echo": 1}]
+    assert handler.handle([{"body": 2}], HeaderContext("true")) == [{"echo": 2}]
+    [document] = handler.handle([{}], HeaderContext("True"))
+
+    assert document["model"]["name"] == "duck"
+    assert document["requests"]["total"] == 2
+
+
+def test_a_clock_replaced_after_first_use_is_seen(make: Make, clock: Any) -> None:
+    handler, context = make()
+    handler.initialize(context)
+    later = type(clock)(clock.now + 3600)
+    handler.health_clock = later
+
+    infer(handler, context, [{"body": 1}])
+    document = describe(handler, context)
+
+    assert document["requests"]["last_request_at"] == "2025-06-15T16:06:41.500Z"
+    assert document["worker"]["uptime_s"] == 3601.5
 
 
 def test_manifest_without_version_is_unknown(make: Make) -> None:
@@ -897,7 +954,9 @@ def test_termination_log_is_one_line_of_at_most_4096_bytes(make: Make, tmp_path:
     text = data.decode("utf-8")
     assert 4090 <= len(data) <= 4096
     assert "\n" not in text
-    assert text.startswith("...[truncated]... ")
+    # Head and tail: what failed first, the error's own end last, the cut in between.
+    assert text.startswith("model resnet 1.0 failed to initialize (attempt 1): ValueError: first")
+    assert "...[truncated]... " in text
     assert text.endswith("\u20ac\u20ac THE END")
 
 
@@ -931,7 +990,7 @@ def test_unwritable_state_dir_still_serves(make: Make, tmp_path: Path) -> None:
     document = describe(handler, context)
     assert document["status"] == "ready"
     store = document["state_store"]
-    assert store["path"] == str(blocker / "state" / "resnet" / "1.0" / "init.json")
+    assert store["path"] == str(blocker / "state" / "resnet" / "1.0" / RECORD_FILE)
     assert store["ok"] is False
     assert store["error"].startswith("NotADirectoryError: ")
     assert str(blocker) in store["error"]
@@ -939,7 +998,7 @@ def test_unwritable_state_dir_still_serves(make: Make, tmp_path: Path) -> None:
 
 
 def test_corrupt_record_is_replaced_at_initialize(make: Make, health_state_dir: Path) -> None:
-    path = health_state_dir / "resnet" / "1.0" / "init.json"
+    path = health_state_dir / "resnet" / "1.0" / RECORD_FILE
     path.parent.mkdir(parents=True)
     path.write_text('{"schema_version": 1, "attem', encoding="utf-8")
     handler, context = make()
@@ -966,7 +1025,7 @@ def test_record_damaged_mid_run_is_reported_and_serving_goes_on(
 ) -> None:
     handler, context = make()
     handler.initialize(context)
-    path = health_state_dir / "resnet" / "1.0" / "init.json"
+    path = health_state_dir / "resnet" / "1.0" / RECORD_FILE
 
     damage(path)
 
@@ -1079,7 +1138,7 @@ def test_record_lost_during_initialize_continues_from_the_workers_copy(
 ) -> None:
     class Wiping(Model):
         def initialize(self, context: Any) -> str:
-            (health_state_dir / "resnet" / "1.0" / "init.json").write_text("garbage")
+            (health_state_dir / "resnet" / "1.0" / RECORD_FILE).write_text("garbage")
             return super().initialize(context)
 
     handler, context = make(Wiping)

@@ -151,7 +151,7 @@ def record_failures(
 
         def fail(previous: InitRecord | None, at: float = at, attempt: int = attempt) -> InitRecord:
             started = InitRecord.started(
-                previous, model_name="m", model_version="1.0", now=at, worker_pid=100, server_pid=1
+                previous, model_name="m", model_version="1.0", now=at, worker_pid=100, server="1"
             )
             error = ErrorInfo("builtins.ValueError", "weights missing", utc_iso(at), attempt)
             return started.failed(error, now=at + 0.5, duration_s=0.5, worker_pid=100)
@@ -160,7 +160,7 @@ def record_failures(
     if retrying:
         store.update(
             lambda previous: InitRecord.started(
-                previous, model_name="m", model_version="1.0", now=NOW, worker_pid=101, server_pid=1
+                previous, model_name="m", model_version="1.0", now=NOW, worker_pid=101, server="1"
             )
         )
 
@@ -494,7 +494,8 @@ def test_ready_json(ts_health: Callable[..., Result], state_dir: Path) -> None:
     assert model["state"] == "ready"
     assert model["ok"] is True
     assert model["status"]["status"] == "ready"
-    assert model["record_path"] == str(state_dir / "m" / "1.0" / "init.json")
+    # No record yet: the path is the directory where the version's records are looked for.
+    assert model["record_path"] == str(state_dir / "m" / "1.0")
 
 
 def test_ready_with_version(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
@@ -541,7 +542,7 @@ def test_initializing(
     assert result.code == EXIT_NOT_READY
     assert result.lines == [
         "initializing: model m 1.0: no READY worker yet (0/1 workers READY; no initialization "
-        f"record in {state_dir / 'm' / '1.0' / 'init.json'})"
+        f"record in {state_dir / 'm' / '1.0'})"
     ]
 
 
@@ -655,7 +656,7 @@ def two_models(fake: FakeTorchServe, state_dir: Path) -> None:
             model_version="1.0",
             now=NOW - 5,
             worker_pid=9,
-            server_pid=1,
+            server="1",
         ).failed(error, now=NOW - 5, duration_s=0.1, worker_pid=9)
     )
 
@@ -993,7 +994,7 @@ def test_state_dir_from_environment(
         connect=False,
         env={"TS_HEALTH_STATE_DIR": str(other)},
     )
-    assert result.json()["model"]["record_path"] == str(other / "m" / "1.0" / "init.json")
+    assert result.json()["model"]["record_path"] == str(other / "m" / "1.0")
 
 
 @pytest.mark.parametrize(
@@ -1338,3 +1339,146 @@ def test_renew_key_with_a_refused_api_key(
         f"ts-health: error: the management API at {fake.url} refused the token from the API key "
         f"of key file {path} for GET /token?type=management"
     )
+
+
+# -- hostile text and secrets ----------------------------------------------------------------
+
+HOSTILE = "boom \x1b[2J\x1b]0;pwned\x07 \x9b31m \u202eevil \udcff end"
+
+
+def hostile_record(state_dir: Path) -> None:
+    def fail(previous: InitRecord | None) -> InitRecord:
+        started = InitRecord.started(
+            previous, model_name="m", model_version="1.0", now=NOW - 5, worker_pid=7, server="1"
+        )
+        error = ErrorInfo("builtins.ValueError", HOSTILE, utc_iso(NOW - 4), 1)
+        return started.failed(error, now=NOW - 4, duration_s=1.0, worker_pid=7)
+
+    StateStore(state_dir, "m", "1.0").update(fail)
+
+
+def test_hostile_error_text_reaches_the_terminal_escaped(
+    fake: FakeTorchServe, ts_health: Callable[..., Result], state_dir: Path
+) -> None:
+    hostile_record(state_dir)
+    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    result = ts_health("ready", "m", wall=lambda: NOW)
+    assert result.code == EXIT_NOT_READY
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e", "\udcff"):
+        assert raw not in result.out
+    assert "boom \\x1b[2J\\x1b]0;pwned\\x07 \\u009b31m \\u202eevil \\udcff end" in result.out
+    # JSON keeps the message whole, escaped by JSON itself.
+    data = ts_health("ready", "m", "--json", wall=lambda: NOW).json()
+    assert data["model"]["initialization"]["last_error"]["message"].startswith("boom \x1b[2J")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8:strict", "ascii:strict", "latin-1"])
+def test_output_is_valid_utf8_whatever_the_locale(
+    fake: FakeTorchServe, state_dir: Path, encoding: str
+) -> None:
+    hostile_record(state_dir)
+    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "LC_ALL": "C", "LANG": "C"}
+    connection = ["--inference-url", fake.url, "--management-url", fake.url]
+    connection += ["--state-dir", str(state_dir)]
+    for argv in (["ready", "m"], ["status"], ["ready", "m", "--json"]):
+        done = subprocess.run(
+            [str(BIN / "ts-health"), *argv, *connection],
+            capture_output=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == EXIT_NOT_READY, done
+        text = done.stdout.decode("utf-8")  # strict: raises on anything but UTF-8
+        assert "\x1b" not in text
+        assert "Traceback" not in done.stderr.decode("utf-8")
+
+
+def test_a_token_with_a_trailing_newline_works(
+    fake: FakeTorchServe, ts_health: Callable[..., Result]
+) -> None:
+    fake.required = {"/ping": f"Bearer {SECRET}"}
+    assert ts_health("ping", env={"TS_HEALTH_TOKEN": SECRET + "\n"}).code == EXIT_OK
+    assert ts_health("ping", "--token", f"  {SECRET}\r\n").code == EXIT_OK
+
+
+@pytest.mark.parametrize("token", [SECRET[:5] + "\n" + SECRET[5:], SECRET + "\x00x"])
+def test_a_token_with_a_control_character_inside_is_refused_unseen(
+    ts_health: Callable[..., Result], token: str
+) -> None:
+    result = ts_health("ping", env={"TS_HEALTH_TOKEN": token})
+    assert result.code == EXIT_USAGE
+    assert "invalid token from $TS_HEALTH_TOKEN: it holds whitespace or a control character" in (
+        result.err
+    )
+    assert SECRET[:5] not in result.err + result.out
+
+
+def test_key_file_keys_are_stripped(
+    fake: FakeTorchServe, ts_health: Callable[..., Result], tmp_path: Path
+) -> None:
+    fake.required = {"/ping": f"Bearer inf-{SECRET}"}
+    key_file = write_key_file(tmp_path / "k.json", inference=f"inf-{SECRET}\n")
+    assert ts_health("ping", "--key-file", str(key_file)).code == EXIT_OK
+
+
+ECHOES: list[tuple[str, Any]] = [
+    # A server (or a proxy in front of it) that echoes the key it was sent.
+    ("refused", (400, {"code": 400, "type": "InvalidKeyException", "message": "{key}"})),
+    ("unexpected status", (503, {"code": 503, "type": "Oops", "message": "got {key}"})),
+    ("not JSON", (200, b"key was {key}")),
+    ("wrong shape", (200, {"status": ["{key}"]})),
+]
+
+
+@pytest.mark.parametrize(("path", "answer"), ECHOES, ids=[e[0] for e in ECHOES])
+@pytest.mark.parametrize("how", ["token", "key-file"])
+@pytest.mark.parametrize("command", ["ping", "status", "ready"])
+def test_no_error_path_prints_a_key(
+    fake: FakeTorchServe,
+    ts_health: Callable[..., Result],
+    tmp_path: Path,
+    path: str,
+    answer: Any,
+    how: str,
+    command: str,
+) -> None:
+    key = f"inf-{SECRET}"
+    status, body = answer
+    if isinstance(body, bytes):
+        body = body.replace(b"{key}", key.encode())
+    else:
+        body = json.loads(json.dumps(body).replace("{key}", key))
+    for route in ("/ping", "/models/m", "/models/m/all", "/models?limit=100"):
+        fake.on(route, (status, body))
+    auth = (
+        ["--token", key]
+        if how == "token"
+        else ["--key-file", str(write_key_file(tmp_path / "key_file.json"))]
+    )
+    argv = [command] + (["m"] if command == "ready" else [])
+    for extra in ([], ["--json"]):
+        result = ts_health(*argv, *extra, *auth)
+        assert result.code != EXIT_OK
+        # the fixture asserts the secret is nowhere in the output
+        assert "<redacted>" in result.out + result.err or path != "refused"
+
+
+def test_an_internal_error_holding_a_key_prints_it_redacted(
+    ts_health: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> int:
+        raise ValueError(f"Invalid header value b'Bearer {SECRET}'")
+
+    monkeypatch.setitem(probe.COMMANDS, "ping", broken)
+    result = ts_health("ping", "--token", SECRET)
+    assert result.code == EXIT_INTERNAL
+    assert "Bearer <redacted>" in result.err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from ts_health_handler import __version__
+
+    assert run(["--version"], environ={}) == EXIT_OK
+    assert capsys.readouterr().out == f"ts-health {__version__} (ts-health-handler)\n"

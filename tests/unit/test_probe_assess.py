@@ -48,14 +48,14 @@ def failed_record(
             model_version="1.0",
             now=at,
             worker_pid=10 + attempt,
-            server_pid=1,
+            server="1",
         )
         error = ErrorInfo("builtins.ValueError", "weights\nmissing", utc_iso(at), attempt)
         record = record.failed(error, now=at, duration_s=0.1, worker_pid=10 + attempt)
     assert record is not None
     if retrying:
         record = InitRecord.started(
-            record, model_name="m", model_version="1.0", now=NOW - 0.5, worker_pid=99, server_pid=1
+            record, model_name="m", model_version="1.0", now=NOW - 0.5, worker_pid=99, server="1"
         )
     return record
 
@@ -91,7 +91,7 @@ def test_initializing_without_record() -> None:
 
 def test_initializing_with_a_record_in_progress() -> None:
     record = InitRecord.started(
-        None, model_name="m", model_version="1.0", now=NOW - 3, worker_pid=5, server_pid=1
+        None, model_name="m", model_version="1.0", now=NOW - 3, worker_pid=5, server="1"
     )
     health = verdict(entry("UNLOADING"), record=record)
     assert health.state is State.INITIALIZING
@@ -100,7 +100,7 @@ def test_initializing_with_a_record_in_progress() -> None:
 
 def test_initializing_after_a_success_means_a_worker_restarts() -> None:
     record = InitRecord.started(
-        None, model_name="m", model_version="1.0", now=NOW - 9, worker_pid=5, server_pid=1
+        None, model_name="m", model_version="1.0", now=NOW - 9, worker_pid=5, server="1"
     ).succeeded(now=NOW - 8, duration_s=1, worker_pid=5)
     health = verdict(entry("UNLOADING"), record=record)
     assert health.state is State.INITIALIZING
@@ -292,7 +292,7 @@ def test_a_ready_model_appends_an_unreadable_record_to_its_reason() -> None:
 )
 def test_error_types_are_shown_without_their_module(kind: str, shown: str) -> None:
     record = InitRecord.started(
-        None, model_name="m", model_version="1.0", now=NOW - 2, worker_pid=5, server_pid=1
+        None, model_name="m", model_version="1.0", now=NOW - 2, worker_pid=5, server="1"
     )
     error = ErrorInfo(kind, "boom", utc_iso(NOW - 1), 1)
     record = record.failed(error, now=NOW - 1, duration_s=1.0, worker_pid=5)
@@ -302,12 +302,12 @@ def test_error_types_are_shown_without_their_module(kind: str, shown: str) -> No
 
 def test_a_long_message_is_cut_to_300_characters_in_the_reason() -> None:
     record = InitRecord.started(
-        None, model_name="m", model_version="1.0", now=NOW - 2, worker_pid=5, server_pid=1
+        None, model_name="m", model_version="1.0", now=NOW - 2, worker_pid=5, server="1"
     )
     error = ErrorInfo("builtins.ValueError", "x" * 400, utc_iso(NOW - 1), 1)
     record = record.failed(error, now=NOW - 1, duration_s=1.0, worker_pid=5)
     reason = verdict(entry("UNLOADING"), record=record).reason
-    assert reason.endswith("ValueError: " + "x" * 297 + "...")
+    assert reason.endswith("ValueError: " + "x" * 148 + "..." + "x" * 149)
 
 
 def test_a_failure_streak_without_an_error_says_so() -> None:

@@ -26,12 +26,12 @@ from ts_health_handler import (
 from ts_health_handler._state import ENV_STATE_DIR, RECENT_ERRORS, bound, parse_iso, utc_iso
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40.000Z
-SERVER = 4321
+SERVER = "4321-77"
 
 
-def started(previous: InitRecord | None, now: float = T0, server: int = SERVER) -> InitRecord:
+def started(previous: InitRecord | None, now: float = T0, server: str = SERVER) -> InitRecord:
     return InitRecord.started(
-        previous, model_name="m", model_version="1.0", now=now, worker_pid=11, server_pid=server
+        previous, model_name="m", model_version="1.0", now=now, worker_pid=11, server=server
     )
 
 
@@ -48,12 +48,14 @@ def test_utc_iso_format_and_inverse() -> None:
     assert parse_iso("2025-06-15T15:06:41.500Z") == T0 + 1.5
 
 
-def test_bound_keeps_short_text_and_the_end_of_long_text() -> None:
+def test_bound_keeps_short_text_and_the_head_and_tail_of_long_text() -> None:
     assert bound("short", 10) == "short"
-    cut = bound("a" * 50 + "THE END", 30)
-    assert len(cut) == 30
-    assert cut.startswith("...[truncated]...\n")
-    assert cut.endswith("aaaaaTHE END")
+    assert bound("a" * 30, 30) == "a" * 30  # exactly the limit: untouched
+    cut = bound("THE START" + "a" * 50 + "THE END", 38)
+    assert len(cut) == 38
+    # 20 characters of room: half for the head, half for the tail.
+    assert cut == "THE STARTa" + "...[truncated]...\n" + "aaaTHE END"
+    assert bound("a" * 19 + "b" * 20, 38) == "a" * 10 + "...[truncated]...\n" + "b" * 10
     assert bound("0123456789", 4) == "6789"  # no room for the marker
 
 
@@ -83,7 +85,7 @@ def test_first_start_creates_a_record() -> None:
         phase=InitPhase.INITIALIZING,
         attempts=1,
         last_started_at="2025-06-15T15:06:40.000Z",
-        server_pid=SERVER,
+        server=SERVER,
         worker_pid=11,
         updated_at="2025-06-15T15:06:40.000Z",
     )
@@ -142,16 +144,16 @@ def test_recent_errors_keep_only_the_last_few() -> None:
     assert [e.message for e in record.recent_errors] == [f"fail {i}" for i in range(3, 8)]
 
 
-def test_a_new_server_pid_starts_a_fresh_record() -> None:
+def test_a_new_server_starts_a_fresh_record() -> None:
     old = started(None).failed(error_at(T0, 1), now=T0, duration_s=0.5, worker_pid=11)
 
-    fresh = started(old, now=T0 + 100, server=SERVER + 1)
+    fresh = started(old, now=T0 + 100, server="4321-78")
 
     assert fresh.attempts == 1
     assert fresh.failures == 0
     assert fresh.last_error is None
     assert fresh.recent_errors == ()
-    assert fresh.server_pid == SERVER + 1
+    assert fresh.server == "4321-78"
 
 
 # -- JSON -------------------------------------------------------------------------------
@@ -168,7 +170,7 @@ def test_json_round_trip() -> None:
 
     assert json.loads(json.dumps(data)) == data
     assert data["phase"] == "ready"
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2
     assert data["last_error"]["type"] == "OSError"
     assert data["recent_errors"][0]["traceback"] is None
     assert InitRecord.from_json(json.loads(json.dumps(data))) == record
@@ -214,9 +216,14 @@ def _valid() -> dict[str, Any]:
             lambda d: d.update(last_duration_s="1s"),
             "field 'last_duration_s' is '1s', expected int or float or null",
         ),
-        (lambda d: d.update(server_pid=[1]), "field 'server_pid' is [1], expected int or null"),
+        (lambda d: d.update(server=[1]), "field 'server' is [1], expected str or null"),
+        (lambda d: d.update(workers={}), "field 'workers' is {}, expected list"),
+        (
+            lambda d: d.update(workers=[{"id": "9000"}]),
+            "missing field 'workers[0].pid'",
+        ),
         (lambda d: d.update(updated_at=5), "field 'updated_at' is 5, expected str or null"),
-        (lambda d: d.update(schema_version=2), "schema_version 2, expected 1"),
+        (lambda d: d.update(schema_version=3), "schema_version 3, expected 2"),
         (
             lambda d: d.update(phase="starting"),
             "phase 'starting', expected one of initializing, ready, failed",
@@ -408,7 +415,7 @@ def test_processes_updating_one_record_under_flock(tmp_path: Path) -> None:
     assert record.attempts == processes * rounds
     assert record.failures == processes * rounds // 2
     assert len(record.recent_errors) == RECENT_ERRORS
-    assert record.server_pid == SERVER
+    assert record.server == SERVER
     assert sorted(p.name for p in StateStore(tmp_path, "m", "1.0").directory.iterdir()) == [
         "init.json",
         "init.lock",
@@ -431,7 +438,7 @@ def test_store_works_without_fcntl(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def begun_by(pid: int, now: float = T0) -> InitRecord:
     return InitRecord.started(
-        None, model_name="m", model_version="1.0", now=now, worker_pid=pid, server_pid=SERVER
+        None, model_name="m", model_version="1.0", now=now, worker_pid=pid, server=SERVER
     )
 
 
@@ -442,7 +449,7 @@ def restart(previous: InitRecord, *, alive: bool, pid: int = 12, now: float = T0
         model_version="1.0",
         now=now,
         worker_pid=pid,
-        server_pid=SERVER,
+        server=SERVER,
         worker_alive=lambda _pid: alive,
     )
 
@@ -493,3 +500,254 @@ def test_pid_alive_tells_live_from_dead_processes() -> None:
     assert pid_alive(os.getpid()) is True
     assert child.pid is not None
     assert pid_alive(child.pid) is False
+
+
+# -- exact values that mutation testing found unpinned --------------------------------------
+
+
+def test_a_failed_record_keeps_when_who_and_how_long() -> None:
+    record = started(None).failed(
+        error_at(T0 + 1.5, 1), now=T0 + 1.5, duration_s=1.2345678, worker_pid=77
+    )
+
+    assert record.last_finished_at == utc_iso(T0 + 1.5)
+    assert record.updated_at == utc_iso(T0 + 1.5)
+    assert record.worker_pid == 77
+    assert record.last_duration_s == 1.234568  # six decimals, rounded
+    assert record.last_started_at == utc_iso(T0)
+
+
+def test_a_success_rounds_its_duration_to_six_decimals() -> None:
+    record = started(None).succeeded(now=T0 + 1, duration_s=0.12345678, worker_pid=11)
+
+    assert record.last_duration_s == 0.123457
+
+
+def test_liveness_is_asked_about_the_unfinished_attempts_worker() -> None:
+    asked: list[int] = []
+
+    def alive(pid: int) -> bool:
+        asked.append(pid)
+        return True
+
+    InitRecord.started(
+        begun_by(11), model_name="m", model_version="1.0", now=T0 + 4, worker_pid=12,
+        server=SERVER, worker_alive=alive,
+    )  # fmt: skip
+
+    assert asked == [11]
+
+
+def test_an_interrupted_attempt_is_timed_from_its_start() -> None:
+    record = begun_by(11).interrupted(now=T0 + 0.5)
+
+    assert record.last_duration_s == 0.5
+    assert record.worker_pid == 11
+    assert record.last_error is not None
+    assert record.last_error.message == (
+        "worker 11 ended during initialize() without a result (killed by TorchServe's "
+        "startupTimeout, the OOM killer or a signal)"
+    )
+    assert record.last_error.at == utc_iso(T0 + 0.5)
+
+
+def test_an_interrupted_attempt_without_start_or_pid() -> None:
+    unknown = InitRecord("m", "1.0", InitPhase.INITIALIZING, attempts=1)
+
+    record = unknown.interrupted(now=T0)
+
+    assert record.last_duration_s == 0.0
+    assert record.worker_pid == 0
+
+
+def test_error_info_from_json_defaults_and_names() -> None:
+    raw = {"type": "OSError", "message": "m", "at": "2025-06-15T15:06:40.000Z", "attempt": 1}
+
+    assert ErrorInfo.from_json(raw, "w").traceback is None
+    with pytest.raises(RecordError) as caught:
+        ErrorInfo.from_json({**raw, "type": 1}, "w")
+    assert str(caught.value) == "unreadable health record w: field 'error.type' is 1, expected str"
+
+
+@pytest.mark.parametrize("key", ["message", "at"])
+def test_error_info_fields_are_named_with_their_prefix_and_place(key: str) -> None:
+    raw = {"type": "OSError", "message": "m", "at": "2025-06-15T15:06:40.000Z", "attempt": 1}
+
+    with pytest.raises(RecordError) as caught:
+        ErrorInfo.from_json({**raw, key: None}, "/s/init.json", "last_error")
+
+    assert str(caught.value) == (
+        f"unreadable health record /s/init.json: field 'last_error.{key}' is None, expected str"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expected"),
+    [
+        ("consecutive_failures", None, "int"),
+        ("first_failure_at", 1, "str or null"),
+        ("last_started_at", 1, "str or null"),
+        ("last_finished_at", 1, "str or null"),
+        ("worker_pid", "1", "int or null"),
+    ],
+)
+def test_every_bad_field_names_the_file(key: str, value: Any, expected: str) -> None:
+    data = {**_valid(), key: value}
+
+    with pytest.raises(RecordError) as caught:
+        InitRecord.from_json(data, "/s/init.json")
+
+    assert str(caught.value) == (
+        f"unreadable health record /s/init.json: field {key!r} is {value!r}, expected {expected}"
+    )
+
+
+def test_a_record_without_a_duration_has_none() -> None:
+    data = _valid()
+    del data["last_duration_s"]
+
+    assert InitRecord.from_json(data).last_duration_s is None
+
+
+@pytest.mark.parametrize("duration", [-0.5, float("inf"), 10**400])
+def test_a_duration_that_is_not_finite_seconds_is_refused(duration: Any) -> None:
+    data = {**_valid(), "last_duration_s": duration}
+
+    with pytest.raises(RecordError) as caught:
+        InitRecord.from_json(data, "/s/init.json")
+
+    assert str(caught.value) == (
+        "unreadable health record /s/init.json: "
+        "field 'last_duration_s' is not a finite number of seconds >= 0"
+    )
+
+
+def test_a_non_object_record_names_its_type() -> None:
+    with pytest.raises(RecordError) as caught:
+        InitRecord.from_json([1], "/s/init.json")
+
+    assert str(caught.value) == (
+        "unreadable health record /s/init.json: expected a JSON object, got list"
+    )
+
+
+@pytest.mark.parametrize(
+    ("length", "shown"),
+    [(80, "'" + "a" * 78 + "'"), (81, "'" + "a" * 76 + "...")],
+    ids=["exactly-80-kept", "81-cut-to-80"],
+)
+def test_a_bad_value_is_shown_in_at_most_80_characters(length: int, shown: str) -> None:
+    data = {**_valid(), "attempts": "a" * (length - 2)}  # a str's repr adds two quotes
+
+    with pytest.raises(RecordError) as caught:
+        InitRecord.from_json(data, "w")
+
+    assert str(caught.value) == (
+        f"unreadable health record w: field 'attempts' is {shown}, expected int"
+    )
+    assert len(shown) == 80
+
+
+def test_a_record_nested_too_deeply_is_a_record_error(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "m", "1.0")
+    store.directory.mkdir(parents=True)
+    store.path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+
+    with pytest.raises(RecordError) as caught:
+        store.read()
+
+    assert str(caught.value) == (
+        f"unreadable health record {store.path}: not JSON (nested too deeply)"
+    )
+
+
+def test_a_record_that_is_not_json_says_so(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "m", "1.0")
+    store.directory.mkdir(parents=True)
+    store.path.write_text("{", encoding="utf-8")
+
+    with pytest.raises(RecordError, match=r": not JSON \(Expecting property name"):
+        store.read()
+
+
+def test_store_keeps_its_model_identity(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "m", "1.0")
+
+    assert (store.root, store.model_name, store.model_version) == (tmp_path, "m", "1.0")
+
+
+def test_the_record_file_is_indented_json_in_field_order(tmp_path: Path) -> None:
+    store = StateStore(tmp_path, "m", "1.0")
+
+    record = store.update(started)
+
+    expected = json.dumps(record.to_json(), indent=2)
+    assert store.path.read_text(encoding="utf-8") == expected
+    assert next(iter(json.loads(expected))) == "model_name"  # not sorted
+
+
+def test_the_temp_file_lives_beside_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = StateStore(tmp_path, "m", "1.0")
+    replaced: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def spy(src: str, dst: Any) -> None:
+        replaced.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    store.update(started)
+
+    [(temp, target)] = replaced
+    assert target == store.path
+    assert temp.parent == store.directory  # same file system: the replace is atomic
+    assert temp.name.startswith(".init.")
+    assert temp.name.endswith(".tmp")
+
+
+def test_a_failed_cleanup_does_not_hide_the_write_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = StateStore(tmp_path, "m", "1.0")
+
+    def refuse(*args: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    def cannot_unlink(path: Any) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    monkeypatch.setattr(os, "unlink", cannot_unlink)
+
+    with pytest.raises(OSError, match="No space left"):
+        store.update(started)
+
+
+def test_pid_alive_asks_with_signal_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ts_health_handler._state import pid_alive
+
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(os, "kill", lambda pid, signal: sent.append((pid, signal)))
+
+    assert pid_alive(4242) is True
+    assert sent == [(4242, 0)]
+
+
+@pytest.mark.parametrize(
+    ("error", "alive"),
+    [(PermissionError(1, "not ours"), True), (OSError(22, "invalid"), False)],
+    ids=["another-users-process", "other-error"],
+)
+def test_pid_alive_reads_the_kill_error(
+    monkeypatch: pytest.MonkeyPatch, error: OSError, alive: bool
+) -> None:
+    from ts_health_handler._state import pid_alive
+
+    def kill(pid: int, signal: int) -> None:
+        raise error
+
+    monkeypatch.setattr(os, "kill", kill)
+
+    assert pid_alive(4242) is alive

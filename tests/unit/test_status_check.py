@@ -5,14 +5,35 @@ A failing or slow check makes the status ``degraded`` and never raises out of de
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from ts_health_handler import CheckStatus, HealthMixin, HealthStatus
-from ts_health_handler._status import RESULT_LIMIT, CheckRunner, interpret
+from ts_health_handler import (
+    CheckStatus,
+    ErrorInfo,
+    Faults,
+    HealthConfig,
+    HealthMixin,
+    HealthStatus,
+    InitFailurePolicy,
+    InitPhase,
+)
+from ts_health_handler._state import InitRecord
+from ts_health_handler._status import (
+    RESULT_LIMIT,
+    CheckResult,
+    CheckRunner,
+    WorkerSnapshot,
+    active_faults,
+    build_status,
+    interpret,
+    verdict,
+)
+from ts_health_handler._text import clip
 from ts_health_handler.testing import describe
 
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
@@ -338,3 +359,238 @@ def test_library_versions_of_missing_distributions_are_null(
 
     assert versions["ts_health_handler"] == __version__
     assert (versions["torchserve"], versions["torch"]) == (None, None)
+
+
+# -- build_status(): the whole document from plain data ---------------------------------
+
+OK = CheckResult(CheckStatus.OK, True, None, 0.5)
+NOT_CONFIGURED = CheckResult(CheckStatus.NOT_CONFIGURED)
+FAILED_CHECK = CheckResult(CheckStatus.FAILED, False, "health_check() returned False", 0.0)
+
+
+def snapshot(**changes: Any) -> WorkerSnapshot:
+    fields: dict[str, Any] = {
+        "model_name": "m",
+        "model_version": "1",
+        "started": 1_750_000_000.0,
+        "config": HealthConfig(),
+        "phase": InitPhase.READY,
+        "attempt": 2,
+        "init_started_at": 1_750_000_000.0,
+        "init_finished_at": 1_750_000_001.2345678,
+        "error": None,
+        "requests_total": 7,
+        "requests_failed": 2,
+        "last_request_at": 1_750_000_005.5,
+        "store_path": "/state/m/1/init.json",
+    }
+    fields.update(changes)
+    return WorkerSnapshot(**fields)
+
+
+def build(worker: WorkerSnapshot, check: CheckResult = OK, **kwargs: Any) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "record": None,
+        "store_error": None,
+        "now": 1_750_000_010.0,
+        "pid": 42,
+        "device": "cpu",
+        "versions": {"python": "3"},
+    }
+    arguments.update(kwargs)
+    record, store_error = arguments.pop("record"), arguments.pop("store_error")
+    return build_status(worker, check, record, store_error, **arguments)
+
+
+@pytest.mark.parametrize(
+    ("phase", "check", "status"),
+    [
+        (InitPhase.READY, OK, HealthStatus.READY),
+        (InitPhase.READY, NOT_CONFIGURED, HealthStatus.READY),
+        (InitPhase.READY, FAILED_CHECK, HealthStatus.DEGRADED),
+        (InitPhase.FAILED, OK, HealthStatus.FAILED),
+        (InitPhase.INITIALIZING, NOT_CONFIGURED, HealthStatus.FAILED),
+        (InitPhase.FAILED, FAILED_CHECK, HealthStatus.FAILED),
+    ],
+)
+def test_verdict(phase: InitPhase, check: CheckResult, status: HealthStatus) -> None:
+    assert verdict(phase, check) is status
+    assert build(snapshot(phase=phase), check)["status"] == status.value
+
+
+def test_build_status_from_plain_data() -> None:
+    error = ErrorInfo("OSError", "gone", "2025-06-15T15:06:41.000Z", 1)
+    record = InitRecord(
+        "m", "1", InitPhase.READY, attempts=2, failures=1, attempts_to_ready=2,
+        recent_errors=(error,),
+    )  # fmt: skip
+    config = HealthConfig(
+        on_init_failure=InitFailurePolicy.HOLD, faults=Faults(inference_delay_s=0.5)
+    )
+
+    document = build(snapshot(config=config, error=error), record=record, versions={"a": "1"})
+
+    assert document == {
+        "status": "ready",
+        "schema_version": 1,
+        "model": {"name": "m", "version": "1"},
+        "worker": {
+            "pid": 42,
+            "started_at": "2025-06-15T15:06:40.000Z",
+            "uptime_s": 10.0,
+            "device": "cpu",
+        },
+        "initialization": {
+            "phase": "ready",
+            "attempt": 2,
+            "started_at": "2025-06-15T15:06:40.000Z",
+            "finished_at": "2025-06-15T15:06:41.234Z",  # cut, not rounded
+            "duration_s": 1.234568,
+            "policy": "hold",
+            "error": error.to_json(),
+            "history": {
+                "attempts": 2,
+                "failures": 1,
+                "consecutive_failures": 0,
+                "attempts_to_ready": 2,
+                "first_failure_at": None,
+                "recent_errors": [error.to_json()],
+            },
+        },
+        "requests": {"total": 7, "failed": 2, "last_request_at": "2025-06-15T15:06:45.500Z"},
+        "check": {"status": "ok", "result": True, "error": None, "duration_s": 0.5},
+        "state_store": {"path": "/state/m/1/init.json", "ok": True, "error": None},
+        "faults": {"inference_delay_s": 0.5},
+        "versions": {"a": "1"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("now", "uptime"),
+    [(1_750_000_000.0, 0.0), (1_749_999_000.0, 0.0), (1_750_000_001.23449, 1.234)],
+)
+def test_uptime_is_rounded_and_never_negative(now: float, uptime: float) -> None:
+    assert build(snapshot(), now=now)["worker"]["uptime_s"] == uptime
+
+
+@pytest.mark.parametrize(
+    ("started", "finished", "duration"),
+    [(None, None, None), (1.0, None, None), (None, 2.0, None), (1.0, 3.5, 2.5)],
+)
+def test_duration_needs_both_ends(
+    started: float | None, finished: float | None, duration: float | None
+) -> None:
+    worker = snapshot(init_started_at=started, init_finished_at=finished)
+
+    initialization = build(worker)["initialization"]
+
+    assert initialization["duration_s"] == duration
+    assert initialization["started_at"] == (None if started is None else "1970-01-01T00:00:01.000Z")
+
+
+def test_nothing_known_yet_is_null() -> None:
+    worker = snapshot(
+        phase=InitPhase.INITIALIZING, attempt=None, init_started_at=None, init_finished_at=None,
+        last_request_at=None, store_path=None,
+    )  # fmt: skip
+
+    document = build(worker, NOT_CONFIGURED, device=None)
+
+    assert document["initialization"]["finished_at"] is None
+    assert document["initialization"]["error"] is None
+    assert document["initialization"]["history"] is None
+    assert document["requests"]["last_request_at"] is None
+    assert document["worker"]["device"] is None
+    assert document["state_store"] == {"path": None, "ok": False, "error": None}
+
+
+@pytest.mark.parametrize(
+    ("path", "error", "ok"),
+    [("/s/init.json", None, True), ("/s/init.json", "RecordError: x", False), (None, None, False)],
+)
+def test_state_store_is_ok_only_with_a_path_and_no_error(
+    path: str | None, error: str | None, ok: bool
+) -> None:
+    store = build(snapshot(store_path=path), store_error=error)["state_store"]
+
+    assert store == {"path": path, "ok": ok, "error": error}
+
+
+def test_active_faults_are_the_knobs_off_their_defaults() -> None:
+    assert active_faults(Faults()) == {}
+    assert active_faults(Faults(fail_inference_status=503)) == {}
+    assert active_faults(Faults(fail_initialize="x", fail_inference_status=429)) == {
+        "fail_initialize": "x",
+        "fail_inference_status": 429,
+    }
+
+
+# -- exact boundaries and durations ---------------------------------------------------
+
+
+def test_a_result_of_exactly_the_limit_is_kept_as_is() -> None:
+    exact = {"b": "x" * (RESULT_LIMIT - len('{"b": ""}'))}
+    over = {"b": "x" * (RESULT_LIMIT - len('{"b": ""}') + 1)}
+
+    assert interpret(exact, 0.0).result == exact
+    cut = interpret(over, 0.0).result
+    text = json.dumps(over)
+    assert len(cut) == RESULT_LIMIT
+    assert cut.startswith('{"b": "xx')
+    assert cut.endswith('xx"}')
+    assert "...[truncated]...\n" in cut
+    assert cut == clip(text, RESULT_LIMIT)
+
+
+class StepClock:
+    """Moves ``step`` seconds on every reading."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 0.0, step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+@pytest.mark.parametrize("check", [lambda: True, _raise(OSError("x"))], ids=["ok", "raises"])
+def test_check_durations_are_rounded_to_six_decimals(check: Callable[[], Any]) -> None:
+    outcome = CheckRunner(check, StepClock(0.12345678)).run(5)
+
+    assert outcome.duration_s == 0.123457
+
+
+def test_the_check_runs_in_a_named_daemon_thread() -> None:
+    seen: list[threading.Thread] = []
+
+    outcome = CheckRunner(lambda: seen.append(threading.current_thread()) or True, time_zero).run(5)
+
+    assert outcome.status is CheckStatus.OK
+    [thread] = seen
+    assert thread is not threading.main_thread()
+    assert thread.name == "ts-health-check"
+    assert thread.daemon is True
+
+
+def time_zero() -> float:
+    return 0.0
+
+
+def test_a_timeout_is_reported_after_timeout_s_with_rounded_figures(
+    blocking: BlockingCheck, clock: Any
+) -> None:
+    runner = CheckRunner(blocking, clock)
+
+    first = runner.run(0.0123456789)
+    clock.advance(1.23456789)
+    second = runner.run(0.0123456789)
+
+    assert first.to_json() == {
+        "status": "timeout",
+        "result": None,
+        "error": "health_check() did not answer within 0.0123457 s",
+        "duration_s": 0.012346,
+    }
+    assert second.duration_s == 1.234568
+    assert second.error == "health_check() still running after 1.2 s (limit 0.0123457 s)"
+    assert blocking.calls == 1

@@ -11,6 +11,7 @@ from typing import Any, Final
 
 from .._errors import HealthError
 from .._text import one_line
+from .._version import __version__
 from ._commands import COMMANDS, DEFAULT_WAIT_INTERVAL, Io
 from ._exit import ExitCode, exit_code_for, label_for
 from ._settings import (
@@ -130,6 +131,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"ts-health {__version__} (ts-health-handler)",
+        help="print the version and exit",
+    )
     _add_connection_options(parser, subcommand=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -188,7 +195,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop at the first failed initialization instead of waiting for TorchServe's retries",
     )
     _add_connection_options(wait, subcommand=True)
+    _add_serve(command("serve", "per-model readiness over HTTP, Prometheus metrics, a page"))
     return parser
+
+
+def _add_serve(serve: argparse.ArgumentParser) -> None:
+    # Defaults live in ts_health_handler.serve (imported only when serving).
+    serve.add_argument(
+        "--listen", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:8090)"
+    )
+    serve.add_argument(
+        "--interval", metavar="S", type=seconds, help="seconds between observations (default 2)"
+    )
+    serve.add_argument(
+        "--stale-after",
+        metavar="S",
+        type=seconds,
+        help="readiness answers 503 when the observation is older (default 10)",
+    )
+    serve.add_argument(
+        "--model",
+        metavar="NAME",
+        action="append",
+        dest="models",
+        help="watch this model only (repeatable; default: every registered model)",
+    )
+    serve.add_argument(
+        "--allow-degraded",
+        action="store_true",
+        help="count degraded (a failing user check) as ready",
+    )
+    serve.add_argument(
+        "--auth-token-file",
+        metavar="PATH",
+        help="bearer token required for /status, /metrics and / ($TS_HEALTH_SERVE_TOKEN)",
+    )
+    _add_connection_options(serve, subcommand=True)
 
 
 def run(
@@ -208,25 +250,31 @@ def run(
     want_json = bool(getattr(args, "json", False))
     try:
         settings = resolve_settings(args, environ)
+        if settings.token:
+            io.secrets.add(settings.token)
         return COMMANDS[args.command](settings, args, io)
     except HealthError as exc:
         code = exit_code_for(exc)
-        io.stderr.write(f"ts-health: {label_for(code)}: {exc}\n")
+        io.err(f"ts-health: {label_for(code)}: {one_line(str(exc))}")
         if want_json:
             document = {"command": args.command, "exit_code": code, "error": str(exc)}
-            io.stdout.write(json.dumps(document, indent=2) + "\n")
+            io.out(json.dumps(document, indent=2))
         return code
     except KeyboardInterrupt:
-        io.stderr.write("ts-health: interrupted\n")
+        io.err("ts-health: interrupted")
         return ExitCode.INTERRUPTED
     except Exception as exc:  # a bug of ours: still one line, never a traceback
-        io.stderr.write(
+        io.err(
             f"ts-health: internal error: {type(exc).__name__}: {one_line(str(exc), 300)} "
-            "(please report it)\n"
+            "(please report it)"
         )
         return ExitCode.INTERNAL
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script ``ts-health``."""
+    """Console script ``ts-health``: UTF-8 out whatever the locale, then :func:`run`."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(encoding="utf-8", errors="backslashreplace")
     return run(argv)

@@ -5,63 +5,100 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import IO, Any, Final
 
 from .._answers import ModelEntry
 from .._client import TorchServeClient, Unreachable
 from .._errors import ServerError
-from .._state import InitRecord, RecordError, StateStore
+from .._state import InitRecord, RecordError, StateStore, read_record
+from .._text import printable
 from ._exit import ExitCode, UsageError, exit_code_for, label_for
+from ._match import Match, match
 from ._render import health_json, health_line, status_table
 from ._settings import Settings, client_for
 from ._verdict import ModelHealth, Observation, State, assess
 
-__all__ = ["COMMANDS", "Io", "observe", "observe_entry", "observe_model"]
+__all__ = [
+    "COMMANDS",
+    "Io",
+    "PingResult",
+    "ask_ping",
+    "observe",
+    "observe_entry",
+    "observe_model",
+    "status_code",
+    "status_document",
+    "unreachable_document",
+]
 
 DEFAULT_WAIT_INTERVAL: Final = 1.0
 
 
 @dataclass(frozen=True)
 class Io:
-    """Where output goes, and the clocks; replaced by tests."""
+    """Where output goes, and the clocks; replaced by tests.
+
+    Everything written passes :meth:`clean`: secrets (tokens, keys) are replaced by
+    ``<redacted>`` and text for people is made :func:`~.._text.printable` (ANSI sequences
+    and other controls escaped); JSON escapes them itself.
+    """
 
     stdout: IO[str]
     stderr: IO[str]
     clock: Callable[[], float] = time.monotonic
     wall: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+    #: Tokens and keys in use; filled as they are read (see :func:`client_for`).
+    secrets: set[str] = field(default_factory=set)
+
+    def clean(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret:
+                text = text.replace(secret, "<redacted>")
+        return printable(text)
+
+    def out(self, text: str) -> None:
+        self.stdout.write(self.clean(text) + "\n")
+
+    def err(self, text: str) -> None:
+        self.stderr.write(self.clean(text) + "\n")
 
     def emit(self, settings: Settings, text: str, document: dict[str, Any]) -> None:
         """The answer, on stdout: a verdict line or table, or the JSON document."""
-        if settings.json:
-            self.stdout.write(json.dumps(document, indent=2) + "\n")
-        else:
-            self.stdout.write(text + "\n")
+        self.out(json.dumps(document, indent=2) if settings.json else text)
 
     def error(self, code: ExitCode, message: str) -> None:
         """One error, on stderr: ``ts-health: unreachable: ...`` (also in ``--json`` mode)."""
-        self.stderr.write(f"ts-health: {label_for(code)}: {message}\n")
+        self.err(f"ts-health: {label_for(code)}: {message}")
 
-    def unreachable(self, healths: list[ModelHealth]) -> None:
+    def unreachable(self, healths: Sequence[ModelHealth]) -> None:
         """Each model that could not be asked is an error too, not only a state word."""
         for health in healths:
             if health.state is State.UNREACHABLE:
                 self.error(ExitCode.UNREACHABLE, health.reason)
 
 
-def read_record(
-    settings: Settings, model: str, version: str
-) -> tuple[InitRecord | None, str, str | None]:
-    """``(record, path, error)`` of the persisted initialization record."""
-    store = StateStore(settings.state_dir, model, version)
-    try:
-        return store.read(), str(store.path), None
-    except RecordError as exc:
-        return None, str(store.path), str(exc)
-    except OSError as exc:
-        return None, str(store.path), f"cannot read {store.path}: {exc.strerror or exc}"
+def read_records(settings: Settings, entry: ModelEntry) -> tuple[Match, str | None]:
+    """The record of the registration ``entry`` describes, the newest other one, and why a
+    record file could not be read (when none was found to be current)."""
+    store = StateStore(settings.state_dir, entry.name, entry.version)
+    found: list[tuple[str, InitRecord]] = []
+    errors: list[str] = []
+    for path in store.files():
+        try:
+            record = read_record(path)
+        except RecordError as exc:
+            errors.append(str(exc))
+            continue
+        except OSError as exc:
+            errors.append(f"cannot read {path}: {exc.strerror or exc}")
+            continue
+        if record is not None:
+            found.append((str(path), record))
+    matched = match(entry, found)
+    return matched, None if matched.current is not None or not errors else errors[0]
 
 
 def observe(
@@ -121,14 +158,16 @@ def observe_entry(
     status_error: str | None = "not asked: no READY worker"
     if entry.ready_workers:
         status, status_error = client.status_document(entry.name, entry.version)
-    record, record_path, record_error = read_record(settings, entry.name, entry.version)
+    records, record_error = read_records(settings, entry)
     seen = Observation(
         describe=entry,
         status=status,
         status_error=status_error,
-        record=record,
-        record_path=record_path,
+        record=records.current,
+        record_path=records.path
+        or str(StateStore(settings.state_dir, entry.name, entry.version).directory),
         record_error=record_error,
+        previous=records.previous,
         ping_healthy=ping_healthy,
         now=now,
         default=default,
@@ -151,7 +190,7 @@ def _exit_code(health: ModelHealth, settings: Settings) -> ExitCode:
 
 
 def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:
-    healthy, status = client_for(settings, clock=io.clock, wall=io.wall).ping()
+    healthy, status = client_for(settings, clock=io.clock, wall=io.wall, secrets=io.secrets).ping()
     code = ExitCode.OK if healthy else ExitCode.NOT_READY
     word = "alive" if healthy else "unhealthy"
     io.emit(
@@ -163,7 +202,7 @@ def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:
 
 
 def cmd_ready(settings: Settings, args: argparse.Namespace, io: Io) -> int:
-    client = client_for(settings, clock=io.clock, wall=io.wall)
+    client = client_for(settings, clock=io.clock, wall=io.wall, secrets=io.secrets)
     health = observe(client, settings, args.model, args.version, ping_healthy=None, now=io.wall())
     code = _exit_code(health, settings)
     io.unreachable([health])
@@ -176,39 +215,94 @@ def cmd_ready(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     return code
 
 
+@dataclass(frozen=True)
+class PingResult:
+    """What ``/ping`` said for ``status``: healthy or not and its text, or why it failed."""
+
+    healthy: bool | None = None
+    status: str | None = None
+    error: str | None = None
+    code: ExitCode = ExitCode.OK
+
+
+def ask_ping(client: TorchServeClient) -> PingResult:
+    """``/ping``, with a failure kept as ``error`` (a refused token still raises)."""
+    try:
+        healthy, status = client.ping()
+    except ServerError as exc:
+        code = exit_code_for(exc)
+        if code is ExitCode.USAGE:
+            raise
+        return PingResult(error=str(exc), code=code)
+    return PingResult(healthy, status, None, ExitCode.OK if healthy else ExitCode.NOT_READY)
+
+
+def status_code(ping: PingResult, results: Sequence[ModelHealth], settings: Settings) -> int:
+    """The exit code of ``status``: unreachable wins, then the worst of the others."""
+    codes = [ping.code, *(_exit_code(h, settings) for h in results)]
+    return ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
+
+
+def status_document(
+    settings: Settings, ping: PingResult, results: Sequence[ModelHealth]
+) -> dict[str, Any]:
+    """The ``status --json`` document (fields in ``docs/probe.md``); ``ts-health serve``
+    answers ``/status`` with it too."""
+    return {
+        "command": "status",
+        "exit_code": status_code(ping, results, settings),
+        "server": {
+            "inference_url": settings.inference_url,
+            "management_url": settings.management_url,
+            "ping": None
+            if ping.status is None
+            else {"healthy": ping.healthy, "status": ping.status},
+            "ping_error": ping.error,
+        },
+        "models": [_json(h, settings) for h in results],
+    }
+
+
+def unreachable_document(settings: Settings, ping: PingResult, error: str) -> dict[str, Any]:
+    """The ``status --json`` document when the management API cannot list the models."""
+    return {
+        "command": "status",
+        "exit_code": ExitCode.UNREACHABLE,
+        "server": {
+            "inference_url": settings.inference_url,
+            "management_url": settings.management_url,
+            "ping": None if ping.status is None else {"status": ping.status},
+            "ping_error": ping.error,
+            "management_error": error,
+        },
+        "models": [],
+    }
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     if args.model is None and args.version is not None:
         raise UsageError("--version needs a MODEL: ts-health status MODEL --version V")
-    client = client_for(settings, clock=io.clock, wall=io.wall)
-    ping_healthy: bool | None = None
-    ping_status: str | None = None
-    ping_error: str | None = None
-    ping_code = ExitCode.OK
-    try:
-        ping_healthy, ping_status = client.ping()
-        if not ping_healthy:
-            ping_code = ExitCode.NOT_READY
-    except ServerError as exc:
-        ping_code = exit_code_for(exc)
-        if ping_code is ExitCode.USAGE:
-            raise
-        ping_error = str(exc)
-        io.error(ping_code, ping_error)
+    client = client_for(settings, clock=io.clock, wall=io.wall, secrets=io.secrets)
+    ping = ask_ping(client)
+    if ping.error is not None:
+        io.error(ping.code, ping.error)
     if args.model is not None:
         names: list[str] = [args.model]
     else:
         try:
             names = client.models()
         except Unreachable as exc:
-            return _status_unreachable(settings, io, exc, ping_status, ping_error)
+            io.error(ExitCode.UNREACHABLE, str(exc))
+            io.emit(settings, f"unreachable: {exc}", unreachable_document(settings, ping, str(exc)))
+            return ExitCode.UNREACHABLE
     now = io.wall()
 
     def one(name: str) -> list[ModelHealth]:
         if args.version is not None:
             return [
-                observe(client, settings, name, args.version, ping_healthy=ping_healthy, now=now)
+                observe(client, settings, name, args.version, ping_healthy=ping.healthy, now=now)
             ]
-        return observe_model(client, settings, name, ping_healthy=ping_healthy, now=now)
+        return observe_model(client, settings, name, ping_healthy=ping.healthy, now=now)
 
     if len(names) > 1:
         from concurrent.futures import ThreadPoolExecutor
@@ -218,50 +312,15 @@ def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     else:
         results = [h for n in names for h in one(n)]
     io.unreachable(results)
-    codes = [ping_code, *(_exit_code(h, settings) for h in results)]
-    code = ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
-    document = {
-        "command": "status",
-        "exit_code": code,
-        "server": {
-            "inference_url": settings.inference_url,
-            "management_url": settings.management_url,
-            "ping": None
-            if ping_status is None
-            else {"healthy": ping_healthy, "status": ping_status},
-            "ping_error": ping_error,
-        },
-        "models": [_json(h, settings) for h in results],
-    }
-    io.emit(
-        settings, status_table(_server_line(settings, ping_status, ping_error), results), document
-    )
-    return code
+    document = status_document(settings, ping, results)
+    io.emit(settings, status_table(server_line(settings, ping), results), document)
+    return int(document["exit_code"])
 
 
-def _server_line(settings: Settings, ping_status: str | None, ping_error: str | None) -> str:
-    ping = f"/ping {ping_status}" if ping_status is not None else f"/ping failed: {ping_error}"
-    return f"server {settings.inference_url} (management {settings.management_url}): {ping}"
-
-
-def _status_unreachable(
-    settings: Settings, io: Io, exc: Unreachable, ping_status: str | None, ping_error: str | None
-) -> int:
-    document = {
-        "command": "status",
-        "exit_code": ExitCode.UNREACHABLE,
-        "server": {
-            "inference_url": settings.inference_url,
-            "management_url": settings.management_url,
-            "ping": None if ping_status is None else {"status": ping_status},
-            "ping_error": ping_error,
-            "management_error": str(exc),
-        },
-        "models": [],
-    }
-    io.error(ExitCode.UNREACHABLE, str(exc))
-    io.emit(settings, f"unreachable: {exc}", document)
-    return ExitCode.UNREACHABLE
+def server_line(settings: Settings, ping: PingResult) -> str:
+    """The first line of the ``status`` table: the server and what ``/ping`` said."""
+    shown = f"/ping {ping.status}" if ping.status is not None else f"/ping failed: {ping.error}"
+    return f"server {settings.inference_url} (management {settings.management_url}): {shown}"
 
 
 def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
@@ -271,7 +330,9 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     last_error: ServerError | None = None
     while True:
         try:
-            client = client_for(settings, clock=io.clock, deadline=deadline, wall=io.wall)
+            client = client_for(
+                settings, clock=io.clock, deadline=deadline, wall=io.wall, secrets=io.secrets
+            )
             health = observe(
                 client, settings, args.model, args.version, ping_healthy=None, now=io.wall()
             )
@@ -315,9 +376,17 @@ def _wait_done(
     return code
 
 
+def cmd_serve(settings: Settings, args: argparse.Namespace, io: Io) -> int:
+    # Imported here: the other commands never load the server (nor prometheus_client).
+    from ..serve import cmd_serve as serve
+
+    return serve(settings, args, io)
+
+
 COMMANDS: Final[dict[str, Callable[[Settings, argparse.Namespace, Io], int]]] = {
     "ping": cmd_ping,
     "ready": cmd_ready,
     "status": cmd_status,
     "wait": cmd_wait,
+    "serve": cmd_serve,
 }

@@ -46,6 +46,7 @@ def health_json(
         status=seen.status,
         status_error=seen.status_error,
         initialization=None if seen.record is None else seen.record.to_json(),
+        previous_initialization=None if seen.previous is None else seen.previous.to_json(),
         record_path=seen.record_path,
         record_error=seen.record_error,
     )

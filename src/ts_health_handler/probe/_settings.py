@@ -15,7 +15,14 @@ from .._client import Api, TorchServeClient
 from .._state import ENV_STATE_DIR, resolve_state_dir
 from ._exit import UsageError
 
-__all__ = ["Settings", "check_base_url", "client_for", "resolve_settings", "seconds"]
+__all__ = [
+    "Settings",
+    "check_base_url",
+    "clean_token",
+    "client_for",
+    "resolve_settings",
+    "seconds",
+]
 
 ENV_INFERENCE_URL: Final = "TS_HEALTH_INFERENCE_URL"
 ENV_MANAGEMENT_URL: Final = "TS_HEALTH_MANAGEMENT_URL"
@@ -59,12 +66,16 @@ def client_for(
     clock: Callable[[], float] = time.monotonic,
     deadline: float | None = None,
     wall: Callable[[], float] = time.time,
+    secrets: set[str] | None = None,
 ) -> TorchServeClient:
     """A :class:`TorchServeClient` with the tokens the settings name (a key file is read now).
 
     With :attr:`Settings.renew_key`, a management key that has expired, or would expire within
     this run's own time (request plus describe timeout), is renewed first with the key file's
     API key. The inference key is never renewed: clients of the inference API hold it.
+
+    Args:
+        secrets: the keys read are added to it, so that output can redact them.
 
     Raises:
         KeyFileError: the key file cannot be read, lacks a key, or (renewing) the API key.
@@ -76,6 +87,8 @@ def client_for(
     if not settings.token and settings.key_file:
         keys = Keys.from_key_file(settings.key_file)
         source = f"key file {settings.key_file}"
+        if secrets is not None:
+            secrets.update(k for k in (keys.management, keys.inference, keys.api) if k)
         margin = settings.request_timeout + settings.describe_timeout
         expires = keys.management_expires_at
         if settings.renew_key and expires is not None and expires - wall() <= margin:
@@ -95,6 +108,8 @@ def client_for(
             renewer.renew_key("management", keys.api)
             keys = Keys.from_key_file(settings.key_file)
         management_token, inference_token = keys.management, keys.inference
+        if secrets is not None:
+            secrets.update(k for k in (keys.management, keys.inference) if k)
     return TorchServeClient(
         Api(
             "inference API",
@@ -117,6 +132,24 @@ def client_for(
         deadline=deadline,
         wall=wall,
     )
+
+
+def clean_token(token: str | None, source: str) -> str | None:
+    """``token`` without surrounding whitespace (a secret file's trailing newline), or
+    ``None`` when nothing is left.
+
+    Raises:
+        UsageError: whitespace or a control character inside; the token is never shown.
+    """
+    if token is None:
+        return None
+    token = token.strip()
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise UsageError(
+            f"invalid token from {source}: it holds whitespace or a control character "
+            f"({len(token)} characters; not shown)"
+        )
+    return token or None
 
 
 def check_base_url(option: str, url: str) -> str:
@@ -175,9 +208,9 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
     inference_option = "--inference-url" if args.inference_url else f"${ENV_INFERENCE_URL}"
     management_option = "--management-url" if args.management_url else f"${ENV_MANAGEMENT_URL}"
     # The command line beats the environment, a token beats a key file at the same level.
-    token, source, key_file = args.token, "--token", args.key_file
+    token, source, key_file = clean_token(args.token, "--token"), "--token", args.key_file
     if not token and not key_file:
-        token, source = environ.get(ENV_TOKEN) or None, f"${ENV_TOKEN}"
+        token, source = clean_token(environ.get(ENV_TOKEN), f"${ENV_TOKEN}"), f"${ENV_TOKEN}"
         key_file = environ.get(ENV_KEY_FILE) or None
     state_dir = args.state_dir or environ.get(ENV_STATE_DIR) or None
     return Settings(

@@ -32,9 +32,11 @@ class Observation:
         describe: the model version's entry of ``GET /models/{name}``.
         status: our status document from ``customizedMetadata``, or ``None``.
         status_error: why ``status`` is ``None`` (not asked, timed out, not ours...).
-        record: the persisted initialization record, or ``None``.
-        record_path: where the record was looked for.
-        record_error: why an existing record could not be read.
+        record: the persisted initialization record of the registration described now, or
+            ``None`` (``_match``).
+        record_path: that record's file, or the directory where records were looked for.
+        record_error: why a record file could not be read.
+        previous: the newest record of another registration or server run: history.
         ping_healthy: ``/ping`` answered 200 (True), 500 (False), or was not asked (None).
         now: wall-clock epoch seconds, to compare with the record's timestamps.
         default: this is the model's default version (what ``/predictions/{name}`` serves).
@@ -46,6 +48,7 @@ class Observation:
     record: InitRecord | None = None
     record_path: str | None = None
     record_error: str | None = None
+    previous: InitRecord | None = None
     ping_healthy: bool | None = None
     now: float = 0.0
     default: bool = True
@@ -148,6 +151,9 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
     reason = worker_text
     if queue is not None:
         reason += f", {queue.pending} pending, {queue.remaining} free in the job queue"
+    failing = _other_worker_failing(seen)
+    if failing:
+        reason += f"; other worker failing: {failing}"
     if seen.status_error:
         reason += f"; health status unknown: {seen.status_error}"
     if seen.record_error:
@@ -188,6 +194,16 @@ def _initializing_text(worker_text: str, seen: Observation) -> str:
     if record is None:
         where = f" in {seen.record_path}" if seen.record_path else ""
         detail = seen.record_error or f"no initialization record{where}"
+        before = seen.previous
+        if (
+            before is not None
+            and before.last_error is not None
+            and before.phase is not InitPhase.READY
+        ):
+            detail += (
+                f"; an earlier registration or server run failed: "
+                f"{_short_type(before.last_error.type)}: {_message(before.last_error.message)}"
+            )
         return f"no READY worker yet ({worker_text}; {detail})"
     if record.phase is InitPhase.READY:
         return (
@@ -198,6 +214,22 @@ def _initializing_text(worker_text: str, seen: Observation) -> str:
         f"no READY worker yet ({worker_text}); attempt {record.attempts} started at "
         f"{record.last_started_at}"
     )
+
+
+def _other_worker_failing(seen: Observation) -> str | None:
+    """The newest failure of a worker thread that is not READY, from the record."""
+    record = seen.record
+    if record is None:
+        return None
+    errors = []
+    for worker in seen.describe.workers:
+        run = None if worker.ready else record.run(worker.id)
+        if run is not None and run.phase is InitPhase.FAILED and run.last_error is not None:
+            errors.append(run.last_error)
+    if not errors:
+        return None
+    error = max(errors, key=lambda e: e.at)
+    return f"{_short_type(error.type)}: {_message(error.message)}"
 
 
 def _held_text(status: Mapping[str, Any]) -> str:

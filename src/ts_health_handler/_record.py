@@ -1,0 +1,478 @@
+"""The initialization record of one registration of a model version on one server.
+
+TorchServe starts a fresh worker process for every retry of a failing ``initialize()``, so
+anything kept in memory dies with the worker. The record survives it: workers update it
+(``_state.StateStore``) and the probe reads it even while no worker is alive. It is frozen;
+its transitions (:meth:`InitRecord.started`, :meth:`~InitRecord.succeeded`,
+:meth:`~InitRecord.failed`, :meth:`~InitRecord.interrupted`) are the only places it changes.
+
+Identity (``_identity``): a record belongs to one server (``server``) and to the worker
+threads of one registration (``workers``, by TorchServe's worker id). A worker thread it never
+had, starting while none of its workers is alive, is a new registration: the record starts
+over and keeps a summary of the one before in ``previous``. Standard library only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Final
+
+from ._errors import HealthError
+from ._states import InitPhase
+from ._text import clip
+
+__all__ = [
+    "ErrorInfo",
+    "InitRecord",
+    "Previous",
+    "RecordError",
+    "WorkerRun",
+    "bound",
+    "parse_iso",
+    "utc_iso",
+]
+
+RECORD_SCHEMA_VERSION: Final = 2
+#: Record versions still read (version 1 had ``server_pid`` and no ``workers``).
+READABLE_VERSIONS: Final = (1, 2)
+#: How many earlier failure reasons a record keeps.
+RECENT_ERRORS: Final = 5
+#: Longest message kept in a record, in characters.
+MESSAGE_LIMIT: Final = 2000
+
+
+class RecordError(HealthError):
+    """A persisted record is missing fields, has wrong types or is not JSON.
+
+    Attributes:
+        path: the record file.
+    """
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        self.path: Final = str(path)
+        super().__init__(f"unreadable health record {self.path}: {reason}")
+
+
+def utc_iso(timestamp: float) -> str:
+    """Render epoch seconds as ISO 8601 UTC with millisecond precision."""
+    return (
+        datetime.fromtimestamp(timestamp, tz=timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def parse_iso(text: str) -> float:
+    """Inverse of :func:`utc_iso` (epoch seconds)."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def bound(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters, keeping the end (where tracebacks say what)."""
+    return clip(text, limit)
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """One failed ``initialize()``: what was raised, when, on which attempt."""
+
+    type: str
+    message: str
+    at: str
+    attempt: int
+    traceback: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str, name: str = "error") -> ErrorInfo:
+        """Parse one error; ``name`` (e.g. ``recent_errors[2]``) is named in any complaint."""
+        data = _mapping(raw, where, name)
+        prefix = f"{name}."
+        return cls(
+            type=_field(data, "type", str, where, prefix=prefix),
+            message=_field(data, "message", str, where, prefix=prefix),
+            at=_field(data, "at", str, where, prefix=prefix),
+            attempt=_field(data, "attempt", int, where, prefix=prefix),
+            traceback=_field(
+                data, "traceback", (str, type(None)), where, default=None, prefix=prefix
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerRun:
+    """One TorchServe worker thread of the registration (the same id through its retries)."""
+
+    id: str
+    pid: int | None
+    phase: InitPhase
+    attempts: int
+    first_started_at: str
+    last_started_at: str
+    last_error: ErrorInfo | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["phase"] = self.phase.value
+        data["last_error"] = None if self.last_error is None else self.last_error.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str, name: str) -> WorkerRun:
+        data = _mapping(raw, where, name)
+        prefix = f"{name}."
+        error = data.get("last_error")
+        return cls(
+            id=_field(data, "id", str, where, prefix=prefix),
+            pid=_field(data, "pid", (int, type(None)), where, prefix=prefix),
+            phase=_phase(_field(data, "phase", str, where, prefix=prefix), where),
+            attempts=_field(data, "attempts", int, where, prefix=prefix),
+            first_started_at=_field(data, "first_started_at", str, where, prefix=prefix),
+            last_started_at=_field(data, "last_started_at", str, where, prefix=prefix),
+            last_error=None
+            if error is None
+            else ErrorInfo.from_json(error, where, f"{prefix}last_error"),
+        )
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What is left of the registration a record started over from."""
+
+    attempts: int
+    failures: int
+    phase: InitPhase
+    ended_at: str | None
+    last_error: ErrorInfo | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["phase"] = self.phase.value
+        data["last_error"] = None if self.last_error is None else self.last_error.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str) -> Previous:
+        data = _mapping(raw, where, "previous")
+        error = data.get("last_error")
+        return cls(
+            attempts=_field(data, "attempts", int, where, prefix="previous."),
+            failures=_field(data, "failures", int, where, prefix="previous."),
+            phase=_phase(_field(data, "phase", str, where, prefix="previous."), where),
+            ended_at=_field(data, "ended_at", (str, type(None)), where, prefix="previous."),
+            last_error=None
+            if error is None
+            else ErrorInfo.from_json(error, where, "previous.last_error"),
+        )
+
+
+@dataclass(frozen=True)
+class InitRecord:
+    """Initialization history of one registration of a model version on one server."""
+
+    model_name: str
+    model_version: str
+    phase: InitPhase
+    attempts: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    attempts_to_ready: int | None = None
+    first_failure_at: str | None = None
+    last_started_at: str | None = None
+    last_finished_at: str | None = None
+    last_duration_s: float | None = None
+    last_error: ErrorInfo | None = None
+    recent_errors: tuple[ErrorInfo, ...] = ()
+    #: The server (``_identity``: the TorchServe frontend's pid and start time).
+    server: str | None = None
+    worker_pid: int | None = None
+    updated_at: str | None = None
+    #: The registration's worker threads, by TorchServe's worker id.
+    workers: tuple[WorkerRun, ...] = ()
+    #: The registration this record started over from, on the same server.
+    previous: Previous | None = None
+    schema_version: int = RECORD_SCHEMA_VERSION
+
+    def run(self, worker_id: str | None) -> WorkerRun | None:
+        """The worker thread ``worker_id`` of this registration, if it has one."""
+        return next((r for r in self.workers if r.id == worker_id), None)
+
+    # -- transitions: the only places a record changes ---------------------------------
+
+    @classmethod
+    def started(
+        cls,
+        previous: InitRecord | None,
+        *,
+        model_name: str,
+        model_version: str,
+        now: float,
+        worker_pid: int,
+        server: str | None = None,
+        worker_id: str | None = None,
+        worker_alive: Callable[[int], bool] = lambda pid: True,
+    ) -> InitRecord:
+        """A worker entered ``initialize()``.
+
+        Another server's record, or a new registration (a worker thread this registration
+        never had, while none of its workers is alive), starts a new record. An earlier
+        attempt of the same worker still marked ``initializing`` whose process is gone
+        (``worker_alive`` says so) never reached a result: TorchServe's ``startupTimeout``, the
+        OOM killer or a signal ended it. It is counted as a failure first, so it is not lost.
+        """
+        if previous is None or previous.server != server:
+            previous = cls(model_name, model_version, InitPhase.INITIALIZING, server=server)
+        elif (
+            worker_id is not None
+            and previous.workers
+            and previous.run(worker_id) is None
+            and not any(r.pid is not None and worker_alive(r.pid) for r in previous.workers)
+        ):
+            previous = cls(
+                model_name,
+                model_version,
+                InitPhase.INITIALIZING,
+                server=server,
+                previous=previous.summary(),
+            )
+        run = previous.run(worker_id)
+        last_pid = previous.worker_pid if run is None else run.pid
+        last_phase = previous.phase if run is None else run.phase
+        if (
+            last_phase is InitPhase.INITIALIZING
+            and last_pid is not None
+            and last_pid != worker_pid
+            and (run is not None or worker_id is None)
+            and not worker_alive(last_pid)
+        ):
+            previous = previous.interrupted(now=now, worker_id=worker_id)
+            run = previous.run(worker_id)
+        stamp = utc_iso(now)
+        workers = previous.workers
+        if worker_id is not None:
+            started = WorkerRun(
+                id=worker_id,
+                pid=worker_pid,
+                phase=InitPhase.INITIALIZING,
+                attempts=1 if run is None else run.attempts + 1,
+                first_started_at=stamp if run is None else run.first_started_at,
+                last_started_at=stamp,
+                last_error=None if run is None else run.last_error,
+            )
+            workers = (*(r for r in workers if r.id != worker_id), started)
+        return dataclasses.replace(
+            previous,
+            phase=InitPhase.INITIALIZING,
+            attempts=previous.attempts + 1,
+            last_started_at=stamp,
+            worker_pid=worker_pid,
+            updated_at=stamp,
+            workers=workers,
+        )
+
+    def interrupted(self, *, now: float, worker_id: str | None = None) -> InitRecord:
+        """The worker of the unfinished attempt died before ``initialize()`` returned."""
+        run = self.run(worker_id)
+        pid = self.worker_pid if run is None else run.pid
+        since = self.last_started_at if run is None else run.last_started_at
+        started = parse_iso(since) if since else now
+        error = ErrorInfo(
+            type="WorkerDied",
+            message=(
+                f"worker {pid} ended during initialize() without a result (killed by "
+                "TorchServe's startupTimeout, the OOM killer or a signal)"
+            ),
+            at=utc_iso(now),
+            attempt=self.attempts,
+        )
+        return self.failed(
+            error,
+            now=now,
+            duration_s=max(0.0, now - started),
+            worker_pid=pid or 0,
+            worker_id=worker_id,
+        )
+
+    def summary(self) -> Previous:
+        """What a new registration keeps of this one."""
+        return Previous(
+            attempts=self.attempts,
+            failures=self.failures,
+            phase=self.phase,
+            ended_at=self.updated_at,
+            last_error=None
+            if self.last_error is None
+            else dataclasses.replace(self.last_error, traceback=None),
+        )
+
+    def _with_run(self, worker_id: str | None, **changes: Any) -> tuple[WorkerRun, ...]:
+        run = self.run(worker_id)
+        if run is None:
+            return self.workers
+        changed = dataclasses.replace(run, **changes)
+        return tuple(changed if r.id == worker_id else r for r in self.workers)
+
+    def succeeded(
+        self, *, now: float, duration_s: float, worker_pid: int, worker_id: str | None = None
+    ) -> InitRecord:
+        """A worker's ``initialize()`` returned."""
+        return dataclasses.replace(
+            self,
+            workers=self._with_run(worker_id, phase=InitPhase.READY, pid=worker_pid),
+            phase=InitPhase.READY,
+            consecutive_failures=0,
+            attempts_to_ready=self.consecutive_failures + 1,
+            first_failure_at=None,
+            last_finished_at=utc_iso(now),
+            last_duration_s=round(duration_s, 6),
+            worker_pid=worker_pid,
+            updated_at=utc_iso(now),
+        )
+
+    def failed(
+        self,
+        error: ErrorInfo,
+        *,
+        now: float,
+        duration_s: float,
+        worker_pid: int,
+        worker_id: str | None = None,
+    ) -> InitRecord:
+        """A worker's ``initialize()`` raised ``error``."""
+        brief = dataclasses.replace(error, traceback=None)
+        return dataclasses.replace(
+            self,
+            workers=self._with_run(
+                worker_id, phase=InitPhase.FAILED, pid=worker_pid, last_error=brief
+            ),
+            phase=InitPhase.FAILED,
+            failures=self.failures + 1,
+            consecutive_failures=self.consecutive_failures + 1,
+            first_failure_at=self.first_failure_at or error.at,
+            last_finished_at=utc_iso(now),
+            last_duration_s=round(duration_s, 6),
+            last_error=error,
+            recent_errors=(*self.recent_errors, brief)[-RECENT_ERRORS:],
+            worker_pid=worker_pid,
+            updated_at=utc_iso(now),
+        )
+
+    # -- JSON ----------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["phase"] = self.phase.value
+        data["last_error"] = self.last_error.to_json() if self.last_error else None
+        data["recent_errors"] = [e.to_json() for e in self.recent_errors]
+        data["workers"] = [r.to_json() for r in self.workers]
+        data["previous"] = None if self.previous is None else self.previous.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str = "record") -> InitRecord:
+        """Parse a record; raise :class:`RecordError` naming the first bad field."""
+        data = _mapping(raw, where)
+        version = _field(data, "schema_version", int, where)
+        if version not in READABLE_VERSIONS:
+            raise RecordError(
+                where, f"schema_version {version!r}, expected {RECORD_SCHEMA_VERSION}"
+            )
+        parsed_phase = _phase(_field(data, "phase", str, where), where)
+        workers = _field(data, "workers", list, where, default=[])
+        previous = data.get("previous")
+        optional_int = (int, type(None))
+        optional_str = (str, type(None))
+        last_error = data.get("last_error")
+        recent = _field(data, "recent_errors", list, where, default=[])
+        duration = _field(data, "last_duration_s", (int, float, type(None)), where, default=None)
+        return cls(
+            model_name=_field(data, "model_name", str, where),
+            model_version=_field(data, "model_version", str, where),
+            phase=parsed_phase,
+            attempts=_field(data, "attempts", int, where),
+            failures=_field(data, "failures", int, where),
+            consecutive_failures=_field(data, "consecutive_failures", int, where),
+            attempts_to_ready=_field(data, "attempts_to_ready", optional_int, where, default=None),
+            first_failure_at=_field(data, "first_failure_at", optional_str, where, default=None),
+            last_started_at=_field(data, "last_started_at", optional_str, where, default=None),
+            last_finished_at=_field(data, "last_finished_at", optional_str, where, default=None),
+            last_duration_s=_seconds(duration, where),
+            last_error=None
+            if last_error is None
+            else ErrorInfo.from_json(last_error, where, "last_error"),
+            recent_errors=tuple(
+                ErrorInfo.from_json(e, where, f"recent_errors[{i}]") for i, e in enumerate(recent)
+            ),
+            server=_field(data, "server", optional_str, where, default=None),
+            worker_pid=_field(data, "worker_pid", optional_int, where, default=None),
+            updated_at=_field(data, "updated_at", optional_str, where, default=None),
+            workers=tuple(
+                WorkerRun.from_json(w, where, f"workers[{i}]") for i, w in enumerate(workers)
+            ),
+            previous=None if previous is None else Previous.from_json(previous, where),
+        )
+
+
+_MISSING: Final = object()
+
+
+def _mapping(raw: Any, where: str, name: str = "") -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        if name:
+            raise RecordError(where, f"field {name!r} is {type(raw).__name__}, expected an object")
+        raise RecordError(where, f"expected a JSON object, got {type(raw).__name__}")
+    return raw
+
+
+def _field(
+    data: Mapping[str, Any],
+    key: str,
+    kind: Any,
+    where: str,
+    default: Any = _MISSING,
+    prefix: str = "",
+) -> Any:
+    key_name = prefix + key
+    if key not in data:
+        if default is _MISSING:
+            raise RecordError(where, f"missing field {key_name!r}")
+        return default
+    value = data[key]
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    # bool is an int subclass; a record never stores booleans in these fields.
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        raise RecordError(where, f"field {key_name!r} is {shown}, expected {expected}")
+    return value
+
+
+def _seconds(value: int | float | None, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # a JSON integer beyond a float's range
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds < 0:
+        raise RecordError(where, "field 'last_duration_s' is not a finite number of seconds >= 0")
+    return seconds
+
+
+def _phase(value: str, where: str) -> InitPhase:
+    try:
+        return InitPhase(value)
+    except ValueError:
+        allowed = ", ".join(p.value for p in InitPhase)
+        raise RecordError(where, f"phase {value!r}, expected one of {allowed}") from None
+
+
+RecordError.__module__ = "ts_health_handler"

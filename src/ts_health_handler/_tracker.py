@@ -1,0 +1,426 @@
+"""``Tracker``: the bookkeeping of one worker, kept apart from the handler it serves.
+
+It owns this worker's initialization attempts (persisted through ``StateStore.update`` with
+the frozen ``InitRecord`` transitions), its request counters, the slow path of ``handle()``
+(a held failure, the inference faults), the termination log and the health metrics. The
+clock and sleep are injected, so that its unit tests never wait.
+
+One describe request, each step once::
+
+    HealthMixin handle() wrapper (a describe header) -> describe_handle() -> health_status()
+      -> Tracker.status()
+           -> CheckRunner.run()   the user's health_check(), bounded
+           -> StateStore.read()   the record as other workers left it
+           -> build_status()      pure: snapshot + check + record -> the document
+      <- the document (and HealthState, when the status changed)
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._config import HealthConfig, InitFailurePolicy
+from ._errors import ConfigError, InferenceError, InitializationError
+from ._identity import Identity, current_identity
+from ._state import (
+    MESSAGE_LIMIT,
+    ErrorInfo,
+    InitRecord,
+    StateStore,
+    bound,
+    pid_alive,
+    resolve_state_dir,
+    utc_iso,
+)
+from ._states import CheckStatus, HealthStatus, InitPhase
+from ._status import CheckResult, CheckRunner, WorkerSnapshot, build_status, library_versions
+from ._text import clip_utf8, valid_utf8
+
+__all__ = ["Tracker"]
+
+#: Metric names emitted through ``context.metrics``; declare them in the metrics config
+#: (``examples/templates/metrics.yaml``) so that they reach the Prometheus endpoint.
+METRIC_INIT_DURATION: Final = "HealthInitDurationMs"
+METRIC_INIT_FAILURES: Final = "HealthInitFailures"
+METRIC_STATE: Final = "HealthState"
+#: ``HealthState`` gauge values: 0 is good, anything above wants attention.
+STATE_GAUGE: Final = {HealthStatus.READY: 0, HealthStatus.DEGRADED: 1, HealthStatus.FAILED: 2}
+#: Kubernetes keeps at most 4096 bytes of a termination message.
+TERMINATION_LIMIT: Final = 4096
+#: Stands for the cut-away start of a termination message (which is one line).
+TERMINATION_MARKER: Final = "...[truncated]... "
+UNKNOWN: Final = "unknown"
+
+
+class Tracker:
+    """What one worker knows about itself, and the only code that changes it.
+
+    ``HealthMixin``'s ``handle()`` wrapper reads and writes the five public attributes
+    directly: that is the hot path, and a method call per request would cost more than the
+    rest of the wrapper (``benchmarks/handle_overhead.py``).
+
+    Args:
+        clock: wall clock in epoch seconds (``time.time``).
+        sleep: used by the delay faults (``time.sleep``).
+    """
+
+    __slots__ = (
+        "_attempt",
+        "_checker",
+        "_clock",
+        "_config",
+        "_error",
+        "_finished_at",
+        "_identity",
+        "_metrics",
+        "_model_name",
+        "_model_version",
+        "_phase",
+        "_record",
+        "_reported",
+        "_sleep",
+        "_started",
+        "_started_at",
+        "_store",
+        "_store_error",
+        "gated",
+        "in_handle",
+        "in_initialize",
+        "last_request_at",
+        "requests_failed",
+        "requests_total",
+    )
+
+    def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self._clock: Final = clock
+        self._sleep: Final = sleep
+        self._started: Final = clock()
+        self._config = HealthConfig()
+        self._model_name = UNKNOWN
+        self._model_version = UNKNOWN
+        self._metrics: Any = None
+        self._store: StateStore | None = None
+        self._store_error: str | None = None
+        self._identity = Identity(UNKNOWN, None, os.getpid())
+        self._record: InitRecord | None = None
+        self._phase = InitPhase.INITIALIZING
+        self._attempt: int | None = None
+        self._started_at: float | None = None
+        self._finished_at: float | None = None
+        self._error: ErrorInfo | None = None
+        self._checker: CheckRunner | None = None
+        self._reported: HealthStatus | None = None
+        #: Inference requests seen (one per batch item) and those that raised.
+        self.requests_total = 0
+        self.requests_failed = 0
+        self.last_request_at: float | None = None
+        #: Set while the outermost ``initialize()`` / ``handle()`` runs: inner ``super()``
+        #: calls pass straight through.
+        self.in_initialize = False
+        self.in_handle = False
+        #: True when ``handle()`` must call :meth:`gate` (a held failure, inference faults).
+        self.gated = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<Tracker {self._model_name} {self._model_version} {self._phase.value} "
+            f"attempt={self._attempt} requests={self.requests_total}/{self.requests_failed}>"
+        )
+
+    # -- initialization ------------------------------------------------------------------
+
+    def initialize(self, context: Any, call: Callable[[], Any]) -> Any:
+        """One attempt: ``call`` is the user's ``initialize()``; record it, apply the policy.
+
+        Raises:
+            InitializationError: ``call`` (or the configuration) failed under ``raise``, or
+                the ``health`` section is invalid (whatever the policy).
+        """
+        self.in_initialize = True
+        try:
+            return self._attempt_once(context, call)
+        finally:
+            self.in_initialize = False
+
+    def _attempt_once(self, context: Any, call: Callable[[], Any]) -> Any:
+        started, config_error = self._begin(context)
+        faults = self._config.faults
+        try:
+            if config_error is not None:
+                raise config_error
+            if faults.initialize_delay_s:
+                self._sleep(faults.initialize_delay_s)
+            if faults.fail_initialize is not None:
+                raise InitializationError(
+                    f"injected by health.faults.fail_initialize: {faults.fail_initialize}"
+                )
+            result = call()
+        except Exception as exc:
+            self._failed(exc, started)
+            if config_error is None and self._config.on_init_failure is InitFailurePolicy.HOLD:
+                return None
+            if isinstance(exc, InitializationError):
+                raise
+            raise InitializationError(f"{type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:
+            # SystemExit, KeyboardInterrupt, GeneratorExit: the worker is ending. Record why
+            # (the next attempt would only know that the process died) and let it end.
+            self._failed(exc, started)
+            raise
+        self._succeeded(started)
+        return result
+
+    def _begin(self, context: Any) -> tuple[float, ConfigError | None]:
+        name, version = self._model_name, self._model_version = model_identity(context)
+        self._metrics = getattr(context, "metrics", None)
+        started = self._clock()
+        self._started_at, self._finished_at = started, None
+        self._phase, self._error = InitPhase.INITIALIZING, None
+        raw = getattr(context, "model_yaml_config", None)
+        config_error: ConfigError | None = None
+        try:
+            self._config = HealthConfig.from_model_yaml(raw)
+        except ConfigError as exc:
+            config_error = exc
+            self._config = HealthConfig.salvage(raw)
+        self._store = None  # the state dir may differ from an earlier initialize()
+        identity = self._identity = current_identity()
+        self._persist(
+            lambda previous: InitRecord.started(
+                previous,
+                model_name=name,
+                model_version=version,
+                now=started,
+                worker_pid=identity.pid,
+                server=identity.server,
+                worker_id=identity.worker,
+                worker_alive=pid_alive,
+            )
+        )
+        if self._record is not None:
+            self._attempt = self._record.attempts
+        return started, config_error
+
+    def _succeeded(self, started: float) -> None:
+        finished = self._clock()
+        self._phase, self._finished_at = InitPhase.READY, finished
+        faults = self._config.faults
+        self.gated = faults.inference_delay_s > 0 or faults.fail_inference is not None
+        self._persist(
+            lambda previous: self._current(previous).succeeded(
+                now=finished,
+                duration_s=finished - started,
+                worker_pid=os.getpid(),
+                worker_id=self._identity.worker,
+            )
+        )
+        self._metric(METRIC_INIT_DURATION, (finished - started) * 1000, "ms")
+        self._report(HealthStatus.READY)
+
+    def _failed(self, exc: BaseException, started: float) -> None:
+        finished = self._clock()
+        limit = self._config.traceback_limit
+        self._phase, self._finished_at = InitPhase.FAILED, finished
+        error = self._error = ErrorInfo(
+            type=qualified_name(type(exc)),
+            message=bound(valid_utf8(str(exc)), MESSAGE_LIMIT),
+            at=utc_iso(finished),
+            attempt=self._attempt or 0,
+            traceback=bound(
+                valid_utf8("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))),
+                limit,
+            )
+            if limit
+            else None,
+        )
+        self._persist(
+            lambda previous: self._current(previous).failed(
+                error,
+                now=finished,
+                duration_s=finished - started,
+                worker_pid=os.getpid(),
+                worker_id=self._identity.worker,
+            )
+        )
+        self._write_termination_log(error)
+        self._metric(METRIC_INIT_FAILURES, 1, "Count", counter=True)
+        self._report(HealthStatus.FAILED)
+        self.gated = True
+
+    def _current(self, previous: InitRecord | None) -> InitRecord:
+        """The record to move on from: the stored one, else this worker's own copy."""
+        if previous is not None:
+            return previous
+        if self._record is not None:
+            return self._record
+        return InitRecord(self._model_name, self._model_version, InitPhase.INITIALIZING)
+
+    def _persist(self, change: Callable[[InitRecord | None], InitRecord]) -> None:
+        """Update the record; a broken state dir is reported in the status, never raised."""
+        try:
+            if self._store is None:
+                self._store = StateStore(
+                    resolve_state_dir(self._config.state_dir),
+                    self._model_name,
+                    self._model_version,
+                    self._identity.server,
+                )
+            self._record = self._store.update(change)
+            self._store_error = None
+        except Exception as exc:  # our bookkeeping must never fail the handler
+            self._store_error = f"{type(exc).__name__}: {exc}"
+            try:
+                self._record = change(self._record)
+            except Exception:  # pragma: no cover - transitions are pure; defensive only
+                self._record = None
+
+    def _write_termination_log(self, error: ErrorInfo) -> None:
+        path = self._config.termination_log
+        if not path:
+            return
+        message = (
+            f"model {self._model_name} {self._model_version} failed to initialize "
+            f"(attempt {error.attempt}): {error.type}: {error.message}"
+        )
+        # One line (Kubernetes shows it as is); a long one keeps its head and its tail.
+        text = clip_utf8(
+            " ".join(message.splitlines()), TERMINATION_LIMIT, marker=TERMINATION_MARKER
+        )
+        try:
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        except OSError as exc:
+            self._store_error = self._store_error or f"termination_log {path}: {exc}"
+
+    # -- requests --------------------------------------------------------------------------
+
+    def gate(self) -> None:
+        """The slow path of ``handle()``: refuse under a held failure, apply inference faults.
+
+        Raises:
+            InferenceError: 503 while a failed initialization is held, or the injected
+                ``fail_inference`` with its status.
+        """
+        if self._phase is InitPhase.FAILED and self._error is not None:
+            raise InferenceError(
+                f"model {self._model_name} is not initialized "
+                f"({self._error.type}: {self._error.message})",
+                503,
+            )
+        faults = self._config.faults
+        if faults.inference_delay_s:
+            self._sleep(faults.inference_delay_s)
+        if faults.fail_inference is not None:
+            raise InferenceError(
+                f"injected by health.faults.fail_inference: {faults.fail_inference}",
+                faults.fail_inference_status,
+            )
+
+    # -- describe --------------------------------------------------------------------------
+
+    def status(self, check: Callable[[], Any] | None, device: str | None) -> dict[str, Any]:
+        """The status document (see the module docstring for the path it takes).
+
+        Args:
+            check: the user's ``health_check()``, ``None`` when the handler has none.
+            device: the handler's device, as the document shows it.
+        """
+        now = self._clock()
+        result = self._run_check(check)
+        record, store_error = self._read_record()
+        document = build_status(
+            self.snapshot(),
+            result,
+            record,
+            store_error,
+            now=now,
+            pid=os.getpid(),
+            device=device,
+            versions=library_versions(),
+        )
+        self._report(HealthStatus(document["status"]))
+        return document
+
+    def snapshot(self) -> WorkerSnapshot:
+        """This worker's state now, as plain frozen data."""
+        return WorkerSnapshot(
+            model_name=self._model_name,
+            model_version=self._model_version,
+            started=self._started,
+            config=self._config,
+            phase=self._phase,
+            attempt=self._attempt,
+            init_started_at=self._started_at,
+            init_finished_at=self._finished_at,
+            error=self._error,
+            requests_total=self.requests_total,
+            requests_failed=self.requests_failed,
+            last_request_at=self.last_request_at,
+            store_path=None if self._store is None else str(self._store.path),
+        )
+
+    def _run_check(self, check: Callable[[], Any] | None) -> CheckResult:
+        if check is None:
+            return CheckResult(CheckStatus.NOT_CONFIGURED)
+        if self._checker is None:
+            self._checker = CheckRunner(check, self._clock)
+        return self._checker.run(self._config.check_timeout_s)
+
+    def _read_record(self) -> tuple[InitRecord | None, str | None]:
+        """The record as stored now (other workers update it too), and what went wrong.
+
+        A record that cannot be read gives ``None``: the status then says why instead of
+        showing a history that may be stale.
+        """
+        if self._store is None or self._store_error is not None:
+            return self._record, self._store_error
+        try:
+            record = self._store.read()
+        except Exception as exc:  # a corrupt or vanished record must not break describe
+            return None, f"{type(exc).__name__}: {exc}"
+        if record is None:
+            return None, f"record missing: {self._store.path}"
+        return record, None
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def _report(self, status: HealthStatus) -> None:
+        """Emit ``HealthState`` when the status differs from the one last emitted."""
+        if status is not self._reported:
+            self._reported = status
+            self._metric(METRIC_STATE, STATE_GAUGE[status], "State")
+
+    def _metric(self, name: str, value: float, unit: str, *, counter: bool = False) -> None:
+        """Emit through TorchServe's metrics cache; a missing or broken cache is ignored."""
+        if self._metrics is None:
+            return
+        try:
+            from ts.metrics.metric_type_enum import MetricTypes
+
+            kind = MetricTypes.COUNTER if counter else MetricTypes.GAUGE
+            # A fresh list each call: ts appends default dimensions to the list it is given.
+            self._metrics.add_metric(name, value, unit, None, [], kind)
+        except Exception:  # metrics are best effort; they must never fail the handler
+            return
+
+
+def model_identity(context: Any) -> tuple[str, str]:
+    """Model name and version from TorchServe's context and the ``.mar`` manifest."""
+    name = getattr(context, "model_name", None)
+    version = UNKNOWN
+    manifest = getattr(context, "manifest", None)
+    if isinstance(manifest, dict):
+        model = manifest.get("model")
+        if isinstance(model, dict):
+            name = name or model.get("modelName")
+            version = str(model.get("modelVersion") or UNKNOWN)
+    return str(name or UNKNOWN), version
+
+
+def qualified_name(kind: type) -> str:
+    """``module.Qualname`` of a class; builtins (``OSError``) go without their module."""
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"

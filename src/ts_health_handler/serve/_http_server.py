@@ -1,0 +1,143 @@
+"""The HTTP server of ``ts-health serve``: standard library, bounded in every direction.
+
+- at most :data:`MAX_CONNECTIONS` connections at once; one more is answered 503 at once;
+- a request line of at most :data:`MAX_REQUEST_LINE` bytes (else 414); headers as
+  ``http.server`` bounds them (64 KiB a line, 100 lines; else 431);
+- no request bodies (413): every path is a GET;
+- :data:`READ_TIMEOUT` seconds to send a request (a slow client is dropped);
+- one request per connection (``Connection: close``), so no idle connection holds a slot.
+
+Answers come from :func:`~._routes.answer` over the observer's latest snapshot: a request
+never waits on TorchServe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+
+from ._routes import Answer, Request, error_answer
+
+__all__ = ["HealthServer"]
+
+MAX_CONNECTIONS: Final = 64
+MAX_REQUEST_LINE: Final = 8192
+READ_TIMEOUT: Final = 5.0
+
+_BUSY_BODY: Final = b'{"error": "too many connections, retry later"}\n'
+_BUSY: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n"
+    + f"Content-Length: {len(_BUSY_BODY)}\r\n\r\n".encode()
+    + _BUSY_BODY
+)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: HealthServer
+    server_version = "ts-health"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+    timeout = READ_TIMEOUT
+
+    def handle_one_request(self) -> None:
+        self.close_connection = True
+        try:
+            line = self.rfile.readline(MAX_REQUEST_LINE + 1)
+        except OSError:  # a timeout or a reset before the request was in
+            return
+        if not line:
+            return
+        self.raw_requestline = line
+        if len(line) > MAX_REQUEST_LINE:
+            self.request_version, self.command, self.requestline = "HTTP/1.1", "", ""
+            self.send_error(414, f"request line longer than {MAX_REQUEST_LINE} bytes")
+            return
+        try:
+            parsed = self.parse_request()  # sends 400/431/505 itself
+        except OSError:
+            return
+        if not parsed:
+            return
+        if self.headers.get("Transfer-Encoding") or self.headers.get("Content-Length", "0") != "0":
+            self._send(error_answer(413, "no request bodies: every path is a GET"))
+            return
+        request = Request(self.command, self.path, self.headers.get("Authorization"))
+        self._send(self.server.answer(request))
+
+    def _send(self, answer: Answer) -> None:
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Connection", "close")
+            for name, value in answer.headers:
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(answer.body)
+        except OSError:  # the client went away
+            pass
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        # http.server's own errors (bad request line, long headers) as JSON too.
+        self.close_connection = True
+        if getattr(self, "request_version", None) not in ("HTTP/1.0", "HTTP/1.1"):
+            self.request_version = "HTTP/1.1"  # never an HTTP/0.9 answer without a status line
+        text = message or self.responses.get(code, ("error",))[0]
+        self._send(error_answer(code, text))
+
+    def log_message(self, format: str, *args: Any) -> None:  # one line per start/stop only
+        pass
+
+
+class HealthServer(ThreadingHTTPServer):
+    """A threading HTTP server answering with ``answer``; see the module for its bounds."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = MAX_CONNECTIONS
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        answer: Callable[[Request], Answer],
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
+        self.answer: Final = answer
+        self._slots = threading.BoundedSemaphore(max_connections)
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        text = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{text}]" if ":" in text else text
+        return f"http://{shown}:{port}"
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()

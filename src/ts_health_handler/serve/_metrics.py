@@ -1,0 +1,156 @@
+"""``/metrics``: the snapshot in Prometheus text format, through ``prometheus_client``.
+
+Names follow Prometheus conventions (prefix ``ts_health_``, base units, ``_total`` for
+counters); ``docs/serve.md`` lists them. A collector reads the snapshot it is given, so a
+scrape costs no request to TorchServe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Final
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from .._states import ModelState
+from .._text import one_line
+from ._options import ServeOptions
+from ._readiness import watched
+from ._snapshot import Snapshot
+
+__all__ = ["CONTENT_TYPE", "metrics_text"]
+
+CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+#: Longest reason in a label: alerts show it, and a label should stay readable.
+REASON_LABEL_LIMIT: Final = 300
+VERSION_LABELS: Final = ["model", "version"]
+
+
+class _SnapshotCollector(Collector):
+    def __init__(
+        self,
+        snapshot: Snapshot,
+        options: ServeOptions,
+        allow_degraded: bool,
+        now: float,
+        wall: float,
+    ) -> None:
+        self.snapshot = snapshot
+        self.options = options
+        self.allow_degraded = allow_degraded
+        self.now = now
+        self.wall = wall
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot, now = self.snapshot, self.now
+        state = GaugeMetricFamily(
+            "ts_health_model_state",
+            "1 for the state the model version is in, 0 for the others.",
+            labels=[*VERSION_LABELS, "state"],
+        )
+        reason = GaugeMetricFamily(
+            "ts_health_model_reason_info",
+            "Always 1; the labels hold the state and the one-line reason.",
+            labels=[*VERSION_LABELS, "state", "reason"],
+        )
+        ready = GaugeMetricFamily(
+            "ts_health_model_ready",
+            "1 when /v2/models/{name}/versions/{version}/ready answers 200.",
+            labels=VERSION_LABELS,
+        )
+        workers = GaugeMetricFamily(
+            "ts_health_model_ready_workers", "Workers in state READY.", labels=VERSION_LABELS
+        )
+        all_workers = GaugeMetricFamily(
+            "ts_health_model_workers", "Workers of any state.", labels=VERSION_LABELS
+        )
+        failures = GaugeMetricFamily(
+            "ts_health_model_init_consecutive_failures",
+            "Initializations failed in a row since the last success (persisted record).",
+            labels=VERSION_LABELS,
+        )
+        since = GaugeMetricFamily(
+            "ts_health_model_state_age_seconds",
+            "Seconds since the model version entered its state (as seen by ts-health serve).",
+            labels=VERSION_LABELS,
+        )
+        age = GaugeMetricFamily(
+            "ts_health_model_observation_age_seconds",
+            "Seconds since the model version was last observed.",
+            labels=VERSION_LABELS,
+        )
+        verdicts = {
+            (v.model, v.version): v
+            for v in watched(snapshot, self.options, self.allow_degraded, now)
+        }
+        for seen in snapshot.listed():
+            for health in seen.healths:
+                labels = [health.model, health.version]
+                for word in ModelState:
+                    state.add_metric([*labels, word.value], 1.0 if word is health.state else 0.0)
+                text = one_line(health.reason, REASON_LABEL_LIMIT)
+                reason.add_metric([*labels, health.state.value, text], 1.0)
+                verdict = verdicts.get((health.model, health.version))
+                ready.add_metric(labels, 1.0 if verdict and verdict.ready else 0.0)
+                observed = health.observation
+                if observed is not None:
+                    workers.add_metric(labels, float(observed.describe.ready_workers))
+                    all_workers.add_metric(labels, float(len(observed.describe.workers)))
+                    record = observed.record
+                    count = record.consecutive_failures if record is not None else 0
+                    failures.add_metric(labels, float(count))
+                track = snapshot.tracks.get((health.model, health.version))
+                if track is not None:
+                    since.add_metric(labels, max(0.0, self.wall - track.since))
+                age.add_metric(labels, max(0.0, now - seen.at))
+        yield from (state, reason, ready, workers, all_workers, failures, since, age)
+        yield from _server_metrics(snapshot, now)
+
+
+def _server_metrics(snapshot: Snapshot, now: float) -> Iterable[Metric]:
+    up = GaugeMetricFamily(
+        "ts_health_torchserve_up", "1 when TorchServe's /ping last answered 200 Healthy."
+    )
+    ping = snapshot.ping
+    up.add_metric([], 1.0 if ping is not None and ping.healthy else 0.0)
+    yield up
+    ping_age = GaugeMetricFamily(
+        "ts_health_ping_observation_age_seconds", "Seconds since /ping last answered."
+    )
+    answered = snapshot.ping_at if snapshot.ping_at is not None else snapshot.started
+    ping_age.add_metric([], max(0.0, now - answered))
+    yield ping_age
+    listing_age = GaugeMetricFamily(
+        "ts_health_models_observation_age_seconds",
+        "Seconds since the model list was last read (or since start, before the first).",
+    )
+    listed = snapshot.names_at if snapshot.names_at is not None else snapshot.started
+    listing_age.add_metric([], max(0.0, now - listed))
+    yield listing_age
+    observations = CounterMetricFamily(
+        "ts_health_observations",
+        "Questions to TorchServe answered, by kind (ping, models, model).",
+        labels=["kind"],
+    )
+    errors = CounterMetricFamily(
+        "ts_health_observation_errors",
+        "Questions to TorchServe that failed, by kind.",
+        labels=["kind"],
+    )
+    for kind in ("ping", "models", "model"):
+        observations.add_metric([kind], float(snapshot.observations.get(kind, 0)))
+        errors.add_metric([kind], float(snapshot.errors.get(kind, 0)))
+    yield observations
+    yield errors
+
+
+def metrics_text(
+    snapshot: Snapshot, options: ServeOptions, allow_degraded: bool, now: float, wall: float
+) -> bytes:
+    """The Prometheus exposition of ``snapshot`` at monotonic ``now`` (epoch ``wall``)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SnapshotCollector(snapshot, options, allow_degraded, now, wall))
+    return generate_latest(registry)

@@ -1,0 +1,254 @@
+"""The background loop: ask TorchServe every ``--interval`` seconds, keep the latest answer.
+
+Each question (``/ping``, the model list, each model's describe) runs on its own worker
+thread, at most one of each kind at a time: a hung describe delays only its own model, whose
+observation then ages until the readiness answers call it stale. Every request is bounded by
+the client's ``--request-timeout`` / ``--describe-timeout``, so a worker is never lost for
+longer. The loop itself only hands out work, so it keeps its pace whatever TorchServe does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Final
+
+from .._client import NotRegistered, TorchServeClient
+from .._errors import ServerError
+from ..probe._commands import PingResult, ask_ping, observe_model
+from ..probe._exit import ExitCode
+from ..probe._settings import Settings, client_for
+from ._history import advance
+from ._options import ServeOptions
+from ._snapshot import ModelSeen, Snapshot
+
+__all__ = ["Observer"]
+
+#: Describes in flight at once: as ``ts-health status`` does, TorchServe is not flooded.
+MODEL_WORKERS: Final = 8
+
+ClientFactory = Callable[[Settings], TorchServeClient]
+
+
+def _default_client(settings: Settings) -> TorchServeClient:
+    return client_for(settings)
+
+
+class _Workers:
+    """Daemon threads taking jobs from a queue; a job already queued or running is skipped.
+
+    Daemon threads, so that stopping never waits for a request in flight.
+    """
+
+    def __init__(self, count: int, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[str, Callable[[], None]] | None] = queue.SimpleQueue()
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
+            for i in range(count)
+        ]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, key: str, job: Callable[[], None]) -> bool:
+        with self._lock:
+            if key in self._busy:
+                return False
+            self._busy.add(key)
+        self._jobs.put((key, job))
+        return True
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while True:
+            item = self._jobs.get()
+            if item is None:
+                return
+            key, job = item
+            try:
+                job()
+            finally:
+                with self._lock:
+                    self._busy.discard(key)
+
+
+class Observer:
+    """Observes one TorchServe in the background; :attr:`snapshot` is the latest view.
+
+    Args:
+        settings: connection options, as the other commands resolve them.
+        options: ``--interval``, ``--model``.
+        client_factory: builds a client per round (a key file is read afresh each time).
+        clock, wall: monotonic and epoch clocks (replaced by tests).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        options: ServeOptions,
+        *,
+        client_factory: ClientFactory = _default_client,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings: Final = settings
+        self.options: Final = options
+        self._client_factory = client_factory
+        self._clock = clock
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._snapshot = Snapshot(started=clock(), names=options.models if options.models else None)
+        self._stop = threading.Event()
+        self._server_jobs = _Workers(2, "ts-health-observe")
+        self._model_jobs = _Workers(MODEL_WORKERS, "ts-health-describe")
+        self._thread = threading.Thread(target=self._loop, name="ts-health-observer", daemon=True)
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """The latest view (a frozen value: read it without a lock)."""
+        return self._snapshot
+
+    def start(self) -> None:
+        self._server_jobs.start()
+        self._model_jobs.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop asking; requests in flight are abandoned (their threads are daemons)."""
+        self._stop.set()
+        self._server_jobs.stop()
+        self._model_jobs.stop()
+        self._thread.join(timeout=1.0)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = self._clock()
+            self.round()
+            self._stop.wait(max(0.0, self.options.interval - (self._clock() - started)))
+
+    def round(self) -> None:
+        """Hand out one round of questions (each skipped while its previous one runs)."""
+        try:
+            client = self._client_factory(self.settings)
+        except ServerError as exc:  # an unreadable key file: nothing can be asked
+            self._ping_done(PingResult(error=str(exc), code=ExitCode.USAGE))
+            if not self.options.models:
+                self._listed(None, str(exc))
+            return
+        self._server_jobs.submit("ping", lambda: self._ping_done(_ping(client)))
+        if not self.options.models:
+            self._server_jobs.submit("models", lambda: self._list(client))
+        for name in self._snapshot.names or ():
+            self._submit_model(client, name)
+
+    def _submit_model(self, client: TorchServeClient, name: str) -> None:
+        self._model_jobs.submit(name, lambda: self._observe(client, name))
+
+    def _list(self, client: TorchServeClient) -> None:
+        try:
+            names = client.models()
+        except ServerError as exc:
+            self._listed(None, str(exc))
+            return
+        self._listed(tuple(names), None)
+        for name in names:
+            self._submit_model(client, name)
+
+    def _observe(self, client: TorchServeClient, name: str) -> None:
+        ping = self._snapshot.ping
+        healthy = None if ping is None else ping.healthy
+        try:
+            healths = observe_model(
+                client, self.settings, name, ping_healthy=healthy, now=self._wall()
+            )
+            seen = ModelSeen(name, tuple(healths), self._clock())
+        except NotRegistered as exc:
+            seen = ModelSeen(name, (), self._clock(), str(exc), registered=False)
+        except ServerError as exc:  # a refused token, a bad answer
+            seen = ModelSeen(name, (), self._clock(), str(exc))
+        self._seen(seen)
+
+    # -- swapping in a new snapshot ------------------------------------------------------
+
+    def _update(self, change: Callable[[Snapshot], Snapshot]) -> None:
+        with self._lock:
+            self._snapshot = change(self._snapshot)
+
+    def _ping_done(self, ping: PingResult) -> None:
+        now = self._clock()
+
+        def change(old: Snapshot) -> Snapshot:
+            return dataclasses.replace(
+                old,
+                ping=ping,
+                ping_at=now,
+                observations=_count(old.observations, "ping"),
+                errors=_count(old.errors, "ping") if ping.error else old.errors,
+            )
+
+        self._update(change)
+
+    def _listed(self, names: tuple[str, ...] | None, error: str | None) -> None:
+        now = self._clock()
+
+        def change(old: Snapshot) -> Snapshot:
+            if names is None:
+                return dataclasses.replace(
+                    old,
+                    names_error=error,
+                    observations=_count(old.observations, "models"),
+                    errors=_count(old.errors, "models"),
+                )
+            kept = {n: old.models[n] for n in names if n in old.models}
+            tracks = {k: t for k, t in old.tracks.items() if k[0] in kept}
+            return dataclasses.replace(
+                old,
+                names=names,
+                names_at=now,
+                names_error=None,
+                models=kept,
+                tracks=tracks,
+                observations=_count(old.observations, "models"),
+            )
+
+        self._update(change)
+
+    def _seen(self, seen: ModelSeen) -> None:
+        wall = self._wall()
+
+        def change(old: Snapshot) -> Snapshot:
+            if old.names is not None and seen.name not in old.names:
+                return old  # unregistered while it was being described
+            tracks = {k: t for k, t in old.tracks.items() if k[0] != seen.name}
+            for health in seen.healths:
+                key = (health.model, health.version)
+                tracks[key] = advance(old.tracks.get(key), health.state, health.reason, wall)
+            return dataclasses.replace(
+                old,
+                models={**old.models, seen.name: seen},
+                tracks=tracks,
+                observations=_count(old.observations, "model"),
+                errors=_count(old.errors, "model") if seen.error else old.errors,
+            )
+
+        self._update(change)
+
+
+def _ping(client: TorchServeClient) -> PingResult:
+    try:
+        return ask_ping(client)
+    except ServerError as exc:  # a refused token: kept, shown, and /live fails
+        return PingResult(error=str(exc), code=ExitCode.USAGE)
+
+
+def _count(counts: Mapping[str, int], kind: str) -> dict[str, int]:
+    return {**counts, kind: counts.get(kind, 0) + 1}

@@ -1,0 +1,68 @@
+"""Which server and worker thread a worker belongs to, from a fake /proc and command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ts_health_handler._identity import current_identity, frontend, worker_id
+
+
+def fake_proc(root: Path, processes: dict[int, tuple[int, int, str]]) -> Path:
+    """``{pid: (ppid, start ticks, cmdline)}`` as /proc/<pid>/stat and cmdline."""
+    for pid, (ppid, ticks, cmdline) in processes.items():
+        directory = root / str(pid)
+        directory.mkdir(parents=True)
+        fields = ["S", str(ppid), *["0"] * 17, str(ticks), "0"]
+        (directory / "stat").write_text(f"{pid} (some (odd) name) {' '.join(fields)}\n")
+        (directory / "cmdline").write_bytes(cmdline.replace(" ", "\0").encode())
+    return root
+
+
+JAVA = "java -cp ts.jar org.pytorch.serve.ModelServer"
+
+
+def test_the_frontend_is_found_through_a_launcher(tmp_path: Path) -> None:
+    proc = fake_proc(
+        tmp_path,
+        {
+            300: (200, 9000, "python ts/model_service_worker.py --sock-name /t/.ts.sock.9000"),
+            200: (100, 8000, "python -m torch.backends.xeon.run_cpu"),
+            100: (1, 7000, JAVA),
+        },
+    )
+    assert frontend(300, proc) == (100, 7000)
+    identity = current_identity(["w.py", "--sock-name", "/t/.ts.sock.9000"], proc, 300)
+    assert (identity.server, identity.worker, identity.pid) == ("100-7000", "9000", 300)
+
+
+def test_a_restarted_frontend_with_the_same_pid_is_another_server(tmp_path: Path) -> None:
+    before = fake_proc(tmp_path / "a", {3: (2, 5, "w"), 2: (1, 100, JAVA)})
+    after = fake_proc(tmp_path / "b", {3: (2, 5, "w"), 2: (1, 900, JAVA)})
+    assert current_identity([], before, 3).server != current_identity([], after, 3).server
+
+
+def test_without_a_frontend_the_parent_names_the_server(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path, {30: (20, 1, "pytest"), 20: (10, 42, "bash"), 10: (1, 7, "init")})
+    assert frontend(30, proc) == (20, 42)
+
+
+def test_without_proc_nothing_is_claimed(tmp_path: Path) -> None:
+    assert frontend(30, tmp_path / "nothing") is None
+    assert current_identity([], tmp_path / "nothing", 30).server == "0-0"
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--sock-type", "unix", "--sock-name", "/tmp/x/.ts.sock.9003"], "9003"),
+        (["--sock-name=/tmp/.ts.sock.9001"], "9001"),
+        (["--sock-type", "tcp", "--port", "9005", "--metrics-config", "m.yaml"], "9005"),
+        (["--sock-name", "/tmp/odd-socket"], None),
+        (["pytest", "-q"], None),
+        (["--sock-name"], None),
+    ],
+)
+def test_worker_id_from_the_command_line(argv: list[str], expected: str | None) -> None:
+    assert worker_id(argv) == expected

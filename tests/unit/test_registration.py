@@ -1,0 +1,195 @@
+"""A record belongs to one registration of one server: transitions and matching, in-process."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ts_health_handler._answers import ModelEntry, Worker
+from ts_health_handler._state import ErrorInfo, InitPhase, InitRecord, utc_iso
+from ts_health_handler.probe import Observation, State, assess
+from ts_health_handler.probe._match import match
+
+T0 = 1_750_000_000.0
+SERVER = "100-5"
+
+
+def attempt(
+    previous: InitRecord | None,
+    worker: str | None,
+    pid: int,
+    *,
+    at: float,
+    fail: str | None = None,
+    alive: tuple[int, ...] = (),
+    server: str = SERVER,
+) -> InitRecord:
+    record = InitRecord.started(
+        previous,
+        model_name="m",
+        model_version="1.0",
+        now=at,
+        worker_pid=pid,
+        server=server,
+        worker_id=worker,
+        worker_alive=lambda p: p in alive,
+    )
+    if fail is None:
+        return record.succeeded(now=at + 1, duration_s=1.0, worker_pid=pid, worker_id=worker)
+    error = ErrorInfo("builtins.KeyError", fail, utc_iso(at + 1), record.attempts)
+    return record.failed(error, now=at + 1, duration_s=1.0, worker_pid=pid, worker_id=worker)
+
+
+# -- transitions ----------------------------------------------------------------------------
+
+
+def test_retries_of_one_worker_thread_continue_the_streak() -> None:
+    record = attempt(None, "9000", 11, at=T0, fail="a")
+    record = attempt(record, "9000", 12, at=T0 + 2, fail="b")
+    assert (record.attempts, record.consecutive_failures, record.previous) == (2, 2, None)
+    [run] = record.workers
+    assert (run.id, run.pid, run.attempts, run.phase) == ("9000", 12, 2, InitPhase.FAILED)
+    assert run.first_started_at == utc_iso(T0)
+    assert run.last_started_at == utc_iso(T0 + 2)
+    assert run.last_error is not None
+    assert run.last_error.message == "b"
+
+
+def test_a_new_worker_thread_with_none_alive_is_a_new_registration() -> None:
+    broken = attempt(None, "9000", 11, at=T0, fail="old build")
+    broken = attempt(broken, "9000", 12, at=T0 + 2, fail="old build")
+    fixed = InitRecord.started(
+        broken,
+        model_name="m",
+        model_version="1.0",
+        now=T0 + 60,
+        worker_pid=21,
+        server=SERVER,
+        worker_id="9001",
+        worker_alive=lambda pid: False,
+    )
+    assert (fixed.attempts, fixed.failures, fixed.consecutive_failures) == (1, 0, 0)
+    assert fixed.first_failure_at is None
+    assert fixed.last_error is None
+    assert [r.id for r in fixed.workers] == ["9001"]
+    assert fixed.previous is not None
+    assert (fixed.previous.attempts, fixed.previous.failures) == (2, 2)
+    assert fixed.previous.phase is InitPhase.FAILED
+    assert fixed.previous.last_error is not None
+    assert fixed.previous.last_error.message == "old build"
+    assert fixed.previous.last_error.traceback is None
+    assert fixed.previous.ended_at == broken.updated_at
+    assert InitRecord.from_json(fixed.to_json()) == fixed
+
+
+def test_a_new_worker_thread_while_another_lives_joins_the_registration() -> None:
+    record = attempt(None, "9000", 11, at=T0)
+    record = attempt(record, "9001", 12, at=T0 + 5, alive=(11,))  # scale-up
+    assert [r.id for r in record.workers] == ["9000", "9001"]
+    assert record.attempts == 2
+    assert record.previous is None
+
+
+def test_a_worker_that_died_inside_initialize_is_counted_for_its_own_thread() -> None:
+    record = InitRecord.started(
+        None, model_name="m", model_version="1.0", now=T0, worker_pid=11, server=SERVER,
+        worker_id="9000",
+    )  # fmt: skip
+    # Another thread starts meanwhile: its start says nothing about 9000's process.
+    record = attempt(record, "9001", 31, at=T0 + 1, fail="x", alive=(11,))
+    record = attempt(record, "9000", 12, at=T0 + 5, alive=())
+    assert [e.type for e in record.recent_errors] == ["builtins.KeyError", "WorkerDied"]
+    assert "worker 11 ended during initialize()" in record.recent_errors[1].message
+    run = record.run("9000")
+    assert run is not None
+    assert run.attempts == 2
+    assert run.phase is InitPhase.READY
+
+
+def test_another_server_starts_over_without_history() -> None:
+    record = attempt(None, "9000", 11, at=T0, fail="a")
+    other = attempt(record, "9000", 51, at=T0 + 9, server="200-7")
+    assert (other.server, other.attempts, other.failures, other.previous) == ("200-7", 1, 0, None)
+
+
+# -- matching records to what TorchServe describes ------------------------------------------
+
+
+def entry(*workers: tuple[str, int, float | None], status: str = "UNLOADING") -> ModelEntry:
+    return ModelEntry.from_json(
+        {
+            "modelName": "m",
+            "modelVersion": "1.0",
+            "minWorkers": 1,
+            "maxRetryTimeoutInSec": 300,
+            "workers": [
+                {"id": wid, "status": status, "pid": pid}
+                | ({} if start is None else {"startTime": utc_iso(start)})
+                for wid, pid, start in workers
+            ],
+        }
+    )
+
+
+def test_the_record_of_the_thread_described_now_is_current() -> None:
+    record = attempt(None, "9000", 11, at=T0 + 1, fail="x")
+    found = match(entry(("9000", 11, T0)), [("a.json", record)])
+    assert (found.current, found.path, found.previous) == (record, "a.json", None)
+
+
+def test_a_record_older_than_the_thread_is_from_an_earlier_server_run() -> None:
+    before_restart = attempt(None, "9000", 11, at=T0, fail="x")
+    found = match(entry(("9000", 77, T0 + 600)), [("old.json", before_restart)])
+    assert found.current is None
+    assert found.previous == before_restart
+
+
+def test_after_re_registration_the_old_threads_record_is_history() -> None:
+    old = attempt(None, "9000", 11, at=T0, fail="x")
+    found = match(entry(("9001", 12, T0 + 60)), [("r.json", old)])
+    assert (found.current, found.previous) == (None, old)
+
+
+def test_two_servers_fitting_in_time_are_told_apart_by_the_worker_pid() -> None:
+    mine = attempt(None, "9000", 11, at=T0 + 1, fail="mine")
+    theirs = attempt(None, "9000", 99, at=T0 + 2, fail="theirs", server="300-1")
+    found = match(entry(("9000", 11, T0)), [("t.json", theirs), ("m.json", mine)])
+    assert (found.current, found.path, found.previous) == (mine, "m.json", theirs)
+
+
+def test_a_record_without_worker_ids_is_taken_when_nothing_fits_better() -> None:
+    legacy = attempt(None, None, 11, at=T0, fail="x")
+    fits = attempt(None, "9000", 12, at=T0 + 1)
+    assert match(entry(("9000", 12, T0)), [("l.json", legacy)]).current == legacy
+    assert match(entry(("9000", 12, T0)), [("l.json", legacy), ("f.json", fits)]).current == fits
+
+
+# -- what the verdict makes of it -----------------------------------------------------------
+
+
+def observe(describe: ModelEntry, **seen: Any) -> Any:
+    return assess("m", "1.0", Observation(describe=describe, now=T0 + 100, **seen))
+
+
+def test_a_new_registration_is_initializing_with_the_old_failure_as_history() -> None:
+    old = attempt(None, "9000", 11, at=T0, fail="old build")
+    health = observe(entry(("9001", 12, T0 + 60)), previous=old)
+    assert health.state is State.INITIALIZING
+    assert health.reason == (
+        "no READY worker yet (0/1 workers READY; no initialization record; "
+        "an earlier registration or server run failed: KeyError: old build)"
+    )
+
+
+def test_a_ready_worker_with_another_failing_names_the_other_reason() -> None:
+    record = attempt(None, "9000", 11, at=T0)
+    record = attempt(record, "9001", 12, at=T0 + 5, fail="weights", alive=(11,))
+    failing = entry(("9001", 12, T0)).workers[0]
+    describe = ModelEntry("m", "1.0", (Worker("READY", "9000", 11), failing))
+    health = observe(describe, record=record, status={"status": "ready"})
+    assert health.state is State.READY
+    assert health.reason == "1/2 workers READY; other worker failing: KeyError: weights"
+    # A worker that is only restarting (its run succeeded before) is not called failing.
+    recovered = attempt(record, "9001", 13, at=T0 + 9, alive=(11,))
+    assert observe(describe, record=recovered, status={"status": "ready"}).reason == (
+        "1/2 workers READY"
+    )
