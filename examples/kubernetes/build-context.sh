@@ -3,7 +3,8 @@
 # directory, the docker build context:
 #
 #   OUT/Dockerfile, OUT/ts-entrypoint.sh
-#   OUT/dist/ts_health_handler-<version>-py3-none-any.whl   built from this checkout
+#   OUT/dist/ts_health_handler-<version>-py3-none-any.whl   built from this checkout, and the
+#                                                           wheels of its dependencies
 #   OUT/model-store/<MODEL_NAME>.mar                         MODEL_DIR's handler.py + model-config.yml
 #
 # Usage: bash examples/kubernetes/build-context.sh OUT [MODEL_DIR] [MODEL_NAME]
@@ -26,7 +27,8 @@ ARCHIVER=$(command -v torch-model-archiver || true)
 
 mkdir -p "$OUT/dist" "$OUT/model-store"
 rm -f "$OUT"/dist/*.whl
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/dist" "$ROOT"
+# The wheel and those of its dependencies: the image installs them without the package index.
+"$PYTHON" -m pip wheel --quiet --wheel-dir "$OUT/dist" "$ROOT"
 install -m 644 "$HERE/Dockerfile" "$OUT/Dockerfile"
 install -m 755 "$HERE/ts-entrypoint.sh" "$OUT/ts-entrypoint.sh"
 ARCHIVE=("$ARCHIVER" --model-name "$NAME" --version 1.0 --handler "$MODEL_DIR/handler.py"

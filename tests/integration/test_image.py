@@ -5,6 +5,7 @@ steps run in a Python 3.9 virtualenv, as in TorchServe's official 0.12.0 image."
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import stat
@@ -54,6 +55,18 @@ def requires_python(wheel: Path) -> str | None:
             if line.startswith("Requires-Python:"):
                 return line.split(":", 1)[1].strip()
     return None
+
+
+def requirements(wheel: Path) -> set[str]:
+    """The names of the wheel's unconditional dependencies."""
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        lines = archive.read(name).decode().splitlines()
+    found = set()
+    for line in lines:
+        if line.startswith("Requires-Dist:") and "extra ==" not in line:
+            found.add(re.split(r"[\s<>=!~;\[(]", line.split(":", 1)[1].strip())[0].lower())
+    return {n.replace("_", "-") for n in found}
 
 
 def closed_port() -> int:
@@ -127,7 +140,7 @@ def test_copy_sources_exist_after_the_build_step_and_the_install_runs_on_python_
         "HOME": str(image / "home/model-server"),
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
     }
-    (wheel,) = (context / "dist").glob("*.whl")
+    (wheel,) = (context / "dist").glob("ts_health_handler-*.whl")
     if requires_python(wheel) not in (None, ">=3.9"):
         # Until the package's metadata says >=3.9, the wheel's code is still what is tried.
         run_env["PIP_IGNORE_REQUIRES_PYTHON"] = "1"
@@ -143,6 +156,12 @@ def test_copy_sources_exist_after_the_build_step_and_the_install_runs_on_python_
         assert done.returncode == 0, f"RUN {step.text}\n{done.stdout}{done.stderr}"
 
     python = str(venv / "bin" / "python")
+    installed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True
+    )
+    wanted = {"ts-health-handler", *requirements(wheel)}
+    have = {line.split("==")[0].lower().replace("_", "-") for line in installed.stdout.splitlines()}
+    assert wanted <= have, f"not installed: {wanted - have}"
     version = subprocess.run(
         [python, "-c", "import sys, ts_health_handler.probe; print(sys.version_info[:2])"],
         capture_output=True,
