@@ -162,8 +162,9 @@ def measure(store: Path, state: Path, root: Path, args: argparse.Namespace) -> d
 
 
 def _attempts(state: Path) -> int | None:
-    path = state / MODEL / "1.0" / "init.json"
+    # One record file per server run (init.<server>.json); this run's state dir has one.
     try:
+        [path] = (state / MODEL / "1.0").glob("init*.json")
         return int(json.loads(path.read_text(encoding="utf-8"))["attempts"])
     except (OSError, ValueError, KeyError):
         return None

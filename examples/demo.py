@@ -9,6 +9,7 @@ says (``/ping``, worker status) next to what ts-health-handler says (the status 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -18,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from ts_health_handler import StateStore
 from ts_health_handler.testing import archive_model, serve
 
 EXAMPLES = Path(__file__).resolve().parent
@@ -56,12 +56,12 @@ def demo(work: Path) -> int:
         server.register("failing_model.mar", synchronous=False)
 
         # Wait (bounded) until the failing model has failed at least once.
-        record_store = StateStore(state_dir, "failing_model", "1.0")
         deadline = time.monotonic() + FAILURE_WAIT_S
         while time.monotonic() < deadline:
-            record = record_store.read()
-            if record is not None and record.failures >= 1:
-                break
+            path = server.init_record_path("failing_model")  # this server's record file
+            with contextlib.suppress(OSError, ValueError):
+                if json.loads(path.read_text(encoding="utf-8"))["failures"] >= 1:
+                    break
             time.sleep(0.5)
 
         show("TorchServe: GET /ping", server.ping())

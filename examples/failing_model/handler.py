@@ -2,7 +2,7 @@
 
 It needs ``handler.answer`` in its ``model-config.yml`` and that file leaves it out, so every
 attempt raises :class:`InitializationError`. TorchServe restarts the worker after 1, 1, 2, 3,
-5, ... seconds; each attempt lands in the persisted ``init.json`` (attempts, failures and the
+5, ... seconds; each attempt lands in the persisted record (attempts, failures and the
 message below), and ``/ping`` turns ``500 Unhealthy`` after ``maxRetryTimeoutInSec``.
 
 Add ``handler: {answer: 42}`` to the yaml and the model starts. For a failure without touching

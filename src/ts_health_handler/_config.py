@@ -5,7 +5,7 @@ Example (every key optional)::
     health:
       on_init_failure: raise        # raise | hold
       state_dir: /var/run/ts-health # else $TS_HEALTH_STATE_DIR, else <tmp>/ts-health
-      check_timeout_s: 5
+      check_timeout_s: 1
       traceback_limit: 4000
       termination_log: /dev/termination-log
       faults:                       # for testing health machinery; all off by default
@@ -111,7 +111,7 @@ class HealthConfig:
 
     on_init_failure: InitFailurePolicy = InitFailurePolicy.RAISE
     state_dir: str | None = None
-    check_timeout_s: float = 5.0
+    check_timeout_s: float = 1.0
     traceback_limit: int = 4000
     termination_log: str | None = None
     faults: Faults = field(default_factory=Faults)
@@ -141,7 +141,7 @@ class HealthConfig:
             on_init_failure=InitFailurePolicy(policy),
             state_dir=_text(f"{SECTION}.state_dir", section.get("state_dir")),
             check_timeout_s=_number(
-                f"{SECTION}.check_timeout_s", section.get("check_timeout_s", 5.0), 0.01, 300
+                f"{SECTION}.check_timeout_s", section.get("check_timeout_s", 1.0), 0.01, 300
             ),
             traceback_limit=_integer(
                 f"{SECTION}.traceback_limit", section.get("traceback_limit", 4000), 0, 100_000

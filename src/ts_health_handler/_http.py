@@ -138,7 +138,7 @@ def request(
         return Response(answer.status, content, dict(answer.getheaders()))
     except ConnectionRefusedError:
         raise Unreachable(f"cannot connect to {where}: connection refused") from None
-    except TimeoutError:  # socket.timeout too (an alias since 3.10)
+    except (TimeoutError, socket.timeout):  # one class since 3.10, two on 3.9
         raise Unreachable(f"{where} did not answer {what} within {timeout:g} s") from None
     except socket.gaierror:
         raise Unreachable(f"cannot resolve host {host!r} of {where}") from None

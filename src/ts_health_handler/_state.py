@@ -125,11 +125,22 @@ class StateStore:
         return read_record(self.path)
 
     def files(self) -> list[Path]:
-        """Every record file of this model version (all servers), newest first."""
+        """Every record file of this model version (all servers), newest first.
+
+        Raises:
+            OSError: the version's directory exists but cannot be listed (not a directory,
+                no permission); a directory that does not exist has no files.
+        """
         try:
-            found = [p for p in self.directory.glob("init*.json") if p.is_file()]
-        except OSError:
+            with os.scandir(self.directory) as entries:
+                names = [e.name for e in entries]
+        except FileNotFoundError:
             return []
+        found = [
+            self.directory / n
+            for n in names
+            if n.startswith("init") and n.endswith(".json") and (self.directory / n).is_file()
+        ]
         return sorted(found, key=_mtime, reverse=True)
 
     def update(self, change: Callable[[InitRecord | None], InitRecord]) -> InitRecord:
@@ -178,7 +189,11 @@ class StateStore:
 
     def _prune(self) -> None:
         """Keep the :data:`KEEP_FILES` newest files: servers long gone leave theirs behind."""
-        for old in self.files()[KEEP_FILES:]:
+        try:
+            files = self.files()
+        except OSError:
+            return
+        for old in files[KEEP_FILES:]:
             if old != self.path:
                 with contextlib.suppress(OSError):
                     old.unlink()

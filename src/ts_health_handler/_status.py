@@ -177,6 +177,8 @@ class WorkerSnapshot:
     last_request_at: float | None
     #: The record file, ``None`` until the store exists (before ``initialize()``).
     store_path: str | None
+    #: When the user check's outcome (healthy or not) last changed, ``None`` before its first run.
+    check_changed_at: float | None = None
 
 
 def verdict(phase: InitPhase, check: CheckResult) -> HealthStatus:
@@ -211,9 +213,12 @@ def build_status(
         device: the handler's device (``None`` when unknown).
         versions: :func:`library_versions`.
     """
+    status = verdict(worker.phase, check)
     return {
-        "status": verdict(worker.phase, check).value,
+        "status": status.value,
         "schema_version": STATUS_SCHEMA_VERSION,
+        "ready": status is HealthStatus.READY,
+        "conditions": conditions(worker, check),
         "model": {"name": worker.model_name, "version": worker.model_version},
         "worker": {
             "pid": pid,
@@ -244,6 +249,50 @@ def build_status(
         },
         "faults": active_faults(worker.config.faults),
         "versions": dict(versions),
+    }
+
+
+def conditions(worker: WorkerSnapshot, check: CheckResult) -> list[dict[str, Any]]:
+    """Kubernetes-style conditions: ``Initialized``, ``HealthCheckPassed`` and ``Ready``.
+
+    Each is ``{type, status: "True"|"False"|"Unknown", reason, message, lastTransitionTime}``.
+    """
+    if worker.phase is InitPhase.READY:
+        initialized = ("True", "InitializeSucceeded", "initialize() returned")
+    elif worker.phase is InitPhase.FAILED:
+        error = worker.error
+        message = "initialize() failed" if error is None else f"{error.type}: {error.message}"
+        initialized = ("False", "InitializeFailed", message)
+    else:
+        initialized = ("Unknown", "Initializing", "initialize() is running")
+    init_at = _iso_or_none(worker.init_finished_at or worker.init_started_at)
+    check_reason = "".join(word.capitalize() for word in f"check_{check.status.value}".split("_"))
+    passed = ("True" if check.healthy else "False", check_reason, check.error or "")
+    check_at = _iso_or_none(worker.check_changed_at)
+    if initialized[0] != "True":
+        ready = (initialized[0], initialized[1], initialized[2])
+        ready_at = init_at
+    elif passed[0] != "True":
+        ready = ("False", "HealthCheckFailed", passed[2])
+        ready_at = check_at
+    else:
+        ready = ("True", "Ready", "initialized, and the health check passes")
+        ready_at = max((t for t in (init_at, check_at) if t), default=None)
+    return [
+        _condition("Initialized", initialized, init_at),
+        _condition("HealthCheckPassed", passed, check_at),
+        _condition("Ready", ready, ready_at),
+    ]
+
+
+def _condition(kind: str, value: tuple[str, str, str], at: str | None) -> dict[str, Any]:
+    status, reason, message = value
+    return {
+        "type": kind,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": at,
     }
 
 

@@ -43,10 +43,12 @@ __all__ = ["Tracker"]
 
 #: Metric names emitted through ``context.metrics``; declare them in the metrics config
 #: (``examples/templates/metrics.yaml``) so that they reach the Prometheus endpoint.
-METRIC_INIT_DURATION: Final = "HealthInitDurationMs"
-METRIC_INIT_FAILURES: Final = "HealthInitFailures"
-METRIC_STATE: Final = "HealthState"
-#: ``HealthState`` gauge values: 0 is good, anything above wants attention.
+#: Prometheus-style: snake_case, base units, ``_total`` on the counter; the state gauge has a
+#: ``WorkerId`` dimension, so that workers of one model never overwrite each other's value.
+METRIC_INIT_DURATION: Final = "ts_health_init_duration_seconds"
+METRIC_INIT_FAILURES: Final = "ts_health_init_failures_total"
+METRIC_STATE: Final = "ts_health_worker_state"
+#: ``ts_health_worker_state`` values: 0 is good, anything above wants attention.
 STATE_GAUGE: Final = {HealthStatus.READY: 0, HealthStatus.DEGRADED: 1, HealthStatus.FAILED: 2}
 #: Kubernetes keeps at most 4096 bytes of a termination message.
 TERMINATION_LIMIT: Final = 4096
@@ -69,6 +71,8 @@ class Tracker:
 
     __slots__ = (
         "_attempt",
+        "_check_changed_at",
+        "_check_healthy",
         "_checker",
         "_clock",
         "_config",
@@ -112,6 +116,8 @@ class Tracker:
         self._finished_at: float | None = None
         self._error: ErrorInfo | None = None
         self._checker: CheckRunner | None = None
+        self._check_healthy: bool | None = None
+        self._check_changed_at: float | None = None
         self._reported: HealthStatus | None = None
         #: Inference requests seen (one per batch item) and those that raised.
         self.requests_total = 0
@@ -217,7 +223,7 @@ class Tracker:
                 worker_id=self._identity.worker,
             )
         )
-        self._metric(METRIC_INIT_DURATION, (finished - started) * 1000, "ms")
+        self._metric(METRIC_INIT_DURATION, finished - started, "Seconds")
         self._report(HealthStatus.READY)
 
     def _failed(self, exc: BaseException, started: float) -> None:
@@ -330,6 +336,8 @@ class Tracker:
         """
         now = self._clock()
         result = self._run_check(check)
+        if result.healthy is not self._check_healthy:
+            self._check_healthy, self._check_changed_at = result.healthy, now
         record, store_error = self._read_record()
         document = build_status(
             self.snapshot(),
@@ -360,6 +368,7 @@ class Tracker:
             requests_failed=self.requests_failed,
             last_request_at=self.last_request_at,
             store_path=None if self._store is None else str(self._store.path),
+            check_changed_at=self._check_changed_at,
         )
 
     def _run_check(self, check: Callable[[], Any] | None) -> CheckResult:
@@ -391,18 +400,38 @@ class Tracker:
         """Emit ``HealthState`` when the status differs from the one last emitted."""
         if status is not self._reported:
             self._reported = status
-            self._metric(METRIC_STATE, STATE_GAUGE[status], "State")
+            self._metric(METRIC_STATE, STATE_GAUGE[status], "State", per_worker=True)
 
-    def _metric(self, name: str, value: float, unit: str, *, counter: bool = False) -> None:
-        """Emit through TorchServe's metrics cache; a missing or broken cache is ignored."""
+    def _metric(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        *,
+        counter: bool = False,
+        per_worker: bool = False,
+    ) -> None:
+        """Emit through TorchServe's metrics cache; a missing or broken cache is ignored.
+
+        ``per_worker`` names every dimension, in the order ``metrics.yaml`` declares them:
+        ``ModelName``, ``Level``, ``WorkerId``.
+        """
         if self._metrics is None:
             return
         try:
+            from ts.metrics.dimension import Dimension
             from ts.metrics.metric_type_enum import MetricTypes
 
             kind = MetricTypes.COUNTER if counter else MetricTypes.GAUGE
             # A fresh list each call: ts appends default dimensions to the list it is given.
-            self._metrics.add_metric(name, value, unit, None, [], kind)
+            dimensions = []
+            if per_worker:
+                dimensions = [
+                    Dimension("ModelName", self._model_name),
+                    Dimension("Level", "Model"),
+                    Dimension("WorkerId", self._identity.worker or UNKNOWN),
+                ]
+            self._metrics.add_metric(name, value, unit, None, dimensions, kind)
         except Exception:  # metrics are best effort; they must never fail the handler
             return
 

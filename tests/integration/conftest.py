@@ -20,11 +20,11 @@ import shutil
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 
 from example_archive import archive_example
+from ts_health_handler._state import StateStore
 from ts_health_handler.testing import TorchServe, serve
 
 HERE = Path(__file__).resolve().parent
@@ -182,14 +182,17 @@ def registered(
 
 
 def _read_record(state_dir: Path, name: str, version: str = "1.0") -> dict[str, Any] | None:
-    path = state_dir / quote(name, safe="") / quote(version, safe="") / "init.json"
+    """The newest record file of the version (the only one, with one server per state dir)."""
+    files = StateStore(state_dir, name, version).files()
+    if not files:
+        return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(files[0].read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
 
 
 @pytest.fixture(scope="session")
 def read_record() -> Callable[..., dict[str, Any] | None]:
-    """``read_record(state_dir, name, version="1.0")``: the persisted ``init.json`` or ``None``."""
+    """``read_record(state_dir, name, version="1.0")``: the persisted record or ``None``."""
     return _read_record

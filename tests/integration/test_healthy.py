@@ -1,4 +1,4 @@
-"""Healthy models on the shared server: /ping, worker state, the status document, init.json."""
+"""Healthy models on the shared server: /ping, worker state, the status document, the record."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from ts_health_handler._state import StateStore
 from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,11 @@ def check_ready_document(doc: dict[str, Any], name: str, state_dir: Path) -> Non
     assert history["attempts_to_ready"] == 1
     assert doc["check"]["status"] == "not_configured"
     assert doc["state_store"]["ok"] is True
-    expected_path = state_dir / name / "1.0" / "init.json"
+    # One record file per server run: init.<frontend pid>-<start>.json (docs/status.md).
+    [expected_path] = StateStore(state_dir, name, "1.0").files()
+    assert expected_path.parent == state_dir / name / "1.0"
+    assert expected_path.name.startswith("init.")
+    assert expected_path.name != "init.json"
     assert Path(doc["state_store"]["path"]) == expected_path
 
 

@@ -17,7 +17,8 @@ TEMPLATE = Path(__file__).resolve().parents[2] / "examples" / "templates" / "met
 
 
 def samples(server: TorchServe, metric: str) -> dict[str, float]:
-    """``{model name: value}`` of one metric as scraped from ``/metrics``."""
+    """``{model name: value}`` of one metric as scraped from ``/metrics`` (the last series of a
+    model when it has several, e.g. one per worker)."""
     text = server.request("GET", f"{server.metrics_url}/metrics", auth=False).text
     found: dict[str, float] = {}
     for line in text.splitlines():
@@ -46,15 +47,23 @@ def test_health_metrics_on_the_prometheus_endpoint(
         def scraped() -> dict[str, dict[str, float]] | None:
             seen = {
                 name: samples(server, name)
-                for name in ("HealthInitDurationMs", "HealthState", "HealthInitFailures")
+                for name in (
+                    "ts_health_init_duration_seconds",
+                    "ts_health_worker_state",
+                    "ts_health_init_failures_total",
+                )
             }
-            failures = seen["HealthInitFailures"].get("failing_model", 0)
-            ready = "empty_model" in seen["HealthInitDurationMs"]
+            failures = seen["ts_health_init_failures_total"].get("failing_model", 0)
+            ready = "empty_model" in seen["ts_health_init_duration_seconds"]
             return seen if ready and failures >= 2 else None
 
         seen = wait_for(scraped, timeout=60, interval=0.5, what="health metrics on /metrics")
+        server_text = [server.request("GET", f"{server.metrics_url}/metrics", auth=False).text]
 
-    assert seen["HealthInitDurationMs"]["empty_model"] >= 0
-    assert seen["HealthState"]["empty_model"] == 0  # ready
-    assert seen["HealthState"]["failing_model"] == 2  # failed
-    assert "empty_model" not in seen["HealthInitFailures"]
+    assert seen["ts_health_init_duration_seconds"]["empty_model"] >= 0
+    assert seen["ts_health_worker_state"]["empty_model"] == 0  # ready
+    assert seen["ts_health_worker_state"]["failing_model"] == 2  # failed
+    assert "empty_model" not in seen["ts_health_init_failures_total"]
+    # One series per worker: the state carries the worker id (TorchServe's port).
+    text = server_text[0]
+    assert re.search(r'ts_health_worker_state\{[^}]*WorkerId="9\d{3}"', text), text[-2000:]

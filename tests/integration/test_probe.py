@@ -8,9 +8,7 @@ saturated, degraded; ``wait`` in both directions; and token authorization.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,45 +18,13 @@ from typing import Any
 
 import pytest
 
+from probe_cli import state_of, ts_health
 from ts_health_handler.testing import TorchServe, wait_for
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = Path(sys.executable).parent / "ts-health"
 #: What examples/failing_model's initialize() raises.
 REASON = "model-config.yml has no handler.answer"
-
-
-def ts_health(
-    server: TorchServe,
-    *args: str,
-    state_dir: Path,
-    key_file: Path | None = None,
-    timeout: float = 120,
-) -> subprocess.CompletedProcess[str]:
-    """Run the installed ``ts-health`` against ``server``; connection options from the env."""
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "ts_health_handler"]
-    env = dict(os.environ)
-    for name in ("TS_HEALTH_TOKEN", "TS_HEALTH_KEY_FILE"):
-        env.pop(name, None)
-    env.update(
-        TS_HEALTH_INFERENCE_URL=server.inference_url,
-        TS_HEALTH_MANAGEMENT_URL=server.management_url,
-        TS_HEALTH_STATE_DIR=str(state_dir),
-    )
-    if key_file is not None:
-        env["TS_HEALTH_KEY_FILE"] = str(key_file)
-    done = subprocess.run(
-        [*command, *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
-    # Never a traceback of ts-health; --json output may carry the handler's recorded one.
-    assert "Traceback" not in done.stderr, done
-    assert "--json" in args or "Traceback" not in done.stdout, done
-    return done
-
-
-def state_of(done: subprocess.CompletedProcess[str]) -> str:
-    return done.stdout.split(":", 1)[0]
 
 
 @pytest.fixture

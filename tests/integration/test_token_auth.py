@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from probe_cli import SCRIPT
 from ts_health_handler.testing import Tokens, TorchServe
 
 pytestmark = pytest.mark.integration
@@ -116,3 +119,34 @@ def test_probe_renews_the_management_key_and_never_the_inference_key(
             headers={"Authorization": f"Bearer {before.management}"},
         )
         assert old.status == 400
+
+
+@pytest.mark.own_server
+def test_a_token_with_a_trailing_newline_reaches_a_token_server(
+    tmp_path: Path, build_mar: Callable[..., Path], serve_own: Callable[..., Any]
+) -> None:
+    store, state = tmp_path / "store", tmp_path / "state"
+    build_mar("empty_model", store)
+    with serve_own(store, state_dir=state, token_auth=True) as server:
+        assert server.token is not None
+        key = server.token.inference
+        # The usual shape of a Kubernetes secret file, or of `echo "$KEY" > file`.
+        env = {
+            **os.environ,
+            "TS_HEALTH_TOKEN": key + "\n",
+            "TS_HEALTH_INFERENCE_URL": server.inference_url,
+            "TS_HEALTH_MANAGEMENT_URL": server.management_url,
+            "TS_HEALTH_STATE_DIR": str(state),
+        }
+        env.pop("TS_HEALTH_KEY_FILE", None)
+        done = subprocess.run(
+            [str(SCRIPT), "ping"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done
+        # The management API refuses the inference key: a usage error that names no key.
+        refused = subprocess.run(
+            [str(SCRIPT), "status"], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert refused.returncode == 2, refused
+        assert key not in refused.stdout + refused.stderr
+        assert "refused the token from $TS_HEALTH_TOKEN" in refused.stderr

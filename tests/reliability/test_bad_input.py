@@ -63,7 +63,7 @@ def _valid_record() -> dict[str, Any]:
 
 
 FIELDS = list(_valid_record())
-NESTED = ["last_error", "recent_errors"]
+NESTED = ["last_error", "recent_errors", "workers", "previous"]
 TOP_LEVEL = [f for f in FIELDS if f not in NESTED]
 
 

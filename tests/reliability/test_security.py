@@ -154,7 +154,9 @@ def test_tracebacks_and_messages_are_bounded(
     assert len(error["message"]) <= MESSAGE_LIMIT
     assert error["traceback"] is not None
     assert len(error["traceback"]) <= TRACEBACK_LIMIT
-    assert error["traceback"].startswith("...[truncated]...")
+    # Head and tail: where the traceback starts and the error it ends in, the cut between.
+    assert error["traceback"].startswith("Traceback (most recent call last)")
+    assert "...[truncated]...\n" in error["traceback"]
 
     path = record_path(rel_state_dir, held)
     record = json.loads(path.read_text(encoding="utf-8"))

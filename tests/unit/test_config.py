@@ -22,7 +22,7 @@ def test_missing_section_gives_defaults(model_yaml: Any) -> None:
     assert config == HealthConfig()
     assert config.on_init_failure is InitFailurePolicy.RAISE
     assert config.state_dir is None
-    assert config.check_timeout_s == 5.0
+    assert config.check_timeout_s == 1.0
     assert config.traceback_limit == 4000
     assert config.termination_log is None
     assert config.faults == Faults()  # every knob off

@@ -654,6 +654,8 @@ def test_manifest_without_version_is_unknown(make: Make) -> None:
 FIELDS = [
     "status",
     "schema_version",
+    "ready",
+    "conditions",
     "model",
     "worker",
     "initialization",
@@ -674,6 +676,16 @@ def test_status_document_fields_order_and_values(make: Make, clock: Any) -> None
 
     assert list(document) == FIELDS
     assert document["schema_version"] == 1
+    assert document["ready"] is True
+    now = "2025-06-15T15:07:11.500Z"  # T1 + 30 s: the first check run, at this describe
+    assert [
+        (c["type"], c["status"], c["reason"], c["lastTransitionTime"])
+        for c in document["conditions"]
+    ] == [
+        ("Initialized", "True", "InitializeSucceeded", T1_ISO),
+        ("HealthCheckPassed", "True", "CheckNotConfigured", now),
+        ("Ready", "True", "Ready", now),
+    ]
     assert document["model"] == {"name": "resnet", "version": "1.0"}
     assert document["worker"] == {
         "pid": os.getpid(),
@@ -1077,15 +1089,15 @@ def test_metrics_on_success_and_state_changes(make: Make, mocker: Any) -> None:
     spy = mocker.spy(context.metrics, "add_metric")
 
     handler.initialize(context)
-    describe(handler, context)  # still ready: no new HealthState
+    describe(handler, context)  # still ready: no new state sample
     handler.healthy = False
     describe(handler, context)
     describe(handler, context)  # still degraded
 
     assert _metric_calls(spy) == [
-        ("HealthInitDurationMs", 1500.0, "ms", MetricTypes.GAUGE),
-        ("HealthState", 0, "State", MetricTypes.GAUGE),
-        ("HealthState", 1, "State", MetricTypes.GAUGE),
+        ("ts_health_init_duration_seconds", 1.5, "Seconds", MetricTypes.GAUGE),
+        ("ts_health_worker_state", 0, "State", MetricTypes.GAUGE),
+        ("ts_health_worker_state", 1, "State", MetricTypes.GAUGE),
     ]
 
 
@@ -1097,8 +1109,8 @@ def test_metrics_on_failure(make: Make, mocker: Any) -> None:
         handler.initialize(context)
 
     assert _metric_calls(spy) == [
-        ("HealthInitFailures", 1, "Count", MetricTypes.COUNTER),
-        ("HealthState", 2, "State", MetricTypes.GAUGE),
+        ("ts_health_init_failures_total", 1, "Count", MetricTypes.COUNTER),
+        ("ts_health_worker_state", 2, "State", MetricTypes.GAUGE),
     ]
 
 

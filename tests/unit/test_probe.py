@@ -1482,3 +1482,11 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert run(["--version"], environ={}) == EXIT_OK
     assert capsys.readouterr().out == f"ts-health {__version__} (ts-health-handler)\n"
+
+
+def test_the_default_describe_timeout_leaves_room_for_the_default_check() -> None:
+    # A describe waits up to check_timeout_s for health_check(); a probe that gives up first
+    # would call a fresh worker with a hanging check "ready (status unknown)".
+    from ts_health_handler import HealthConfig
+
+    assert HealthConfig().check_timeout_s < probe.DEFAULT_DESCRIBE_TIMEOUT

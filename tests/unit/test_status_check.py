@@ -433,6 +433,30 @@ def test_build_status_from_plain_data() -> None:
     assert document == {
         "status": "ready",
         "schema_version": 1,
+        "ready": True,
+        "conditions": [
+            {
+                "type": "Initialized",
+                "status": "True",
+                "reason": "InitializeSucceeded",
+                "message": "initialize() returned",
+                "lastTransitionTime": "2025-06-15T15:06:41.234Z",
+            },
+            {
+                "type": "HealthCheckPassed",
+                "status": "True",
+                "reason": "CheckOk",
+                "message": "",
+                "lastTransitionTime": None,  # the snapshot knows no check run before this one
+            },
+            {
+                "type": "Ready",
+                "status": "True",
+                "reason": "Ready",
+                "message": "initialized, and the health check passes",
+                "lastTransitionTime": "2025-06-15T15:06:41.234Z",
+            },
+        ],
         "model": {"name": "m", "version": "1"},
         "worker": {
             "pid": 42,
@@ -594,3 +618,71 @@ def test_a_timeout_is_reported_after_timeout_s_with_rounded_figures(
     assert second.duration_s == 1.234568
     assert second.error == "health_check() still running after 1.2 s (limit 0.0123457 s)"
     assert blocking.calls == 1
+
+
+def _conditions(document: dict[str, Any]) -> dict[str, tuple[str, str, str, Any]]:
+    return {
+        c["type"]: (c["status"], c["reason"], c["message"], c["lastTransitionTime"])
+        for c in document["conditions"]
+    }
+
+
+def test_conditions_of_a_failed_initialization() -> None:
+    error = ErrorInfo("builtins.OSError", "weights gone", "2025-06-15T15:06:41.000Z", 3)
+    worker = snapshot(phase=InitPhase.FAILED, error=error, check_changed_at=1_750_000_002.0)
+
+    document = build(worker)
+
+    assert document["ready"] is False
+    found = _conditions(document)
+    failed_at = "2025-06-15T15:06:41.234Z"
+    assert found["Initialized"] == (
+        "False",
+        "InitializeFailed",
+        "builtins.OSError: weights gone",
+        failed_at,
+    )
+    assert found["Ready"] == (
+        "False",
+        "InitializeFailed",
+        "builtins.OSError: weights gone",
+        failed_at,
+    )
+
+
+def test_conditions_of_a_failing_check_name_when_it_started_failing() -> None:
+    worker = snapshot(check_changed_at=1_750_000_007.0)
+    failing = CheckResult(
+        CheckStatus.TIMEOUT, None, "health_check() did not answer within 1 s", 1.0
+    )
+
+    document = build(worker, failing)
+
+    assert document["status"] == "degraded"
+    assert document["ready"] is False
+    found = _conditions(document)
+    since = "2025-06-15T15:06:47.000Z"
+    assert found["Initialized"][0] == "True"
+    assert found["HealthCheckPassed"] == (
+        "False",
+        "CheckTimeout",
+        "health_check() did not answer within 1 s",
+        since,
+    )
+    assert found["Ready"] == (
+        "False",
+        "HealthCheckFailed",
+        "health_check() did not answer within 1 s",
+        since,
+    )
+
+
+def test_conditions_while_initializing_are_unknown() -> None:
+    worker = snapshot(phase=InitPhase.INITIALIZING, init_finished_at=None)
+
+    found = _conditions(build(worker, NOT_CONFIGURED))
+
+    assert found["Initialized"][:2] == ("Unknown", "Initializing")
+    assert found["Initialized"][3] == "2025-06-15T15:06:40.000Z"  # since it started
+    assert found["HealthCheckPassed"][:2] == ("True", "CheckNotConfigured")
+    assert found["Ready"][:2] == ("Unknown", "Initializing")

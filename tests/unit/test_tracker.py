@@ -35,6 +35,11 @@ EPOCH = 1_750_000_000.0
 T0 = utc_iso(EPOCH)
 
 
+#: The state gauge's dimensions, in metrics.yaml's order; outside a TorchServe worker the
+#: worker id is unknown.
+WORKER_DIMENSIONS = [("ModelName", "bert"), ("Level", "Model"), ("WorkerId", "unknown")]
+
+
 class Metrics:
     """Records what ``add_metric`` was given, as TorchServe's metrics cache would get it."""
 
@@ -42,7 +47,8 @@ class Metrics:
         self.calls: list[tuple[Any, ...]] = []
 
     def add_metric(self, *args: Any) -> None:
-        self.calls.append(args)
+        name, value, unit, idx, dimensions, kind = args
+        self.calls.append((name, value, unit, idx, [(d.name, d.value) for d in dimensions], kind))
 
 
 def context(health: Any = None, *, name: str = "bert", version: str = "2.0") -> Any:
@@ -129,8 +135,8 @@ def test_success_is_timed_by_the_injected_clock_and_persisted(
     assert (stored["phase"], stored["attempts"], stored["last_duration_s"]) == ("ready", 1, 0.25)
     assert (stored["last_started_at"], stored["worker_pid"]) == (T0, os.getpid())
     assert ctx.metrics.calls == [
-        ("HealthInitDurationMs", 250.0, "ms", None, [], MetricTypes.GAUGE),
-        ("HealthState", 0, "State", None, [], MetricTypes.GAUGE),
+        ("ts_health_init_duration_seconds", 0.25, "Seconds", None, [], MetricTypes.GAUGE),
+        ("ts_health_worker_state", 0, "State", None, WORKER_DIMENSIONS, MetricTypes.GAUGE),
     ]
 
 
@@ -160,8 +166,8 @@ def test_failure_under_raise_is_recorded_then_raised(
     assert tracker.in_initialize is False
     assert record(health_state_dir)["last_error"] == snapshot.error.to_json()
     assert ctx.metrics.calls == [
-        ("HealthInitFailures", 1, "Count", None, [], MetricTypes.COUNTER),
-        ("HealthState", 2, "State", None, [], MetricTypes.GAUGE),
+        ("ts_health_init_failures_total", 1, "Count", None, [], MetricTypes.COUNTER),
+        ("ts_health_worker_state", 2, "State", None, WORKER_DIMENSIONS, MetricTypes.GAUGE),
     ]
 
 
@@ -324,9 +330,9 @@ def test_status_reads_the_record_once_and_reports_the_state_once(
     assert first["requests"] == {"total": 4, "failed": 1, "last_request_at": utc_iso(EPOCH + 2)}
     assert first["initialization"]["history"]["attempts"] == 1
     assert first["state_store"]["ok"] is True
-    assert [c[:2] for c in ctx.metrics.calls if c[0] == "HealthState"] == [
-        ("HealthState", 0),
-        ("HealthState", 1),
+    assert [c[:2] for c in ctx.metrics.calls if c[0] == "ts_health_worker_state"] == [
+        ("ts_health_worker_state", 0),
+        ("ts_health_worker_state", 1),
     ]
 
 
@@ -494,7 +500,9 @@ def test_the_traceback_is_the_whole_formatted_exception(tracker: Tracker, clock:
 
     error = tracker.snapshot().error
     assert error is not None
-    assert error.traceback == "".join(traceback.format_exception(original))
+    assert error.traceback == "".join(
+        traceback.format_exception(type(original), original, original.__traceback__)
+    )
 
 
 @pytest.mark.parametrize(

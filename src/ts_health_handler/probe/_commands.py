@@ -80,25 +80,39 @@ class Io:
                 self.error(ExitCode.UNREACHABLE, health.reason)
 
 
-def read_records(settings: Settings, entry: ModelEntry) -> tuple[Match, str | None]:
-    """The record of the registration ``entry`` describes, the newest other one, and why a
-    record file could not be read (when none was found to be current)."""
+def read_records(settings: Settings, entry: ModelEntry) -> tuple[Match, str, str | None]:
+    """The record of the registration ``entry`` describes (and the newest other one), the
+    path to show for it, and why a record file could not be read (when none is current).
+
+    The path is the current record's file; else an unreadable file's; else the directory.
+    """
     store = StateStore(settings.state_dir, entry.name, entry.version)
     found: list[tuple[str, InitRecord]] = []
-    errors: list[str] = []
-    for path in store.files():
+    errors: list[tuple[str, str]] = []
+    try:
+        paths = store.files()
+    except OSError as exc:
+        paths = []
+        errors.append(
+            (str(store.directory), f"cannot read {store.directory}: {exc.strerror or exc}")
+        )
+    for path in paths:
         try:
             record = read_record(path)
         except RecordError as exc:
-            errors.append(str(exc))
+            errors.append((str(path), str(exc)))
             continue
         except OSError as exc:
-            errors.append(f"cannot read {path}: {exc.strerror or exc}")
+            errors.append((str(path), f"cannot read {path}: {exc.strerror or exc}"))
             continue
         if record is not None:
             found.append((str(path), record))
     matched = match(entry, found)
-    return matched, None if matched.current is not None or not errors else errors[0]
+    if matched.path is not None:
+        return matched, matched.path, None
+    if errors:
+        return matched, errors[0][0], errors[0][1]
+    return matched, str(store.directory), None
 
 
 def observe(
@@ -158,14 +172,13 @@ def observe_entry(
     status_error: str | None = "not asked: no READY worker"
     if entry.ready_workers:
         status, status_error = client.status_document(entry.name, entry.version)
-    records, record_error = read_records(settings, entry)
+    records, record_path, record_error = read_records(settings, entry)
     seen = Observation(
         describe=entry,
         status=status,
         status_error=status_error,
         record=records.current,
-        record_path=records.path
-        or str(StateStore(settings.state_dir, entry.name, entry.version).directory),
+        record_path=record_path,
         record_error=record_error,
         previous=records.previous,
         ping_healthy=ping_healthy,
