@@ -22,6 +22,15 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${MISSING[@]}" >/dev/null
 fi
 
+# `unshare` (util-linux) runs the simulated kubelet's containers as PID 1 of their own PID
+# namespace (tests/integration/test_kubelet.py).
+if ! command -v unshare >/dev/null 2>&1; then
+  echo "setup: unshare not found; installing util-linux" >&2
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq util-linux >/dev/null
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi

@@ -33,11 +33,16 @@ ARCHIVE=("${BIN}torch-model-archiver" --model-name "$NAME" --version "$VERSION"
 "${ARCHIVE[@]}"
 echo "serve.sh: archived $WORK_DIR/model_store/$NAME.mar" >&2
 
+# The workers write each model's initialization record here, and ts-health reads it from here:
+# a probe started from another shell needs the same directory (exported below, printed here).
+export TS_HEALTH_STATE_DIR=${TS_HEALTH_STATE_DIR:-$WORK_DIR/health-state}
+
 cat >&2 <<HINT
 serve.sh: starting TorchServe (logs in $WORK_DIR/logs); once up, try:
   curl -s http://127.0.0.1:8080/ping
   curl -s http://127.0.0.1:8080/predictions/$NAME -H "Content-Type: text/plain" --data-binary hello
   curl -s "http://127.0.0.1:8081/models/$NAME?customized=true"
+  TS_HEALTH_STATE_DIR=$TS_HEALTH_STATE_DIR ts-health status $NAME
 HINT
 
 cd "$WORK_DIR"  # key_file.json (with token auth on) is written to the working directory

@@ -17,6 +17,12 @@ Standard library only (the probe imports it). TorchServe 0.12.0 facts this modul
 - With token authorization on, the frontend writes ``key_file.json`` into its working
   directory (``{"management": {"key", "expiration time"}, "inference": {...}, "API":
   {"key"}}``); a request without the right key gets 400 ``InvalidKeyException``.
+- ``expiration time`` is Java's ``Instant.toString()``: UTC, ``Z``, and 0 to 9 digits of
+  fraction (``2024-10-01T12:00:00.123456789Z``). A key is refused from that instant on
+  (``TokenAuthorization.isTokenExpired``: ``!now.isBefore(expiration)``); the ``API`` key
+  never expires. ``GET /token?type=management`` (or ``inference``) on the management port,
+  with ``Authorization: Bearer <API key>``, replaces that one key, rewrites the file before
+  answering 200, and invalidates the old key at once.
 """
 
 from __future__ import annotations
@@ -24,7 +30,9 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, Union
 from urllib.parse import quote
@@ -40,6 +48,7 @@ __all__ = [
     "count_or_none",
     "model_path",
     "parse_describe",
+    "parse_instant",
     "status_from_metadata",
 ]
 
@@ -47,6 +56,8 @@ __all__ = [
 STATUS_WORDS: Final = ("ready", "degraded", "failed")
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+_INSTANT: Final = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
 
 
 class KeyFileError(ServerError):
@@ -183,6 +194,20 @@ def model_path(model: str, version: str | None = None) -> str:
     return path + f"/{quote(version, safe='')}" if version else path
 
 
+def parse_instant(text: str) -> float:
+    """Epoch seconds of a Java ``Instant.toString()`` (``2024-10-01T12:00:00.123456789Z``).
+
+    Raises:
+        ValueError: not such an instant.
+    """
+    match = _INSTANT.fullmatch(text)
+    if match is None:
+        raise ValueError(f"expected an instant like 2024-10-01T12:00:00.123Z, got {text!r}")
+    whole = datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
+    fraction = match.group(2) or "0"
+    return whole.timestamp() + int(fraction) / 10.0 ** len(fraction)
+
+
 @dataclass(frozen=True)
 class Keys:
     """The keys of a server with token authorization, from its ``key_file.json``.
@@ -194,6 +219,9 @@ class Keys:
     management: str
     #: The key of the ``/token`` API that renews the other two.
     api: str | None = None
+    #: When each key stops being accepted (epoch seconds; ``None``: the file does not say).
+    inference_expires_at: float | None = None
+    management_expires_at: float | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(inference=..., management=..., api=...)"
@@ -218,9 +246,12 @@ class Keys:
         except ValueError:
             raise KeyFileError(f"key file {path} is not JSON; {expected}") from None
         keys: dict[str, str] = {}
+        expires: dict[str, float | None] = {}
         for name in ("management", "inference"):
             section = data.get(name) if isinstance(data, dict) else None
-            key = section.get("key") if isinstance(section, dict) else None
+            if not isinstance(section, dict):
+                section = {}
+            key = section.get("key")
             key = key.strip() if isinstance(key, str) else None
             if not key:
                 raise KeyFileError(f"key file {path} has no {name} key; {expected}")
@@ -229,6 +260,7 @@ class Keys:
                     f"key file {path}: the {name} key holds whitespace or a control character"
                 )
             keys[name] = key
+            expires[name] = _expiration(path, name, section.get("expiration time"))
         api = data.get("API")
         api_key = api.get("key") if isinstance(api, dict) else None
         api_key = api_key.strip() if isinstance(api_key, str) else None
@@ -236,4 +268,21 @@ class Keys:
             inference=keys["inference"],
             management=keys["management"],
             api=api_key or None,
+            inference_expires_at=expires["inference"],
+            management_expires_at=expires["management"],
         )
+
+
+def _expiration(path: PathLike, name: str, stamp: Any) -> float | None:
+    """A key's ``expiration time`` (epoch seconds), ``None`` when the file gives none."""
+    if stamp is None:
+        return None
+    try:
+        if isinstance(stamp, str):
+            return parse_instant(stamp)
+    except ValueError:
+        pass
+    raise KeyFileError(
+        f"key file {path}: the {name} key's expiration time {stamp!r} is not an instant like "
+        "2024-10-01T12:00:00.123Z"
+    )

@@ -4,8 +4,8 @@ Standard library only, no torch, no ts: the probe imports it. The probe and the 
 both ask TorchServe through it. Answers are parsed once into frozen types (:class:`ModelEntry`,
 :class:`Worker`, :class:`JobQueue`, :class:`Keys`); every failure is a
 :class:`~ts_health_handler._errors.ServerError` subclass with a one-line message:
-:class:`Unreachable`, :class:`BadAnswer`, :class:`Refused`, :class:`NotRegistered`,
-:class:`KeyFileError`.
+:class:`Unreachable`, :class:`BadAnswer`, :class:`Refused` (and :class:`KeyExpired`),
+:class:`NotRegistered`, :class:`KeyFileError`.
 
 What the answers mean (and the TorchServe facts behind them) lives in ``_answers``;
 this module asks.
@@ -17,6 +17,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -38,6 +39,7 @@ __all__ = [
     "Api",
     "BadAnswer",
     "JobQueue",
+    "KeyExpired",
     "KeyFileError",
     "Keys",
     "ModelEntry",
@@ -58,6 +60,10 @@ class Refused(ServerError):
     """TorchServe wanted a token, or refused the one sent."""
 
 
+class KeyExpired(Refused):
+    """The key file says the key an API wants has expired; nothing was sent."""
+
+
 class NotRegistered(ServerError):
     """The model (or version) asked about is not registered."""
 
@@ -75,6 +81,10 @@ class Api:
     name: str
     base: str
     token: str | None = None
+    #: When ``token`` stops being accepted (epoch seconds), when the key file says so.
+    expires_at: float | None = None
+    #: ``management`` or ``inference``: the key file's section ``token`` comes from.
+    key_type: str | None = None
 
     def __repr__(self) -> str:
         token = "set" if self.token else "none"
@@ -106,6 +116,7 @@ class TorchServeClient:
         request_timeout: seconds for each plain request.
         describe_timeout: seconds for a customized describe (it waits behind inference).
         clock, deadline: a monotonic clock and the moment (on it) every answer must be in by.
+        wall: the wall clock (epoch seconds), compared with the keys' expiration times.
     """
 
     def __init__(
@@ -118,6 +129,7 @@ class TorchServeClient:
         describe_timeout: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
         deadline: float | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.inference: Final = inference
         self.management: Final = management
@@ -126,15 +138,50 @@ class TorchServeClient:
         self.describe_timeout: Final = describe_timeout
         self.clock: Final = clock
         self.deadline: Final = deadline
+        self.wall: Final = wall
 
     def get(self, api: Api, path: str, timeout: float | None = None) -> Response:
-        """GET ``path``; a refused (or missing) token raises :class:`Refused`."""
+        """GET ``path``; a refused (or missing) token raises :class:`Refused`, a key that
+        the key file says has expired :class:`KeyExpired` (without asking)."""
+        if api.expires_at is not None and self.wall() >= api.expires_at:
+            raise KeyExpired(self._expired_text(api))
         wanted = self.request_timeout if timeout is None else timeout
         if self.deadline is not None:
             wanted = max(0.05, min(wanted, self.deadline - self.clock()))
         response = api.call("GET", path, wanted)
         _check_refusal(api, path, response, self.token_source)
         return response
+
+    def renew_key(self, key_type: str, api_key: str) -> None:
+        """Have TorchServe replace its ``key_type`` key (``GET /token?type=...`` with the API
+        key); TorchServe rewrites ``key_file.json`` before it answers.
+
+        Renewing invalidates the old key at once, for everyone who holds it.
+
+        Raises:
+            Refused: the API key was refused. Unreachable, BadAnswer: as for any request.
+        """
+        api = Api("management API", self.management.base, api_key)
+        path = f"/token?type={quote(key_type, safe='')}"
+        response = self.get(api, path)
+        if response.status != 200:
+            raise _unexpected(api, path, response, "200")
+
+    def _expired_text(self, api: Api) -> str:
+        kind = api.key_type or api.name
+        stamp = datetime.fromtimestamp(api.expires_at or 0.0, timezone.utc)
+        command = (
+            f"curl -s '{self.management.base}/token?type={kind}' "
+            '-H "Authorization: Bearer <the API key in the key file>"'
+        )
+        if kind == "management":
+            how = f"renew it with {command}, or pass --renew-key"
+        else:
+            how = f"renewing it ({command}) gives every client of the {api.name} a new key"
+        return (
+            f"key expired at {stamp.strftime('%Y-%m-%dT%H:%M:%SZ')}: the {kind} key from "
+            f"{self.token_source or 'the key file'} (TorchServe's token_expiration_min); {how}"
+        )
 
     def ping(self) -> tuple[bool, str]:
         """``(healthy, status text)`` of ``/ping``: 200 is healthy, 500 is not."""

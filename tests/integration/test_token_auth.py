@@ -69,6 +69,59 @@ def test_token_auth_server_is_reached_with_the_key_file(
 
 
 @pytest.mark.own_server
+def test_probe_renews_the_management_key_and_never_the_inference_key(
+    tmp_path: Path,
+    build_mar: Callable[..., Path],
+    serve_own: Callable[..., Any],
+) -> None:
+    """TorchServe 0.12 facts behind ``--renew-key``: keys expire after token_expiration_min
+    (a float, in minutes); ``/token?type=management`` with the API key rewrites the file."""
+    import subprocess
+    import sys
+    import time
+
+    store, state = tmp_path / "store", tmp_path / "state"
+    mar = build_mar("empty_model", store)
+    with serve_own(
+        store, state_dir=state, token_auth=True, config={"token_expiration_min": "0.1"}
+    ) as server:
+        server.register(mar.name)
+        server.wait_until_ready("empty_model", timeout=120)
+        key_file = server.workdir / "key_file.json"
+        before = Tokens.from_key_file(key_file)
+        assert before.management_expires_at is not None
+
+        def probe(*args: str) -> subprocess.CompletedProcess[str]:
+            command = [sys.executable, "-m", "ts_health_handler", *args]
+            command += ["--key-file", str(key_file), "--state-dir", str(state)]
+            command += ["--inference-url", server.inference_url]
+            command += ["--management-url", server.management_url]
+            return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+        assert probe("ready", "empty_model").returncode == 0
+        time.sleep(max(0.0, before.management_expires_at - time.time()) + 0.5)
+        expired = probe("ready", "empty_model")
+        assert expired.returncode == 2, expired.stdout + expired.stderr
+        assert "key expired at" in expired.stderr
+        assert "/token?type=management" in expired.stderr
+
+        renewed = probe("ready", "empty_model", "--renew-key")
+        assert renewed.returncode == 0, renewed.stdout + renewed.stderr
+        after = Tokens.from_key_file(key_file)
+        assert after.management != before.management
+        assert after.inference == before.inference, "the inference key belongs to clients"
+        assert after.api == before.api
+        # TorchServe refuses the old management key at once.
+        old = server.request(
+            "GET",
+            f"{server.management_url}/models",
+            auth=False,
+            headers={"Authorization": f"Bearer {before.management}"},
+        )
+        assert old.status == 400
+
+
+@pytest.mark.own_server
 def test_a_token_with_a_trailing_newline_reaches_a_token_server(
     tmp_path: Path, build_mar: Callable[..., Path], serve_own: Callable[..., Any]
 ) -> None:

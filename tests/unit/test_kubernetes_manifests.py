@@ -1,7 +1,11 @@
-"""The Kubernetes examples parse, and every command they run exists as written.
+"""The Kubernetes examples parse, validate, and every command they run exists as written.
 
 ``ts-health`` probes must be accepted by the probe's own parser, ``torchserve`` command lines by
-TorchServe's, and the addresses the probes use must be the ones TorchServe listens on.
+TorchServe's, and the addresses the probes use must be the ones TorchServe listens on. Kubernetes
+resources are validated with ``kubernetes-validate`` (strict), KServe's against KServe's CRD
+schema (``tests/data/kserve-v0.15.2-crd-schemas.json.gz``: the ``openAPIV3Schema`` of each CRD
+in KServe v0.15.2's ``config/crd/full``, descriptions removed). How they behave on a kubelet's
+schedule: ``tests/integration/test_kubelet.py``.
 """
 
 from __future__ import annotations
@@ -13,11 +17,14 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from dockerfile import instructions, one
 from ts_health_handler import probe
 
 yaml = pytest.importorskip("yaml")
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples" / "kubernetes"
+KSERVE_SCHEMAS = ROOT / "tests" / "data" / "kserve-v0.15.2-crd-schemas.json.gz"
 MANIFESTS = sorted(EXAMPLES.glob("*.yaml"))
 PROBES = ("startupProbe", "readinessProbe", "livenessProbe")
 KNOWN_ENV = {
@@ -65,9 +72,20 @@ def all_containers() -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_there_are_manifests() -> None:
-    assert {p.name for p in MANIFESTS} == {"deployment.yaml", "inferenceservice.yaml"}
+    assert {p.name for p in MANIFESTS} == {
+        "deployment.yaml",
+        "deployment-tokens.yaml",
+        "inferenceservice.yaml",
+    }
     kinds = {doc["kind"] for _, doc in documents()}
-    assert {"Deployment", "ConfigMap", "Service", "ServingRuntime", "InferenceService"} <= kinds
+    assert {
+        "Deployment",
+        "ConfigMap",
+        "Service",
+        "NetworkPolicy",
+        "ServingRuntime",
+        "InferenceService",
+    } <= kinds
 
 
 @pytest.mark.parametrize(("name", "document"), documents(), ids=lambda v: str(v)[:40])
@@ -93,14 +111,13 @@ def test_every_probe_command_is_accepted() -> None:
             except SystemExit as exc:  # argparse: a usage error
                 pytest.fail(f"{where} {kind}: ts-health rejects {command[1:]} (exit {exc.code})")
             # The kubelet kills the probe at timeoutSeconds: the probe must give up first.
-            worst = (args.request_timeout or probe.DEFAULT_REQUEST_TIMEOUT) + (
-                (args.describe_timeout or probe.DEFAULT_DESCRIBE_TIMEOUT)
-                if args.command in ("ready", "status")
-                else 0
-            )
+            request = args.request_timeout or probe.DEFAULT_REQUEST_TIMEOUT
+            worst = request * (2 if getattr(args, "renew_key", False) else 1)
+            if args.command in ("ready", "status"):
+                worst += args.describe_timeout or probe.DEFAULT_DESCRIBE_TIMEOUT
             assert worst < spec.get("timeoutSeconds", 1), (where, kind, worst)
             checked += 1
-    assert checked >= 5
+    assert checked >= 4
 
 
 def test_each_container_has_all_three_probes() -> None:
@@ -110,6 +127,14 @@ def test_each_container_has_all_three_probes() -> None:
         assert all(kind in container for kind in PROBES), where
 
 
+def entrypoint_line(container: dict[str, Any]) -> list[str]:
+    """What runs as PID 1: the manifest's command, else the image's ENTRYPOINT, plus args."""
+    if "command" in container:
+        return command_line(container)
+    entrypoint = one(instructions(EXAMPLES / "Dockerfile"), "ENTRYPOINT").exec_form
+    return [*entrypoint, *container.get("args", [])]
+
+
 def test_torchserve_command_lines_are_accepted() -> None:
     from ts.arg_parser import ArgParser
 
@@ -117,6 +142,11 @@ def test_torchserve_command_lines_are_accepted() -> None:
     checked = 0
     for where, container in all_containers():
         line = command_line(container)
+        if "Deployment" in where:
+            line = entrypoint_line(container)
+            # ts-entrypoint runs `torchserve --start --foreground "$@"`.
+            assert line[0] == "/usr/local/bin/ts-entrypoint", where
+            line = ["torchserve", "--start", "--foreground", *line[1:]]
         if not line or line[0] != "torchserve":
             continue
         try:
@@ -126,7 +156,7 @@ def test_torchserve_command_lines_are_accepted() -> None:
         assert parsed.start, where
         assert parsed.ts_config, where
         checked += 1
-    assert checked == 2
+    assert checked == 3
 
 
 def test_environment_variables_are_ours_or_torchserves() -> None:
@@ -142,8 +172,13 @@ def properties(text: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs if not k.strip().startswith("#")}
 
 
-def test_deployment_probes_use_the_addresses_torchserve_listens_on() -> None:
-    docs = {doc["kind"]: doc for name, doc in documents() if name == "deployment.yaml"}
+def deployment(name: str) -> dict[str, dict[str, Any]]:
+    return {doc["kind"]: doc for file, doc in documents() if file == name}
+
+
+@pytest.mark.parametrize("name", ["deployment.yaml", "deployment-tokens.yaml"])
+def test_deployment_probes_use_the_addresses_torchserve_listens_on(name: str) -> None:
+    docs = deployment(name)
     config = properties(docs["ConfigMap"]["data"]["config.properties"])
     (container,) = containers(docs["Deployment"])
     env = {item["name"]: item["value"] for item in container["env"]}
@@ -155,20 +190,145 @@ def test_deployment_probes_use_the_addresses_torchserve_listens_on() -> None:
     assert port(env[probe.ENV_MANAGEMENT_URL]) == port(config["management_address"])
     # The management API stays on loopback; exec probes run inside the container.
     assert urlsplit(config["management_address"]).hostname == "127.0.0.1"
-    # Token auth on: TorchServe writes key_file.json into its working directory.
-    assert config["disable_token_authorization"] == "false"
-    assert env[probe.ENV_KEY_FILE] == f"{container['workingDir']}/key_file.json"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["inference"] == port(config["inference_address"])
+    assert ports["metrics"] == port(config["metrics_address"])
+    if name == "deployment.yaml":
+        # The production stance: no tokens, a NetworkPolicy on the inference port.
+        assert config["disable_token_authorization"] == "true"
+        assert probe.ENV_KEY_FILE not in env
+        policy = docs["NetworkPolicy"]["spec"]
+        assert policy["podSelector"] == {"matchLabels": docs["Deployment"]["metadata"]["labels"]}
+        assert ports["inference"] in [
+            p["port"] for rule in policy["ingress"] for p in rule["ports"]
+        ]
+    else:
+        # TorchServe writes key_file.json into its working directory.
+        assert config["disable_token_authorization"] == "false"
+        assert env[probe.ENV_KEY_FILE] == f"{container['workingDir']}/key_file.json"
     # The state directory the workers write is a volume the probes can read.
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert env[probe.ENV_STATE_DIR] in mounts
     # The config file passed to torchserve is the mounted ConfigMap.
-    line = command_line(container)
+    line = container["args"]
     config_path = line[line.index("--ts-config") + 1]
     assert str(Path(config_path).parent) in mounts
     assert (
         docs["Deployment"]["spec"]["template"]["spec"]["volumes"][0]["configMap"]["name"]
         == (docs["ConfigMap"]["metadata"]["name"])
     )
+
+
+def probe_question(spec: dict[str, Any]) -> str:
+    """``ping``, ``ready``, ``metrics`` or ``tcp``: what a probe asks."""
+    if "exec" in spec:
+        return str(spec["exec"]["command"][1])
+    if "httpGet" in spec:
+        return {"/ping": "ping", "/metrics": "metrics"}[spec["httpGet"]["path"]]
+    return "tcp"
+
+
+def test_readiness_policy_and_startup_budget() -> None:
+    """docs/kubernetes.md, "Readiness policy" and "Startup budget and maxRetryTimeoutInSec"."""
+    for where, container in all_containers():
+        if "ServingRuntime" in where:
+            continue
+        readiness = container["readinessProbe"]["exec"]["command"]
+        # Out of the Service only when the pod cannot serve: degraded and saturated stay in.
+        assert readiness[1] == "ready", where
+        assert "--allow-degraded" in readiness, where
+        assert "--allow-saturated" in readiness, where
+        # Startup waits for TorchServe's frontend, not for the model: a model that never
+        # loads is TorchServe's to retry (maxRetryTimeoutInSec) and then liveness' to restart.
+        assert probe_question(container["startupProbe"]) == "ping", where
+        startup = container["startupProbe"]
+        assert startup["failureThreshold"] * startup["periodSeconds"] >= 60, where
+        assert probe_question(container["livenessProbe"]) in ("ping", "metrics"), where
+
+
+def test_the_token_variant_survives_key_expiry() -> None:
+    (container,) = containers(deployment("deployment-tokens.yaml")["Deployment"])
+    # Liveness must not need a key: keys expire after token_expiration_min.
+    assert probe_question(container["livenessProbe"]) == "metrics"
+    # Readiness renews the management key; nothing renews the inference key.
+    assert "--renew-key" in container["readinessProbe"]["exec"]["command"]
+    for kind in PROBES:
+        spec = container[kind]
+        if "exec" in spec and spec["exec"]["command"][1] == "ping":
+            assert kind == "startupProbe", "only start-up may use the inference key"
+
+
+def kubernetes_resources() -> list[tuple[str, dict[str, Any]]]:
+    return [(n, d) for n, d in documents() if "kserve.io" not in d["apiVersion"]]
+
+
+@pytest.mark.parametrize(("name", "document"), kubernetes_resources(), ids=lambda v: str(v)[:40])
+def test_kubernetes_resources_validate(name: str, document: dict[str, Any]) -> None:
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    version = kubernetes_validate.latest_version()
+    try:
+        kubernetes_validate.validate(document, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        pytest.fail(f"{name} {document['kind']}: {exc.message} at {list(exc.path)}")
+
+
+def kserve_schema(document: dict[str, Any]) -> dict[str, Any]:
+    import gzip
+    import json
+
+    schemas = json.loads(gzip.decompress(KSERVE_SCHEMAS.read_bytes()))["kinds"]
+    return dict(schemas[f"{document['apiVersion']}/{document['kind']}"])
+
+
+def pruned(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """Fields the API server would drop silently: not in the schema's ``properties``."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    found: list[str] = []
+    if isinstance(value, dict):
+        known = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        for key, item in value.items():
+            if known is not None and key in known:
+                found += pruned(item, known[key], f"{path}.{key}")
+            elif isinstance(extra, dict):
+                found += pruned(item, extra, f"{path}.{key}")
+            elif known is not None:
+                found.append(f"{path}.{key}")
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            found += pruned(item, schema["items"], f"{path}[{index}]")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("name", "document"),
+    [(n, d) for n, d in documents() if "kserve.io" in d["apiVersion"]],
+    ids=lambda v: str(v)[:40],
+)
+def test_kserve_resources_validate_against_kserves_crd_schema(
+    name: str, document: dict[str, Any]
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = kserve_schema(document)
+    errors = sorted(
+        jsonschema.Draft7Validator(schema).iter_errors(document), key=lambda e: list(e.path)
+    )
+    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+    assert pruned(document, schema) == []
+
+
+def test_the_crd_check_sees_a_misspelt_field() -> None:
+    docs = {d["kind"]: d for n, d in documents() if n == "inferenceservice.yaml"}
+    service = json_copy(docs["InferenceService"])
+    service["spec"]["predictor"]["model"]["readinesProbe"] = {"tcpSocket": {"port": 8085}}
+    assert pruned(service, kserve_schema(service)) == [".spec.predictor.model.readinesProbe"]
+
+
+def json_copy(value: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(value))
 
 
 def test_kserve_liveness_port_is_the_inference_port() -> None:

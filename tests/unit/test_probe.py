@@ -207,8 +207,14 @@ def test_status_with_management_unreachable(ts_health: Callable[..., Result]) ->
     url = f"http://127.0.0.1:{closed_port()}"
     result = ts_health("status", "--management-url", url, "--inference-url", url, connect=False)
     assert result.code == EXIT_UNREACHABLE
-    assert result.lines == [
+    # The answer on stdout, every error on stderr.
+    assert result.out.splitlines() == [
         f"unreachable: cannot connect to the management API at {url}: connection refused"
+    ]
+    assert result.err.splitlines() == [
+        f"ts-health: unreachable: cannot connect to the inference API at {url}: connection refused",
+        f"ts-health: unreachable: cannot connect to the management API at {url}: "
+        "connection refused",
     ]
 
 
@@ -216,9 +222,34 @@ def test_ready_reports_an_unreachable_model(ts_health: Callable[..., Result]) ->
     url = f"http://127.0.0.1:{closed_port()}"
     result = ts_health("ready", "m", "--management-url", url, connect=False)
     assert result.code == EXIT_UNREACHABLE
-    assert result.lines == [
+    # The verdict is the answer (stdout); the error that caused it goes to stderr as well.
+    assert result.out.splitlines() == [
         f"unreachable: model m ?: cannot connect to the management API at {url}: connection refused"
     ]
+    assert result.err.splitlines() == [
+        f"ts-health: unreachable: cannot connect to the management API at {url}: connection refused"
+    ]
+
+
+def test_not_ready_is_an_answer_not_an_error(
+    fake: FakeTorchServe, ts_health: Callable[..., Result]
+) -> None:
+    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    result = ts_health("ready", "m")
+    assert result.code == EXIT_NOT_READY
+    assert result.out.startswith("initializing: model m 1.0:")
+    assert result.err == ""
+
+
+def test_errors_go_to_stderr_also_with_json(ts_health: Callable[..., Result]) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    for command in (["ping"], ["ready", "m"], ["status"]):
+        result = ts_health(
+            *command, "--json", "--inference-url", url, "--management-url", url, connect=False
+        )
+        assert result.code == EXIT_UNREACHABLE, command
+        assert result.json()["exit_code"] == EXIT_UNREACHABLE, command
+        assert result.err.startswith("ts-health: unreachable: cannot connect to the "), command
 
 
 def test_timeout_is_bounded(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
@@ -227,7 +258,7 @@ def test_timeout_is_bounded(fake: FakeTorchServe, ts_health: Callable[..., Resul
     result = ts_health("ready", "m", "--request-timeout", "0.3")
     assert time.monotonic() - started < 2
     assert result.code == EXIT_UNREACHABLE
-    assert result.lines == [
+    assert result.out.splitlines() == [
         f"unreachable: model m ?: the management API at {fake.url} did not answer "
         "GET /models/m within 0.3 s"
     ]
@@ -534,6 +565,14 @@ def test_saturated(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> No
     assert result.lines == [
         "saturated: model m 1.0: job queue full: 100 pending, 0 free (1/1 workers READY)"
     ]
+    # The readiness policy of the Kubernetes example: a busy pod stays in the Service.
+    result = ts_health("ready", "m", "--allow-saturated", "--json")
+    assert result.code == EXIT_OK
+    assert result.json()["model"]["state"] == "saturated"
+    assert result.json()["model"]["ok"] is True
+    assert ts_health("status", "m", "--allow-saturated").code == EXIT_OK
+    # Each flag accepts its own state only.
+    assert ts_health("ready", "m", "--allow-degraded").code == EXIT_NOT_READY
 
 
 def test_degraded(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
@@ -545,6 +584,7 @@ def test_degraded(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> Non
         "degraded: model m 1.0: health check failed: backend down (1/1 workers READY)"
     ]
     assert ts_health("ready", "m", "--allow-degraded").code == EXIT_OK
+    assert ts_health("ready", "m", "--allow-saturated").code == EXIT_NOT_READY
 
 
 def test_metadata_as_a_json_string(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
@@ -728,6 +768,7 @@ def test_status_with_inference_api_down(
     assert result.code == EXIT_UNREACHABLE
     assert "/ping failed: cannot connect to the inference API" in result.out
     assert " ready " in result.out
+    assert result.err.startswith("ts-health: unreachable: cannot connect to the inference API")
 
 
 # -- wait ------------------------------------------------------------------------------------
@@ -848,9 +889,12 @@ def test_wait_for_an_unreachable_server(ts_health: Callable[..., Result]) -> Non
         sleep=clock.sleep,
     )
     assert result.code == EXIT_UNREACHABLE
-    assert result.lines == [
+    assert result.out.splitlines() == [
         f"timed out after 3 s waiting for model m: unreachable: model m ?: cannot connect to "
         f"the management API at {url}: connection refused"
+    ]
+    assert result.err.splitlines() == [
+        f"ts-health: unreachable: cannot connect to the management API at {url}: connection refused"
     ]
 
 
@@ -1118,6 +1162,183 @@ def test_python_dash_m(fake: FakeTorchServe) -> None:
     assert done.returncode == EXIT_UNREACHABLE
     assert "Traceback" not in done.stderr + done.stdout
     assert done.stdout.strip().startswith("unreachable: cannot connect to the management API")
+
+
+# -- key expiry and renewal ------------------------------------------------------------------
+
+
+def iso(epoch: float) -> str:
+    return utc_iso(epoch).replace("+00:00", "Z")
+
+
+def expiring_key_file(
+    path: Path, *, management_at: float, inference_at: float, management: str = "mgmt-" + SECRET
+) -> Path:
+    path.write_text(
+        json.dumps(
+            {
+                "management": {"key": management, "expiration time": iso(management_at)},
+                "inference": {"key": "inf-" + SECRET, "expiration time": iso(inference_at)},
+                "API": {"key": "api-" + SECRET},
+            }
+        )
+    )
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "epoch"),
+    [
+        ("2025-06-15T15:06:40Z", 1_750_000_000.0),
+        ("2025-06-15T15:06:40.5Z", 1_750_000_000.5),
+        ("2025-06-15T15:06:40.250Z", 1_750_000_000.25),
+        ("2025-06-15T15:06:40.123456789Z", 1_750_000_000.123456789),
+    ],
+)
+def test_java_instants_are_parsed(text: str, epoch: float) -> None:
+    from ts_health_handler._answers import parse_instant
+
+    assert parse_instant(text) == pytest.approx(epoch, abs=1e-6)
+
+
+@pytest.mark.parametrize("text", ["2025-06-15 15:06:40Z", "2025-06-15T15:06:40", "soon", ""])
+def test_odd_instants_are_refused(text: str) -> None:
+    from ts_health_handler._answers import parse_instant
+
+    with pytest.raises(ValueError, match="expected an instant like"):
+        parse_instant(text)
+
+
+def test_key_file_expiration_times_are_read(tmp_path: Path) -> None:
+    from ts_health_handler._answers import Keys
+
+    path = expiring_key_file(tmp_path / "k.json", management_at=NOW + 60, inference_at=NOW + 30)
+    keys = Keys.from_key_file(path)
+    assert keys.management_expires_at == pytest.approx(NOW + 60, abs=1e-3)
+    assert keys.inference_expires_at == pytest.approx(NOW + 30, abs=1e-3)
+    assert keys.api == "api-" + SECRET
+    assert SECRET not in repr(keys)
+
+
+def test_an_odd_expiration_time_names_the_file(
+    ts_health: Callable[..., Result], tmp_path: Path
+) -> None:
+    path = tmp_path / "key_file.json"
+    path.write_text(
+        json.dumps(
+            {"management": {"key": "a", "expiration time": "tomorrow"}, "inference": {"key": "b"}}
+        )
+    )
+    result = ts_health("ping", "--key-file", str(path))
+    assert result.code == EXIT_USAGE
+    assert result.err == (
+        f"ts-health: error: key file {path}: the management key's expiration time 'tomorrow' "
+        "is not an instant like 2024-10-01T12:00:00.123Z\n"
+    )
+
+
+def test_an_expired_management_key_is_named_with_the_renewal_command(
+    fake: FakeTorchServe, ts_health: Callable[..., Result], tmp_path: Path
+) -> None:
+    path = expiring_key_file(
+        tmp_path / "key_file.json", management_at=NOW - 5, inference_at=NOW + 60
+    )
+    result = ts_health("ready", "m", "--key-file", str(path), wall=lambda: NOW)
+    assert result.code == EXIT_USAGE
+    assert result.out == ""
+    assert result.err == (
+        f"ts-health: error: key expired at {iso(NOW - 5)[:19]}Z: the management key from key file "
+        f"{path} (TorchServe's token_expiration_min); renew it with curl -s "
+        f"'{fake.url}/token?type=management' -H \"Authorization: Bearer <the API key in the key "
+        'file>", or pass --renew-key\n'
+    )
+    assert fake.requests == [], "an expired key is not sent"
+    # The inference key is still good: ping works.
+    assert ts_health("ping", "--key-file", str(path), wall=lambda: NOW).code == EXIT_OK
+
+
+def test_an_expired_inference_key_is_never_renewed(
+    fake: FakeTorchServe, ts_health: Callable[..., Result], tmp_path: Path
+) -> None:
+    path = expiring_key_file(tmp_path / "key_file.json", management_at=NOW + 60, inference_at=NOW)
+    result = ts_health("ping", "--key-file", str(path), "--renew-key", wall=lambda: NOW)
+    assert result.code == EXIT_USAGE
+    assert "key expired at" in result.err
+    assert "the inference key from key file" in result.err
+    assert "gives every client of the inference API a new key" in result.err
+    assert not fake.asked("/token")
+    # The management API is unaffected.
+    assert ts_health("ready", "m", "--key-file", str(path), wall=lambda: NOW).code == EXIT_OK
+
+
+def renewing(fake: FakeTorchServe, path: Path, new_key: str) -> None:
+    """Make ``fake`` answer /token like TorchServe: rewrite the key file, then 200 ''."""
+    plain = fake.answer
+
+    def answer(request_path: str, authorization: str | None) -> tuple[int, Any, float]:
+        if request_path == "/token?type=management" and authorization == f"Bearer api-{SECRET}":
+            expiring_key_file(
+                path, management_at=NOW + 3600, inference_at=NOW + 60, management=new_key
+            )
+            fake.required["/models"] = f"Bearer {new_key}"
+            return 200, b"", 0.0
+        return plain(request_path, authorization)
+
+    fake.answer = answer  # type: ignore[method-assign]
+
+
+def test_renew_key_renews_an_expired_management_key(
+    fake: FakeTorchServe, ts_health: Callable[..., Result], tmp_path: Path
+) -> None:
+    path = expiring_key_file(
+        tmp_path / "key_file.json", management_at=NOW - 1, inference_at=NOW + 60
+    )
+    fake.required = {"/models": f"Bearer mgmt-{SECRET}", "/token": f"Bearer api-{SECRET}"}
+    renewing(fake, path, "fresh-" + SECRET)
+    result = ts_health("ready", "m", "--key-file", str(path), "--renew-key", wall=lambda: NOW)
+    assert result.code == EXIT_OK, result.err
+    assert fake.requests[0] == ("/token?type=management", f"Bearer api-{SECRET}")
+    assert ("/models/m", f"Bearer fresh-{SECRET}") in fake.requests
+    assert json.loads(path.read_text())["inference"]["key"] == "inf-" + SECRET
+
+
+def test_renew_key_leaves_a_valid_key_alone(
+    fake: FakeTorchServe, ts_health: Callable[..., Result], tmp_path: Path
+) -> None:
+    path = expiring_key_file(
+        tmp_path / "key_file.json", management_at=NOW + 600, inference_at=NOW + 600
+    )
+    result = ts_health("ready", "m", "--key-file", str(path), "--renew-key", wall=lambda: NOW)
+    assert result.code == EXIT_OK
+    assert not fake.asked("/token")
+
+
+def test_renew_key_ahead_of_expiry(
+    fake: FakeTorchServe, ts_health: Callable[..., Result], tmp_path: Path
+) -> None:
+    # Expiring within the run's own time (request + describe timeout): renewed first.
+    path = expiring_key_file(
+        tmp_path / "key_file.json", management_at=NOW + 2, inference_at=NOW + 600
+    )
+    renewing(fake, path, "fresh-" + SECRET)
+    result = ts_health("ready", "m", "--key-file", str(path), "--renew-key", wall=lambda: NOW)
+    assert result.code == EXIT_OK, result.err
+    assert fake.asked("/token?type=management")
+
+
+def test_renew_key_with_a_refused_api_key(
+    fake: FakeTorchServe, ts_health: Callable[..., Result], tmp_path: Path
+) -> None:
+    path = expiring_key_file(
+        tmp_path / "key_file.json", management_at=NOW - 1, inference_at=NOW + 60
+    )
+    fake.required = {"/token": "Bearer another"}
+    result = ts_health("ready", "m", "--key-file", str(path), "--renew-key", wall=lambda: NOW)
+    assert result.code == EXIT_USAGE
+    assert result.err.startswith(
+        f"ts-health: error: the management API at {fake.url} refused the token from the API key "
+        f"of key file {path} for GET /token?type=management"
+    )
 
 
 # -- hostile text and secrets ----------------------------------------------------------------

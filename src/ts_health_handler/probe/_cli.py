@@ -33,11 +33,12 @@ __all__ = ["build_parser", "main", "run"]
 
 EPILOG: Final = """\
 exit codes:
-  0  ok: alive / ready (degraded too with --allow-degraded)
+  0  ok: alive / ready (degraded too with --allow-degraded, saturated with
+     --allow-saturated)
   1  not ready: initializing, failing, unhealthy, saturated, degraded; /ping unhealthy;
      wait gave up
-  2  usage or configuration error: bad option, bad URL, unreadable key file, token
-     refused, unknown model
+  2  usage or configuration error: bad option, bad URL, unreadable key file, key
+     expired, token refused, unknown model
   3  unreachable: connection refused, timeout, unknown host
   4  an answer TorchServe would not give: not HTTP, not JSON, wrong shape
   5  internal error of ts-health
@@ -84,6 +85,13 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, subcommand: bool
         metavar="PATH",
         default=unset,
         help=f"TorchServe's key_file.json: management and inference keys (${ENV_KEY_FILE})",
+    )
+    group.add_argument(
+        "--renew-key",
+        action="store_true",
+        default=argparse.SUPPRESS if subcommand else False,
+        help="renew the key file's management key through TorchServe's token API (with the "
+        "API key) when it has expired or is about to; never the inference key",
     )
     group.add_argument(
         "--request-timeout",
@@ -151,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--allow-degraded",
             action="store_true",
             help="count degraded (a failing user check) as ready",
+        )
+        sub.add_argument(
+            "--allow-saturated",
+            action="store_true",
+            help="count saturated (a full job queue) as ready",
         )
 
     ping = command("ping", "server liveness: GET /ping on the inference API")

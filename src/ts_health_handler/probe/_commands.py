@@ -14,7 +14,7 @@ from .._client import TorchServeClient, Unreachable
 from .._errors import ServerError
 from .._state import InitRecord, RecordError, StateStore, read_record
 from .._text import printable
-from ._exit import ExitCode, UsageError, exit_code_for
+from ._exit import ExitCode, UsageError, exit_code_for, label_for
 from ._match import Match, match
 from ._render import health_json, health_line, status_table
 from ._settings import Settings, client_for
@@ -66,7 +66,18 @@ class Io:
         self.stderr.write(self.clean(text) + "\n")
 
     def emit(self, settings: Settings, text: str, document: dict[str, Any]) -> None:
+        """The answer, on stdout: a verdict line or table, or the JSON document."""
         self.out(json.dumps(document, indent=2) if settings.json else text)
+
+    def error(self, code: ExitCode, message: str) -> None:
+        """One error, on stderr: ``ts-health: unreachable: ...`` (also in ``--json`` mode)."""
+        self.err(f"ts-health: {label_for(code)}: {message}")
+
+    def unreachable(self, healths: Sequence[ModelHealth]) -> None:
+        """Each model that could not be asked is an error too, not only a state word."""
+        for health in healths:
+            if health.state is State.UNREACHABLE:
+                self.error(ExitCode.UNREACHABLE, health.reason)
 
 
 def read_records(settings: Settings, entry: ModelEntry) -> tuple[Match, str, str | None]:
@@ -177,14 +188,22 @@ def observe_entry(
     return assess(entry.name, entry.version, seen)
 
 
-def _exit_code(health: ModelHealth, allow_degraded: bool) -> ExitCode:
-    if health.ok(allow_degraded):
+def _ok(health: ModelHealth, settings: Settings) -> bool:
+    return health.ok(settings.allow_degraded, settings.allow_saturated)
+
+
+def _json(health: ModelHealth, settings: Settings) -> dict[str, Any]:
+    return health_json(health, settings.allow_degraded, settings.allow_saturated)
+
+
+def _exit_code(health: ModelHealth, settings: Settings) -> ExitCode:
+    if _ok(health, settings):
         return ExitCode.OK
     return ExitCode.UNREACHABLE if health.state is State.UNREACHABLE else ExitCode.NOT_READY
 
 
 def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:
-    healthy, status = client_for(settings, clock=io.clock, secrets=io.secrets).ping()
+    healthy, status = client_for(settings, clock=io.clock, wall=io.wall, secrets=io.secrets).ping()
     code = ExitCode.OK if healthy else ExitCode.NOT_READY
     word = "alive" if healthy else "unhealthy"
     io.emit(
@@ -196,13 +215,14 @@ def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:
 
 
 def cmd_ready(settings: Settings, args: argparse.Namespace, io: Io) -> int:
-    client = client_for(settings, clock=io.clock, secrets=io.secrets)
+    client = client_for(settings, clock=io.clock, wall=io.wall, secrets=io.secrets)
     health = observe(client, settings, args.model, args.version, ping_healthy=None, now=io.wall())
-    code = _exit_code(health, settings.allow_degraded)
+    code = _exit_code(health, settings)
+    io.unreachable([health])
     document = {
         "command": "ready",
         "exit_code": code,
-        "model": health_json(health, settings.allow_degraded),
+        "model": _json(health, settings),
     }
     io.emit(settings, health_line(health), document)
     return code
@@ -230,9 +250,9 @@ def ask_ping(client: TorchServeClient) -> PingResult:
     return PingResult(healthy, status, None, ExitCode.OK if healthy else ExitCode.NOT_READY)
 
 
-def status_code(ping: PingResult, results: Sequence[ModelHealth], allow_degraded: bool) -> int:
+def status_code(ping: PingResult, results: Sequence[ModelHealth], settings: Settings) -> int:
     """The exit code of ``status``: unreachable wins, then the worst of the others."""
-    codes = [ping.code, *(_exit_code(h, allow_degraded) for h in results)]
+    codes = [ping.code, *(_exit_code(h, settings) for h in results)]
     return ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
 
 
@@ -243,7 +263,7 @@ def status_document(
     answers ``/status`` with it too."""
     return {
         "command": "status",
-        "exit_code": status_code(ping, results, settings.allow_degraded),
+        "exit_code": status_code(ping, results, settings),
         "server": {
             "inference_url": settings.inference_url,
             "management_url": settings.management_url,
@@ -252,7 +272,7 @@ def status_document(
             else {"healthy": ping.healthy, "status": ping.status},
             "ping_error": ping.error,
         },
-        "models": [health_json(h, settings.allow_degraded) for h in results],
+        "models": [_json(h, settings) for h in results],
     }
 
 
@@ -275,14 +295,17 @@ def unreachable_document(settings: Settings, ping: PingResult, error: str) -> di
 def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     if args.model is None and args.version is not None:
         raise UsageError("--version needs a MODEL: ts-health status MODEL --version V")
-    client = client_for(settings, clock=io.clock, secrets=io.secrets)
+    client = client_for(settings, clock=io.clock, wall=io.wall, secrets=io.secrets)
     ping = ask_ping(client)
+    if ping.error is not None:
+        io.error(ping.code, ping.error)
     if args.model is not None:
         names: list[str] = [args.model]
     else:
         try:
             names = client.models()
         except Unreachable as exc:
+            io.error(ExitCode.UNREACHABLE, str(exc))
             io.emit(settings, f"unreachable: {exc}", unreachable_document(settings, ping, str(exc)))
             return ExitCode.UNREACHABLE
     now = io.wall()
@@ -301,6 +324,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
             results = [h for versions in pool.map(one, names) for h in versions]
     else:
         results = [h for n in names for h in one(n)]
+    io.unreachable(results)
     document = status_document(settings, ping, results)
     io.emit(settings, status_table(server_line(settings, ping), results), document)
     return int(document["exit_code"])
@@ -319,7 +343,9 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     last_error: ServerError | None = None
     while True:
         try:
-            client = client_for(settings, clock=io.clock, deadline=deadline, secrets=io.secrets)
+            client = client_for(
+                settings, clock=io.clock, deadline=deadline, wall=io.wall, secrets=io.secrets
+            )
             health = observe(
                 client, settings, args.model, args.version, ping_healthy=None, now=io.wall()
             )
@@ -332,17 +358,19 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
             stop = health.state is State.UNHEALTHY or (
                 health.state is State.FAILING and (args.fail_fast or health.held)
             )
-            if health.ok(settings.allow_degraded) or stop:
-                code = _exit_code(health, settings.allow_degraded)
+            if _ok(health, settings) or stop:
+                code = _exit_code(health, settings)
                 return _wait_done(settings, io, code, health_line(health), waited, health)
         if io.clock() >= deadline:
             break
         io.sleep(max(0.0, min(args.interval, deadline - io.clock())))
     if last is not None:
-        reason, code = health_line(last), _exit_code(last, settings.allow_degraded)
+        reason, code = health_line(last), _exit_code(last, settings)
+        io.unreachable([last])
     else:
         assert last_error is not None
         reason, code = str(last_error), exit_code_for(last_error)
+        io.error(code, reason)
     text = f"timed out after {args.timeout:g} s waiting for model {args.model}: {reason}"
     return _wait_done(settings, io, code, text, waited, last)
 
@@ -355,7 +383,7 @@ def _wait_done(
         "exit_code": code,
         "waited_s": round(waited, 3),
         "reason": text,
-        "model": None if health is None else health_json(health, settings.allow_degraded),
+        "model": None if health is None else _json(health, settings),
     }
     io.emit(settings, f"{text} (after {waited:.1f} s)" if code == ExitCode.OK else text, document)
     return code

@@ -15,14 +15,16 @@ def health_line(health: ModelHealth) -> str:
     return f"{health.state.value}: model {health.model} {health.version}: {health.reason}"
 
 
-def health_json(health: ModelHealth, allow_degraded: bool = False) -> dict[str, Any]:
+def health_json(
+    health: ModelHealth, allow_degraded: bool = False, allow_saturated: bool = False
+) -> dict[str, Any]:
     """One model version in ``--json`` output (fields in ``docs/probe.md``)."""
     data: dict[str, Any] = {
         "model": health.model,
         "version": health.version,
         "default": health.default,
         "state": health.state.value,
-        "ok": health.ok(allow_degraded),
+        "ok": health.ok(allow_degraded, allow_saturated),
         "reason": health.reason,
     }
     seen = health.observation

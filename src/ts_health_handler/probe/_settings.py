@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from .._answers import Keys
+from .._answers import KeyFileError, Keys
 from .._client import Api, TorchServeClient
 from .._state import ENV_STATE_DIR, resolve_state_dir
 from ._exit import UsageError
@@ -51,6 +51,10 @@ class Settings:
     state_dir: Path
     json: bool
     allow_degraded: bool
+    #: Count ``saturated`` (a full job queue) as ready.
+    allow_saturated: bool = False
+    #: Renew an expired (or about to expire) management key through TorchServe's token API.
+    renew_key: bool = False
 
     def __repr__(self) -> str:  # never show the token
         return f"Settings({self.inference_url!r}, {self.management_url!r}, ...)"
@@ -61,32 +65,72 @@ def client_for(
     *,
     clock: Callable[[], float] = time.monotonic,
     deadline: float | None = None,
+    wall: Callable[[], float] = time.time,
     secrets: set[str] | None = None,
 ) -> TorchServeClient:
     """A :class:`TorchServeClient` with the tokens the settings name (a key file is read now).
+
+    With :attr:`Settings.renew_key`, a management key that has expired, or would expire within
+    this run's own time (request plus describe timeout), is renewed first with the key file's
+    API key. The inference key is never renewed: clients of the inference API hold it.
 
     Args:
         secrets: the keys read are added to it, so that output can redact them.
 
     Raises:
-        KeyFileError: the key file cannot be read or lacks a key.
+        KeyFileError: the key file cannot be read, lacks a key, or (renewing) the API key.
+        Refused: TorchServe refused the API key. Unreachable, BadAnswer: while renewing.
     """
     management_token = inference_token = settings.token
     source = settings.token_source
+    keys: Keys | None = None
     if not settings.token and settings.key_file:
         keys = Keys.from_key_file(settings.key_file)
-        management_token, inference_token = keys.management, keys.inference
         source = f"key file {settings.key_file}"
         if secrets is not None:
             secrets.update(k for k in (keys.management, keys.inference, keys.api) if k)
+        margin = settings.request_timeout + settings.describe_timeout
+        expires = keys.management_expires_at
+        if settings.renew_key and expires is not None and expires - wall() <= margin:
+            if keys.api is None:
+                raise KeyFileError(
+                    f"key file {settings.key_file} has no API key: cannot renew the management key"
+                )
+            renewer = TorchServeClient(
+                Api("inference API", settings.inference_url),
+                Api("management API", settings.management_url),
+                token_source=f"the API key of {source}",
+                request_timeout=settings.request_timeout,
+                clock=clock,
+                deadline=deadline,
+                wall=wall,
+            )
+            renewer.renew_key("management", keys.api)
+            keys = Keys.from_key_file(settings.key_file)
+        management_token, inference_token = keys.management, keys.inference
+        if secrets is not None:
+            secrets.update(k for k in (keys.management, keys.inference) if k)
     return TorchServeClient(
-        Api("inference API", settings.inference_url, inference_token),
-        Api("management API", settings.management_url, management_token),
+        Api(
+            "inference API",
+            settings.inference_url,
+            inference_token,
+            expires_at=keys.inference_expires_at if keys else None,
+            key_type="inference" if keys else None,
+        ),
+        Api(
+            "management API",
+            settings.management_url,
+            management_token,
+            expires_at=keys.management_expires_at if keys else None,
+            key_type="management" if keys else None,
+        ),
         token_source=source,
         request_timeout=settings.request_timeout,
         describe_timeout=settings.describe_timeout,
         clock=clock,
         deadline=deadline,
+        wall=wall,
     )
 
 
@@ -188,4 +232,6 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
         state_dir=resolve_state_dir(state_dir),
         json=bool(args.json),
         allow_degraded=bool(getattr(args, "allow_degraded", False)),
+        allow_saturated=bool(getattr(args, "allow_saturated", False)),
+        renew_key=bool(getattr(args, "renew_key", False)),
     )
