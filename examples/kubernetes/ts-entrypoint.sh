@@ -11,13 +11,24 @@
 #
 # Arguments go to `torchserve --start --foreground`, e.g.
 #   ts-entrypoint --ts-config /home/model-server/config/config.properties --ncs
+#
+# With TS_HEALTH_SERVE_LISTEN set (e.g. 0.0.0.0:8090) it also runs `ts-health serve` there, with
+# the extra options in TS_HEALTH_SERVE_ARGS, for the kubelet's httpGet startup and readiness
+# probes; it is stopped after TorchServe.
 set -uo pipefail
 
 log() { echo "ts-entrypoint: $*" >&2; }
 
 launcher=""
+health=""
 stopping=""
 stopped=""
+stop_health() {
+  if [ -n "$health" ] && kill -0 "$health" 2>/dev/null; then
+    kill -TERM "$health" 2>/dev/null
+    wait "$health" 2>/dev/null
+  fi
+}
 stop_torchserve() {
   [ -z "$stopped" ] || return 0
   stopped=1
@@ -41,6 +52,13 @@ trap 'on_signal SIGINT' INT
 torchserve --start --foreground "$@" &
 launcher=$!
 log "started TorchServe (launcher pid $launcher)"
+if [ -n "${TS_HEALTH_SERVE_LISTEN:-}" ]; then
+  # Word splitting of TS_HEALTH_SERVE_ARGS is intended: it holds options.
+  # shellcheck disable=SC2086
+  ts-health serve --listen "$TS_HEALTH_SERVE_LISTEN" ${TS_HEALTH_SERVE_ARGS:-} &
+  health=$!
+  log "started ts-health serve on $TS_HEALTH_SERVE_LISTEN (pid $health)"
+fi
 [ -z "$stopping" ] || stop_torchserve
 
 # A trapped signal ends `wait` early: wait again until the launcher has really exited.
@@ -49,6 +67,7 @@ while kill -0 "$launcher" 2>/dev/null; do
   wait "$launcher"
   status=$?
 done
+stop_health
 if [ -n "$stopping" ]; then
   log "TorchServe stopped after $stopping"
   exit 0

@@ -10,6 +10,7 @@ the grace period a stop must stay within (that is the kubelet's rule, not a goal
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from dockerfile import instructions, one
 from example_archive import archive_example
 from kubelet import Image, Pod, running
 from ts_health_handler._answers import parse_instant
+from ts_health_handler.testing import wait_for
 
 # Each scenario starts a TorchServe of its own: before the shared server (conftest.py).
 pytestmark = [pytest.mark.integration, pytest.mark.own_server]
@@ -103,6 +105,17 @@ def _deployment(path: Path) -> dict[str, Any]:
     return next(d for d in yaml.safe_load_all(path.read_text()) if d and d["kind"] == "Deployment")
 
 
+def health_json(pod: Pod, container: Any, path: str) -> Any:
+    """GET ``path`` of the pod's ts-health serve (its ``health`` port), as JSON."""
+    port = pod.sandbox.port(container.port_number("health"))
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("GET", path)
+        return json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+
+
 def show(pod: Pod, title: str) -> None:
     print("\n" + pod.timeline(title))
 
@@ -112,7 +125,9 @@ def test_healthy_pod_becomes_ready_and_stops_gracefully_on_sigterm(tmp_path: Pat
     with running(pod):
         (container,) = pod.containers
         pod.wait_for(lambda: pod.ready, timeout=120, what="Ready")
-        assert pod.seen("torchserve readiness", "ok   exit 0: ready: model my_model 1.0")
+        # Readiness asks ts-health serve (started by ts-entrypoint) over HTTP.
+        assert pod.seen("torchserve readiness", 'ok   GET /ready 200 { "ready": true')
+        assert pod.seen("torchserve startup", "ok   GET /live 200")
         # Pod deletion: SIGTERM to PID 1 (ts-entrypoint), which stops TorchServe.
         ((took, graceful),) = pod.delete()
         show(pod, "healthy, then deleted (SIGTERM to PID 1)")
@@ -137,6 +152,15 @@ def test_broken_model_is_never_ready_and_liveness_restarts_it(tmp_path: Path) ->
     )
     with running(pod):
         (container,) = pod.containers
+
+        # The health server names the failure (the kubelet's view of the body is clipped).
+        def failure_named() -> Any:
+            seen = health_json(pod, container, "/v2/models/my_model/ready")
+            return seen if "InitializationError" in seen.get("reason", "") else None
+
+        failing = wait_for(failure_named, timeout=60, what="the model's failure on serve")
+        assert failing["ready"] is False
+        assert failing["state"] in ("failing", "unhealthy")
         pod.wait_for(
             lambda: container.generation >= 2 and container.started,
             timeout=180,
@@ -149,7 +173,7 @@ def test_broken_model_is_never_ready_and_liveness_restarts_it(tmp_path: Path) ->
         assert not pod.seen("torchserve", "Ready: added")
         # Startup only waited for the frontend; the model's failure is readiness' news...
         assert pod.seen("torchserve", "started (startup probe succeeded)")
-        assert pod.seen("torchserve readiness", "InitializationError")
+        assert pod.seen("torchserve readiness", "FAIL GET /ready 503")
         # ... until TorchServe's retry window passed and /ping said so.
         assert pod.seen("torchserve liveness", "GET /ping 500")
 
@@ -160,6 +184,8 @@ def test_failing_health_check_keeps_the_pod_ready_and_alive(tmp_path: Path) -> N
         (container,) = pod.containers
         pod.wait_for(lambda: pod.ready, timeout=120, what="Ready")
         ready_at = time.monotonic() - pod.begin
+        # What the health server makes of the model (the kubelet only sees 200 on /ready).
+        degraded = health_json(pod, container, "/v2/models/my_model/ready")
         pod.wait_for(
             lambda: len([e for e in pod.seen("torchserve liveness", "ok") if e.at > ready_at]) >= 2,
             timeout=60,
@@ -168,7 +194,9 @@ def test_failing_health_check_keeps_the_pod_ready_and_alive(tmp_path: Path) -> N
         pod.delete()
         show(pod, "degraded: health_check() fails")
         # Readiness policy: degraded stays in the Service; liveness never minds.
-        assert pod.seen("torchserve readiness", "ok   exit 0: degraded: model my_model")
+        assert pod.seen("torchserve readiness", 'ok   GET /ready 200 { "ready": true')
+        assert degraded["state"] == "degraded", degraded
+        assert degraded["ready"] is True, degraded
         assert not pod.seen("torchserve", "not Ready")
         assert not pod.seen("torchserve readiness", "FAIL")
         assert container.restarts == 0

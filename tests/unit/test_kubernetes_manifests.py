@@ -35,6 +35,9 @@ KNOWN_ENV = {
     probe.ENV_REQUEST_TIMEOUT,
     probe.ENV_DESCRIBE_TIMEOUT,
     probe.ENV_STATE_DIR,
+    # ts-entrypoint starts `ts-health serve --listen $TS_HEALTH_SERVE_LISTEN $TS_HEALTH_SERVE_ARGS`.
+    "TS_HEALTH_SERVE_LISTEN",
+    "TS_HEALTH_SERVE_ARGS",
 }
 
 
@@ -117,7 +120,44 @@ def test_every_probe_command_is_accepted() -> None:
                 worst += args.describe_timeout or probe.DEFAULT_DESCRIBE_TIMEOUT
             assert worst < spec.get("timeoutSeconds", 1), (where, kind, worst)
             checked += 1
-    assert checked >= 4
+    assert checked >= 3
+
+
+def serve_command(container: dict[str, Any]) -> list[str] | None:
+    """The ``ts-health serve`` command line ts-entrypoint runs for this container, if any."""
+    env = {item["name"]: item.get("value", "") for item in container.get("env", [])}
+    if "TS_HEALTH_SERVE_LISTEN" not in env:
+        return None
+    return [
+        "serve",
+        "--listen",
+        env["TS_HEALTH_SERVE_LISTEN"],
+        *env["TS_HEALTH_SERVE_ARGS"].split(),
+    ]
+
+
+def test_the_health_server_command_is_accepted_and_its_port_declared() -> None:
+    parser = probe.build_parser()
+    served = 0
+    for where, container in all_containers():
+        command = serve_command(container)
+        if command is None:
+            continue
+        try:
+            args = parser.parse_args(command)
+        except SystemExit as exc:
+            pytest.fail(f"{where}: ts-health rejects {command} (exit {exc.code})")
+        port = int(args.listen.rsplit(":", 1)[1])
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["health"] == port, where
+        for kind in ("startupProbe", "readinessProbe"):
+            get = container[kind].get("httpGet")
+            assert get is not None, (where, kind)
+            assert get["port"] == "health", (where, kind)
+            # answered from the last observation: well within the kubelet's timeout
+            assert container[kind]["timeoutSeconds"] >= 1, (where, kind)
+        served += 1
+    assert served >= 1  # the production Deployment
 
 
 def test_each_container_has_all_three_probes() -> None:
@@ -220,12 +260,26 @@ def test_deployment_probes_use_the_addresses_torchserve_listens_on(name: str) ->
 
 
 def probe_question(spec: dict[str, Any]) -> str:
-    """``ping``, ``ready``, ``metrics`` or ``tcp``: what a probe asks."""
+    """``ping``, ``ready``, ``metrics`` or ``tcp``: what a probe asks (ts-health serve's
+    ``/live`` is TorchServe's ``/ping``, its ``/ready`` is ``ts-health ready``)."""
     if "exec" in spec:
         return str(spec["exec"]["command"][1])
     if "httpGet" in spec:
-        return {"/ping": "ping", "/metrics": "metrics"}[spec["httpGet"]["path"]]
+        paths = {"/ping": "ping", "/metrics": "metrics", "/live": "ping", "/ready": "ready"}
+        return paths[spec["httpGet"]["path"]]
     return "tcp"
+
+
+def readiness_options(container: dict[str, Any]) -> list[str]:
+    """The options the readiness probe's verdict is given: its exec command, or the health
+    server's when it is an httpGet of ``/ready``."""
+    spec = container["readinessProbe"]
+    if "exec" in spec:
+        return list(spec["exec"]["command"])
+    command = serve_command(container)
+    assert command is not None
+    assert spec["httpGet"]["path"] == "/ready"
+    return ["ts-health", "ready", *command[3:]]
 
 
 def test_readiness_policy_and_startup_budget() -> None:
@@ -233,7 +287,7 @@ def test_readiness_policy_and_startup_budget() -> None:
     for where, container in all_containers():
         if "ServingRuntime" in where:
             continue
-        readiness = container["readinessProbe"]["exec"]["command"]
+        readiness = readiness_options(container)
         # Out of the Service only when the pod cannot serve: degraded and saturated stay in.
         assert readiness[1] == "ready", where
         assert "--allow-degraded" in readiness, where

@@ -276,3 +276,13 @@ def test_odd_model_names_url_encoded(name: str, path: str) -> None:
 
 def test_query_strings_are_ignored() -> None:
     assert ask(snapshot(READY), "/ready?verbose=1")[0] == 200
+
+
+def test_allow_saturated_counts_a_full_queue_as_ready_as_ts_health_ready_does() -> None:
+    # The production Deployment's readiness policy: a busy pod still serves.
+    snap = snapshot(("m", (health("m", remaining=0),)))
+    allowing = options(allow_saturated=True)
+    assert ask(snap, "/ready", opts=allowing)[0] == 200
+    assert ask(snap, "/v2/models/m/ready", opts=allowing)[0] == 200
+    failing = snapshot(("m", (health("m", status=FAILING_STATUS, remaining=0),)))
+    assert ask(failing, "/ready", opts=allowing)[0] == 503  # never a held failure

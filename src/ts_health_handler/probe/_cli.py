@@ -226,6 +226,11 @@ def _add_serve(serve: argparse.ArgumentParser) -> None:
         help="count degraded (a failing user check) as ready",
     )
     serve.add_argument(
+        "--allow-saturated",
+        action="store_true",
+        help="count saturated (a full job queue) as ready",
+    )
+    serve.add_argument(
         "--auth-token-file",
         metavar="PATH",
         help="bearer token required for /status, /metrics and / ($TS_HEALTH_SERVE_TOKEN)",

@@ -73,7 +73,7 @@ def _verdicts(
             h.version,
             h.state.value,
             stale_text(age) if stale else h.reason,
-            h.ok(allow_degraded) and not stale,
+            h.ok(allow_degraded, options.allow_saturated) and not stale,
             h.default,
         )
         for h in seen.healths
