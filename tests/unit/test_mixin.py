@@ -15,6 +15,11 @@ from typing import Any
 
 import jsonschema
 import pytest
+
+pytest.importorskip(
+    "ts", reason="needs torchserve (the ts package): pip install torchserve==0.12.0"
+)
+
 from ts.metrics.metric_type_enum import MetricTypes
 from ts.utils.util import PredictionException
 

@@ -261,7 +261,8 @@ def blocking() -> Iterator[BlockingCheck]:
     check = BlockingCheck()
     yield check
     check.release.set()
-    assert check.finished.wait(timeout=30)
+    # A check that ran must end once released (a test skipped before it ran has none).
+    assert check.calls == 0 or check.finished.wait(timeout=30)
 
 
 def test_slow_check_times_out_and_is_not_started_twice(

@@ -14,6 +14,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
+pytest.importorskip(
+    "ts", reason="needs torchserve (the ts package): pip install torchserve==0.12.0"
+)
+
 from ts.metrics.metric_type_enum import MetricTypes
 
 from ts_health_handler import HealthStatus, InferenceError, InitializationError, InitPhase
