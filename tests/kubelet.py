@@ -48,6 +48,8 @@ from typing import Any
 
 import yaml
 
+from ts_health_handler._runner import _free_ports as free_ports
+
 PROBE_KINDS = ("startupProbe", "readinessProbe", "livenessProbe")
 #: The kubelet's crash-loop back-off: 10 s, doubling, at most 300 s.
 BACKOFF_S = 10.0
@@ -105,17 +107,6 @@ class Event:
 
     def line(self) -> str:
         return f"{self.at:7.1f} s  {self.source:<22} {self.text}"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [int(sock.getsockname()[1]) for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 class Sandbox:

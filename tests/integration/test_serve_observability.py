@@ -12,8 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,6 +22,8 @@ import pytest
 import yaml
 
 from serve_support import eventually, get, options, settings_for
+from ts_health_handler._runner import _free_ports as free_ports
+from ts_health_handler._runner import _stop as stop_group
 from ts_health_handler.serve import HealthApp
 from ts_health_handler.testing import TorchServe
 
@@ -45,12 +45,6 @@ def need(tool: str) -> str:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def process_group(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Run ``command`` in a session of its own; stop exactly that process group on exit."""
@@ -61,14 +55,7 @@ def process_group(command: list[str], log: Path) -> Iterator[subprocess.Popen[by
     try:
         yield process
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_group(process)  # the process group started here: SIGTERM, then SIGKILL
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +115,7 @@ def test_prometheus_scrapes_and_the_failing_alert_carries_the_reason(
         "scrape_configs": [{"job_name": "ts-health", "static_configs": [{"targets": [target]}]}],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config), encoding="utf-8")
-    port = free_port()
+    [port] = free_ports(1)
     command = [
         prometheus,
         f"--config.file={tmp_path / 'prometheus.yml'}",

@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ts_health_handler._runner import _free_ports
+from ts_health_handler._runner import _stop as stop_group
+
 pytestmark = pytest.mark.integration
 
 SERVE_SH = Path(__file__).resolve().parents[2] / "examples" / "empty_model" / "serve.sh"
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 @pytest.mark.own_server
@@ -83,11 +72,4 @@ def test_serve_sh_exports_the_state_dir_it_prints(tmp_path: Path) -> None:
         (model,) = json.loads(status.stdout)["models"]
         assert model["initialization"]["phase"] == "ready", model
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_group(process)  # the process group started here: SIGTERM, then SIGKILL
