@@ -6,23 +6,26 @@ anything kept in memory dies with the worker. The record survives it: workers up
 its transitions (:meth:`InitRecord.started`, :meth:`~InitRecord.succeeded`,
 :meth:`~InitRecord.failed`, :meth:`~InitRecord.interrupted`) are the only places it changes.
 
-Identity (``_identity``): a record belongs to one server (``server``) and to the worker
-threads of one registration (``workers``, by TorchServe's worker id). A worker thread it never
-had, starting while none of its workers is alive, is a new registration: the record starts
-over and keeps a summary of the one before in ``previous``. Standard library only.
+Identity (``_identity``): a record belongs to one server (``server``) and keeps a run per
+TorchServe worker thread (``workers``, by worker id). Worker ids are ports from a counter that
+only grows on one server, so a run never mixes two registrations. Which runs make up the
+registration served now is not known inside a worker, and it is not guessed from the order in
+which workers start: the reader asks TorchServe (``GET /models/{name}`` lists the worker threads
+of the registration) and narrows the record with ``_registration.narrow``. The
+record-level counters are of every registration of the version on this server. Standard
+library only.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Final
 
-from ._errors import HealthError
+from ._record_fields import RecordError, field, mapping, seconds
+from ._record_fields import phase as read_phase
 from ._states import InitPhase
 from ._text import clip
 
@@ -44,18 +47,8 @@ READABLE_VERSIONS: Final = (1, 2)
 RECENT_ERRORS: Final = 5
 #: Longest message kept in a record, in characters.
 MESSAGE_LIMIT: Final = 2000
-
-
-class RecordError(HealthError):
-    """A persisted record is missing fields, has wrong types or is not JSON.
-
-    Attributes:
-        path: the record file.
-    """
-
-    def __init__(self, path: Path | str, reason: str) -> None:
-        self.path: Final = str(path)
-        super().__init__(f"unreadable health record {self.path}: {reason}")
+#: Worker threads a record keeps (the most recently started); older ones are history.
+MAX_RUNS: Final = 32
 
 
 def utc_iso(timestamp: float) -> str:
@@ -93,14 +86,14 @@ class ErrorInfo:
     @classmethod
     def from_json(cls, raw: Any, where: str, name: str = "error") -> ErrorInfo:
         """Parse one error; ``name`` (e.g. ``recent_errors[2]``) is named in any complaint."""
-        data = _mapping(raw, where, name)
+        data = mapping(raw, where, name)
         prefix = f"{name}."
         return cls(
-            type=_field(data, "type", str, where, prefix=prefix),
-            message=_field(data, "message", str, where, prefix=prefix),
-            at=_field(data, "at", str, where, prefix=prefix),
-            attempt=_field(data, "attempt", int, where, prefix=prefix),
-            traceback=_field(
+            type=field(data, "type", str, where, prefix=prefix),
+            message=field(data, "message", str, where, prefix=prefix),
+            at=field(data, "at", str, where, prefix=prefix),
+            attempt=field(data, "attempt", int, where, prefix=prefix),
+            traceback=field(
                 data, "traceback", (str, type(None)), where, default=None, prefix=prefix
             ),
         )
@@ -117,25 +110,45 @@ class WorkerRun:
     first_started_at: str
     last_started_at: str
     last_error: ErrorInfo | None = None
+    failures: int = 0
+    consecutive_failures: int = 0
+    first_failure_at: str | None = None
+    last_finished_at: str | None = None
+
+    @property
+    def last_activity(self) -> str:
+        """When this thread last started or finished an attempt (ISO 8601, sortable)."""
+        return max(self.last_started_at, self.last_finished_at or "")
 
     def to_json(self) -> dict[str, Any]:
         return _with_phase(self)
 
     @classmethod
     def from_json(cls, raw: Any, where: str, name: str) -> WorkerRun:
-        data = _mapping(raw, where, name)
+        data = mapping(raw, where, name)
         prefix = f"{name}."
         error = data.get("last_error")
+        optional_str = (str, type(None))
         return cls(
-            id=_field(data, "id", str, where, prefix=prefix),
-            pid=_field(data, "pid", (int, type(None)), where, prefix=prefix),
-            phase=_phase(_field(data, "phase", str, where, prefix=prefix), where),
-            attempts=_field(data, "attempts", int, where, prefix=prefix),
-            first_started_at=_field(data, "first_started_at", str, where, prefix=prefix),
-            last_started_at=_field(data, "last_started_at", str, where, prefix=prefix),
+            id=field(data, "id", str, where, prefix=prefix),
+            pid=field(data, "pid", (int, type(None)), where, prefix=prefix),
+            phase=read_phase(field(data, "phase", str, where, prefix=prefix), where),
+            attempts=field(data, "attempts", int, where, prefix=prefix),
+            first_started_at=field(data, "first_started_at", str, where, prefix=prefix),
+            last_started_at=field(data, "last_started_at", str, where, prefix=prefix),
             last_error=None
             if error is None
             else ErrorInfo.from_json(error, where, f"{prefix}last_error"),
+            failures=field(data, "failures", int, where, default=0, prefix=prefix),
+            consecutive_failures=field(
+                data, "consecutive_failures", int, where, default=0, prefix=prefix
+            ),
+            first_failure_at=field(
+                data, "first_failure_at", optional_str, where, default=None, prefix=prefix
+            ),
+            last_finished_at=field(
+                data, "last_finished_at", optional_str, where, default=None, prefix=prefix
+            ),
         )
 
 
@@ -154,13 +167,13 @@ class Previous:
 
     @classmethod
     def from_json(cls, raw: Any, where: str) -> Previous:
-        data = _mapping(raw, where, "previous")
+        data = mapping(raw, where, "previous")
         error = data.get("last_error")
         return cls(
-            attempts=_field(data, "attempts", int, where, prefix="previous."),
-            failures=_field(data, "failures", int, where, prefix="previous."),
-            phase=_phase(_field(data, "phase", str, where, prefix="previous."), where),
-            ended_at=_field(data, "ended_at", (str, type(None)), where, prefix="previous."),
+            attempts=field(data, "attempts", int, where, prefix="previous."),
+            failures=field(data, "failures", int, where, prefix="previous."),
+            phase=read_phase(field(data, "phase", str, where, prefix="previous."), where),
+            ended_at=field(data, "ended_at", (str, type(None)), where, prefix="previous."),
             last_error=None
             if error is None
             else ErrorInfo.from_json(error, where, "previous.last_error"),
@@ -169,7 +182,10 @@ class Previous:
 
 @dataclass(frozen=True)
 class InitRecord:
-    """Initialization history of one registration of a model version on one server."""
+    """Initialization history of a model version on one server, a run per worker thread.
+
+    Narrowed to the registration TorchServe describes by ``_registration.narrow``.
+    """
 
     model_name: str
     model_version: str
@@ -188,9 +204,10 @@ class InitRecord:
     server: str | None = None
     worker_pid: int | None = None
     updated_at: str | None = None
-    #: The registration's worker threads, by TorchServe's worker id.
+    #: The worker threads, by TorchServe's worker id (at most :data:`MAX_RUNS`).
     workers: tuple[WorkerRun, ...] = ()
-    #: The registration this record started over from, on the same server.
+    #: The earlier registrations: set on a record narrowed by ``_registration.narrow`` (and
+    #: read from records of schema 2, which started over on the worker side).
     previous: Previous | None = None
     schema_version: int = RECORD_SCHEMA_VERSION
 
@@ -215,27 +232,13 @@ class InitRecord:
     ) -> InitRecord:
         """A worker entered ``initialize()``.
 
-        Another server's record, or a new registration (a worker thread this registration
-        never had, while none of its workers is alive), starts a new record. An earlier
-        attempt of the same worker still marked ``initializing`` whose process is gone
-        (``worker_alive`` says so) never reached a result: TorchServe's ``startupTimeout``, the
-        OOM killer or a signal ended it. It is counted as a failure first, so it is not lost.
+        Another server's record starts a new record. An earlier attempt of the same worker
+        still marked ``initializing`` whose process is gone (``worker_alive`` says so) never
+        reached a result: TorchServe's ``startupTimeout``, the OOM killer or a signal ended
+        it. It is counted as a failure first, so it is not lost.
         """
         if previous is None or previous.server != server:
             previous = cls(model_name, model_version, InitPhase.INITIALIZING, server=server)
-        elif (
-            worker_id is not None
-            and previous.workers
-            and previous.run(worker_id) is None
-            and not any(r.pid is not None and worker_alive(r.pid) for r in previous.workers)
-        ):
-            previous = cls(
-                model_name,
-                model_version,
-                InitPhase.INITIALIZING,
-                server=server,
-                previous=previous.summary(),
-            )
         run = previous.run(worker_id)
         last_pid = previous.worker_pid if run is None else run.pid
         last_phase = previous.phase if run is None else run.phase
@@ -259,8 +262,18 @@ class InitRecord:
                 first_started_at=stamp if run is None else run.first_started_at,
                 last_started_at=stamp,
                 last_error=None if run is None else run.last_error,
+                failures=0 if run is None else run.failures,
+                consecutive_failures=0 if run is None else run.consecutive_failures,
+                first_failure_at=None if run is None else run.first_failure_at,
+                last_finished_at=None if run is None else run.last_finished_at,
             )
-            workers = (*(r for r in workers if r.id != worker_id), started)
+            others = [r for r in workers if r.id != worker_id]
+            if len(others) >= MAX_RUNS:
+                dropped = sorted(others, key=lambda r: r.last_started_at)[
+                    : len(others) - MAX_RUNS + 1
+                ]
+                others = [r for r in others if r not in dropped]
+            workers = (*others, started)
         return dataclasses.replace(
             previous,
             phase=InitPhase.INITIALIZING,
@@ -319,7 +332,14 @@ class InitRecord:
         """A worker's ``initialize()`` returned."""
         return dataclasses.replace(
             self,
-            workers=self._with_run(worker_id, phase=InitPhase.READY, pid=worker_pid),
+            workers=self._with_run(
+                worker_id,
+                phase=InitPhase.READY,
+                pid=worker_pid,
+                consecutive_failures=0,
+                first_failure_at=None,
+                last_finished_at=utc_iso(now),
+            ),
             phase=InitPhase.READY,
             consecutive_failures=0,
             attempts_to_ready=self.consecutive_failures + 1,
@@ -341,10 +361,18 @@ class InitRecord:
     ) -> InitRecord:
         """A worker's ``initialize()`` raised ``error``."""
         brief = dataclasses.replace(error, traceback=None)
+        run = self.run(worker_id)
         return dataclasses.replace(
             self,
             workers=self._with_run(
-                worker_id, phase=InitPhase.FAILED, pid=worker_pid, last_error=brief
+                worker_id,
+                phase=InitPhase.FAILED,
+                pid=worker_pid,
+                last_error=brief,
+                failures=0 if run is None else run.failures + 1,
+                consecutive_failures=0 if run is None else run.consecutive_failures + 1,
+                first_failure_at=error.at if run is None else run.first_failure_at or error.at,
+                last_finished_at=utc_iso(now),
             ),
             phase=InitPhase.FAILED,
             failures=self.failures + 1,
@@ -372,41 +400,41 @@ class InitRecord:
     @classmethod
     def from_json(cls, raw: Any, where: str = "record") -> InitRecord:
         """Parse a record; raise :class:`RecordError` naming the first bad field."""
-        data = _mapping(raw, where)
-        version = _field(data, "schema_version", int, where)
+        data = mapping(raw, where)
+        version = field(data, "schema_version", int, where)
         if version not in READABLE_VERSIONS:
             raise RecordError(
                 where, f"schema_version {version!r}, expected {RECORD_SCHEMA_VERSION}"
             )
-        parsed_phase = _phase(_field(data, "phase", str, where), where)
-        workers = _field(data, "workers", list, where, default=[])
+        parsed_phase = read_phase(field(data, "phase", str, where), where)
+        workers = field(data, "workers", list, where, default=[])
         previous = data.get("previous")
         optional_int = (int, type(None))
         optional_str = (str, type(None))
         last_error = data.get("last_error")
-        recent = _field(data, "recent_errors", list, where, default=[])
-        duration = _field(data, "last_duration_s", (int, float, type(None)), where, default=None)
+        recent = field(data, "recent_errors", list, where, default=[])
+        duration = field(data, "last_duration_s", (int, float, type(None)), where, default=None)
         return cls(
-            model_name=_field(data, "model_name", str, where),
-            model_version=_field(data, "model_version", str, where),
+            model_name=field(data, "model_name", str, where),
+            model_version=field(data, "model_version", str, where),
             phase=parsed_phase,
-            attempts=_field(data, "attempts", int, where),
-            failures=_field(data, "failures", int, where),
-            consecutive_failures=_field(data, "consecutive_failures", int, where),
-            attempts_to_ready=_field(data, "attempts_to_ready", optional_int, where, default=None),
-            first_failure_at=_field(data, "first_failure_at", optional_str, where, default=None),
-            last_started_at=_field(data, "last_started_at", optional_str, where, default=None),
-            last_finished_at=_field(data, "last_finished_at", optional_str, where, default=None),
-            last_duration_s=_seconds(duration, where),
+            attempts=field(data, "attempts", int, where),
+            failures=field(data, "failures", int, where),
+            consecutive_failures=field(data, "consecutive_failures", int, where),
+            attempts_to_ready=field(data, "attempts_to_ready", optional_int, where, default=None),
+            first_failure_at=field(data, "first_failure_at", optional_str, where, default=None),
+            last_started_at=field(data, "last_started_at", optional_str, where, default=None),
+            last_finished_at=field(data, "last_finished_at", optional_str, where, default=None),
+            last_duration_s=seconds(duration, where),
             last_error=None
             if last_error is None
             else ErrorInfo.from_json(last_error, where, "last_error"),
             recent_errors=tuple(
                 ErrorInfo.from_json(e, where, f"recent_errors[{i}]") for i, e in enumerate(recent)
             ),
-            server=_field(data, "server", optional_str, where, default=None),
-            worker_pid=_field(data, "worker_pid", optional_int, where, default=None),
-            updated_at=_field(data, "updated_at", optional_str, where, default=None),
+            server=field(data, "server", optional_str, where, default=None),
+            worker_pid=field(data, "worker_pid", optional_int, where, default=None),
+            updated_at=field(data, "updated_at", optional_str, where, default=None),
             workers=tuple(
                 WorkerRun.from_json(w, where, f"workers[{i}]") for i, w in enumerate(workers)
             ),
@@ -414,66 +442,8 @@ class InitRecord:
         )
 
 
-_MISSING: Final = object()
-
-
-def _mapping(raw: Any, where: str, name: str = "") -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        if name:
-            raise RecordError(where, f"field {name!r} is {type(raw).__name__}, expected an object")
-        raise RecordError(where, f"expected a JSON object, got {type(raw).__name__}")
-    return raw
-
-
-def _field(
-    data: Mapping[str, Any],
-    key: str,
-    kind: Any,
-    where: str,
-    default: Any = _MISSING,
-    prefix: str = "",
-) -> Any:
-    key_name = prefix + key
-    if key not in data:
-        if default is _MISSING:
-            raise RecordError(where, f"missing field {key_name!r}")
-        return default
-    value = data[key]
-    kinds = kind if isinstance(kind, tuple) else (kind,)
-    # bool is an int subclass; a record never stores booleans in these fields.
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
-        raise RecordError(where, f"field {key_name!r} is {shown}, expected {expected}")
-    return value
-
-
-def _seconds(value: int | float | None, where: str) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except OverflowError:  # a JSON integer beyond a float's range
-        seconds = math.inf
-    if not math.isfinite(seconds) or seconds < 0:
-        raise RecordError(where, "field 'last_duration_s' is not a finite number of seconds >= 0")
-    return seconds
-
-
 def _with_phase(value: WorkerRun | Previous) -> dict[str, Any]:
     """A run or a summary as JSON: ``asdict`` (nested errors included), the phase as its word."""
     data = dataclasses.asdict(value)
     data["phase"] = value.phase.value
     return data
-
-
-def _phase(value: str, where: str) -> InitPhase:
-    try:
-        return InitPhase(value)
-    except ValueError:
-        allowed = ", ".join(p.value for p in InitPhase)
-        raise RecordError(where, f"phase {value!r}, expected one of {allowed}") from None
-
-
-RecordError.__module__ = "ts_health_handler"

@@ -207,7 +207,8 @@ class Tracker:
             )
         )
         if self._record is not None:
-            self._attempt = self._record.attempts
+            run = self._record.run(identity.worker)
+            self._attempt = self._record.attempts if run is None else run.attempts
         return started, config_error
 
     def _succeeded(self, started: float) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ts_health_handler._answers import ModelEntry, Worker
+from ts_health_handler._record import MAX_RUNS
+from ts_health_handler._registration import narrow
 from ts_health_handler._state import ErrorInfo, InitPhase, InitRecord, utc_iso
 from ts_health_handler.probe import Observation, State, assess
 from ts_health_handler.probe._match import match
@@ -54,31 +56,93 @@ def test_retries_of_one_worker_thread_continue_the_streak() -> None:
     assert run.last_error.message == "b"
 
 
-def test_a_new_worker_thread_with_none_alive_is_a_new_registration() -> None:
+def test_a_new_worker_thread_with_none_alive_keeps_every_run() -> None:
+    # Inside a worker a re-registration, a second worker and a scale-up look alike: the
+    # record keeps every thread's run, and TorchServe's describe narrows it (below).
+    broken = attempt(None, "9000", 11, at=T0, fail="old build")
+    broken = attempt(broken, "9000", 12, at=T0 + 2, fail="old build")
+    fixed = attempt(broken, "9001", 21, at=T0 + 60)
+    assert [(r.id, r.phase, r.failures) for r in fixed.workers] == [
+        ("9000", InitPhase.FAILED, 2),
+        ("9001", InitPhase.READY, 0),
+    ]
+    assert InitRecord.from_json(fixed.to_json()) == fixed
+
+
+def test_narrowed_to_the_new_registration_the_old_build_is_previous() -> None:
     broken = attempt(None, "9000", 11, at=T0, fail="old build")
     broken = attempt(broken, "9000", 12, at=T0 + 2, fail="old build")
     fixed = InitRecord.started(
-        broken,
-        model_name="m",
-        model_version="1.0",
-        now=T0 + 60,
-        worker_pid=21,
-        server=SERVER,
-        worker_id="9001",
-        worker_alive=lambda pid: False,
+        broken, model_name="m", model_version="1.0", now=T0 + 60, worker_pid=21,
+        server=SERVER, worker_id="9001", worker_alive=lambda pid: False,
+    )  # fmt: skip
+    view = narrow(fixed, ["9001"])
+    assert (view.attempts, view.failures, view.consecutive_failures) == (1, 0, 0)
+    assert (view.first_failure_at, view.last_error, view.recent_errors) == (None, None, ())
+    assert view.phase is InitPhase.INITIALIZING
+    assert [r.id for r in view.workers] == ["9001"]
+    assert view.previous is not None
+    assert (view.previous.attempts, view.previous.failures) == (2, 2)
+    assert view.previous.phase is InitPhase.FAILED
+    assert view.previous.last_error is not None
+    assert view.previous.last_error.message == "old build"
+    assert view.previous.last_error.traceback is None
+    assert view.previous.ended_at == broken.updated_at
+
+
+def test_one_worker_failing_before_the_other_starts_stays_in_the_registration() -> None:
+    # The race of two workers: 9001 fails and its process is gone before 9000 even enters
+    # initialize(). Nothing inside the worker may start a new record on that order.
+    record = attempt(None, "9001", 31, at=T0, fail="shard-b weights")
+    record = attempt(record, "9000", 11, at=T0 + 3, alive=())
+    view = narrow(record, ["9000", "9001"])
+    assert [r.id for r in view.workers] == ["9001", "9000"]
+    assert (view.attempts, view.failures, view.previous) == (2, 1, None)
+    assert view.last_error is not None
+    assert view.last_error.message == "shard-b weights"
+    describe = ModelEntry(
+        "m", "1.0", (Worker("READY", "9000", 11), entry(("9001", 31, T0)).workers[0])
     )
-    assert (fixed.attempts, fixed.failures, fixed.consecutive_failures) == (1, 0, 0)
-    assert fixed.first_failure_at is None
-    assert fixed.last_error is None
-    assert [r.id for r in fixed.workers] == ["9001"]
-    assert fixed.previous is not None
-    assert (fixed.previous.attempts, fixed.previous.failures) == (2, 2)
-    assert fixed.previous.phase is InitPhase.FAILED
-    assert fixed.previous.last_error is not None
-    assert fixed.previous.last_error.message == "old build"
-    assert fixed.previous.last_error.traceback is None
-    assert fixed.previous.ended_at == broken.updated_at
-    assert InitRecord.from_json(fixed.to_json()) == fixed
+    health = observe(describe, record=view, status={"status": "ready"})
+    assert health.reason == "1/2 workers READY; other worker failing: KeyError: shard-b weights"
+
+
+def test_scaling_up_and_down_while_failing_keeps_the_failures() -> None:
+    record = attempt(None, "9000", 11, at=T0, fail="oom")
+    record = attempt(record, "9000", 12, at=T0 + 2, fail="oom")
+    record = attempt(record, "9001", 13, at=T0 + 3, fail="oom")  # scale-up, none alive
+    record = attempt(record, "9000", 14, at=T0 + 5, fail="oom")
+    one = narrow(record, ["9000"])  # scaled back to 1: TorchServe dropped 9001
+    assert (one.attempts, one.failures, one.consecutive_failures) == (3, 3, 3)
+    assert one.first_failure_at == utc_iso(T0 + 1)
+    assert one.previous is not None
+    assert one.previous.failures == 1
+    health = observe(entry(("9000", 14, T0)), record=one)
+    assert health.state is State.FAILING
+    assert health.reason.startswith("initialization failed 3 times in a row (0/1 workers READY")
+
+
+def test_a_record_keeps_the_newest_runs_only() -> None:
+    record = None
+    for n in range(MAX_RUNS + 3):
+        record = attempt(record, str(9000 + n), 100 + n, at=T0 + n)
+    assert record is not None
+    assert len(record.workers) == MAX_RUNS
+    assert record.workers[0].id == "9003"
+    assert record.workers[-1].id == str(9000 + MAX_RUNS + 2)
+
+
+def test_narrowing_a_record_without_worker_ids_changes_nothing() -> None:
+    legacy = attempt(None, None, 11, at=T0, fail="x")
+    assert narrow(legacy, ["9000"]) is legacy
+
+
+def test_narrowing_to_threads_the_record_never_had_leaves_only_history() -> None:
+    old = attempt(None, "9000", 11, at=T0, fail="old")
+    view = narrow(old, ["9005"])
+    assert (view.attempts, view.failures, view.workers, view.last_error) == (0, 0, (), None)
+    assert view.previous is not None
+    assert view.previous.failures == 1
 
 
 def test_a_new_worker_thread_while_another_lives_joins_the_registration() -> None:

@@ -9,6 +9,10 @@ those worker ids, first started no earlier than that thread was created (an olde
 with the same id belongs to an earlier server run); a record whose worker pid is the one
 TorchServe reports wins over one that only fits in time. A record that names no worker ids
 (written outside a TorchServe worker) is taken when nothing fits better.
+
+The record found is then narrowed to the worker threads TorchServe describes
+(``_registration.narrow``): a record keeps every worker thread of the version on its
+server, and only TorchServe knows which of them make up the registration served now.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from .._answers import ModelEntry
+from .._registration import narrow
 from .._state import InitRecord, parse_iso
 
 __all__ = ["Match", "match"]
@@ -29,7 +34,8 @@ CLOCK_SLACK_S: Final = 2.0
 
 @dataclass(frozen=True)
 class Match:
-    """The current record (and its file), and the newest other one (history)."""
+    """The current record narrowed to the registration (and its file), and the newest other
+    record (history)."""
 
     current: InitRecord | None
     path: str | None
@@ -43,9 +49,10 @@ def match(entry: ModelEntry, found: Sequence[tuple[str, InitRecord]]) -> Match:
         score = _score(entry, record)
         if score and (best is None or (score, record.updated_at or "") > best[:2]):
             best = (score, record.updated_at or "", path, record)
-    current = None if best is None else best[3]
-    others = [r for _, r in found if r is not current]
+    chosen = None if best is None else best[3]
+    others = [r for _, r in found if r is not chosen]
     previous = max(others, key=lambda r: r.updated_at or "", default=None)
+    current = None if chosen is None else narrow(chosen, [w.id for w in entry.workers])
     return Match(current, None if best is None else best[2], previous)
 
 
