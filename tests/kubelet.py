@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from ts_health_handler._runner import _free_ports as free_ports
+from ts_health_handler.testing._runner import _free_ports as free_ports
 
 PROBE_KINDS = ("startupProbe", "readinessProbe", "livenessProbe")
 #: The kubelet's crash-loop back-off: 10 s, doubling, at most 300 s.

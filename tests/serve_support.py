@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ts_health_handler._answers import JobQueue, ModelEntry, Worker
+from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
+from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.probe import Settings, resolve_settings
-from ts_health_handler.probe._commands import PingResult
-from ts_health_handler.probe._verdict import ModelHealth, Observation, assess
 from ts_health_handler.serve import ModelSeen, ServeOptions, Snapshot
 from ts_health_handler.serve._history import advance
+from ts_health_handler.torchserve._answers import JobQueue, ModelEntry, Worker
 
 T = TypeVar("T")
 

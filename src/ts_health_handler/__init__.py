@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:
-    from ._config import Faults, HealthConfig, InitFailurePolicy
     from ._errors import ConfigError, HealthError, InferenceError, InitializationError
-    from ._handler import HealthHandler
-    from ._mixin import HealthMixin
-    from ._state import ErrorInfo, InitRecord, RecordError, StateStore, resolve_state_dir
-    from ._states import CheckStatus, HealthStatus, InitPhase
+    from ._lifecycle import CheckStatus, HealthStatus, InitPhase
+    from .handler._config import Faults, HealthConfig, InitFailurePolicy
+    from .handler._handler import HealthHandler
+    from .handler._mixin import HealthMixin
+    from .record import ErrorInfo, InitRecord, RecordError, StateStore, resolve_state_dir
 
 __all__ = [
     "CheckStatus",
@@ -46,23 +46,23 @@ __all__ = [
 ]
 
 _HOMES = {
-    "CheckStatus": "._states",
+    "CheckStatus": "._lifecycle",
     "ConfigError": "._errors",
-    "ErrorInfo": "._state",
-    "Faults": "._config",
-    "HealthConfig": "._config",
+    "ErrorInfo": ".record",
+    "Faults": ".handler._config",
+    "HealthConfig": ".handler._config",
     "HealthError": "._errors",
-    "HealthHandler": "._handler",
-    "HealthMixin": "._mixin",
-    "HealthStatus": "._states",
+    "HealthHandler": ".handler._handler",
+    "HealthMixin": ".handler._mixin",
+    "HealthStatus": "._lifecycle",
     "InferenceError": "._errors",
-    "InitFailurePolicy": "._config",
-    "InitPhase": "._states",
-    "InitRecord": "._state",
+    "InitFailurePolicy": ".handler._config",
+    "InitPhase": "._lifecycle",
+    "InitRecord": ".record",
     "InitializationError": "._errors",
-    "RecordError": "._state",
-    "StateStore": "._state",
-    "resolve_state_dir": "._state",
+    "RecordError": ".record",
+    "StateStore": ".record",
+    "resolve_state_dir": ".record",
 }
 
 

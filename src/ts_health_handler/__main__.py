@@ -1,10 +1,10 @@
-"""``python -m ts_health_handler``: the ``ts-health`` probe."""
+"""``python -m ts_health_handler``: the ``ts-health`` command line."""
 
 from __future__ import annotations
 
 import sys
 
-from .probe import main
+from .cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 
 Every error of ours derives from :class:`HealthError`. Only at the ``handle()`` boundary is
 an :class:`InferenceError` turned into TorchServe's ``PredictionException`` (see
-:func:`to_prediction_exception`), so the rest of the library never imports ``ts``.
+``handler._mixin.to_prediction_exception``), so the rest of the library never imports ``ts``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ __all__ = [
     "InferenceError",
     "InitializationError",
     "ServerError",
-    "to_prediction_exception",
 ]
 
 
@@ -81,15 +80,6 @@ class ServerError(HealthError):
     The TorchServe client raises its subclasses (unreachable, an answer TorchServe would not
     give, a refused token, an unknown model); the message is one line and names the server.
     """
-
-
-def to_prediction_exception(error: InferenceError) -> Exception:
-    """Convert ``error`` into TorchServe's ``PredictionException`` (the one mapping)."""
-    from ts.utils.util import PredictionException
-
-    converted: Exception = PredictionException(error.message, error.status_code)
-    converted.__cause__ = error
-    return converted
 
 
 # Records and statuses name exception types by module; show the public one, not ``_errors``.

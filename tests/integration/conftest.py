@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from example_archive import archive_example
-from ts_health_handler._state import StateStore
+from ts_health_handler.record import StateStore
 from ts_health_handler.testing import TorchServe, serve
 
 HERE = Path(__file__).resolve().parent

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ts_health_handler._state import StateStore
+from ts_health_handler.record import StateStore
 from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration

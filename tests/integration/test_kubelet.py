@@ -25,8 +25,8 @@ import pytest
 from dockerfile import instructions, one
 from example_archive import archive_example
 from kubelet import Image, Pod, running
-from ts_health_handler._answers import parse_instant
 from ts_health_handler.testing import wait_for
+from ts_health_handler.torchserve._answers import parse_instant
 
 # Each scenario starts a TorchServe of its own: before the shared server (conftest.py).
 pytestmark = [pytest.mark.integration, pytest.mark.own_server]

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from probe_cli import SCRIPT, ts_health
-from ts_health_handler._state import StateStore, read_record
+from ts_health_handler.record import StateStore, read_record
 from ts_health_handler.testing import TorchServe, archive_model, serve, wait_for
 
 pytestmark = pytest.mark.integration
@@ -250,7 +250,7 @@ def test_two_workers_one_failing_says_why(
         "halves",
         """
         import sys
-        from ts_health_handler._identity import worker_id
+        from ts_health_handler.handler._identity import worker_id
         if int(worker_id(sys.argv) or 0) % 2:
             raise KeyError("shard-b weights")
         """,
@@ -266,6 +266,36 @@ def test_two_workers_one_failing_says_why(
     row = done.stdout.splitlines()[2]
     assert row.split()[2:4] == ["ready", "1/2"], done.stdout
     assert "other worker failing: KeyError: 'shard-b weights'" in row, done.stdout
+
+
+def test_scaling_up_and_down_while_failing_keeps_the_failures(
+    own_model: Callable[..., str], shared_server: TorchServe, shared_state_dir: Path
+) -> None:
+    name = own_model("rescaled", 'raise KeyError("sharded weights missing")', workers=1)
+    wait_for(failures_recorded(shared_state_dir, name, 1), timeout=60, what="one failure")
+    url = f"{shared_server.management_url}/models/{name}"
+    for workers in (2, 1):
+        answer = shared_server.request(
+            "PUT", f"{url}?min_worker={workers}&max_worker={workers}&synchronous=false"
+        )
+        assert answer.status == 202, answer
+        wait_for(
+            lambda n=workers: len(shared_server.describe(name)[0]["workers"]) == n,
+            timeout=60,
+            what=f"{workers} worker threads",
+        )
+        if workers == 2:  # the new thread's first attempt has failed too
+            wait_for(
+                lambda: any(len(r.workers) == 2 and all(w.failures for w in r.workers)
+                            for r in records(shared_state_dir, name)),
+                timeout=60,
+                what="both threads failed",
+            )  # fmt: skip
+    model = model_json(shared_server, shared_state_dir, name)
+    assert model["state"] in ("failing", "unhealthy"), model
+    assert "sharded weights missing" in model["reason"], model
+    assert model["initialization"]["failures"] >= 1, model
+    assert "no initialization record" not in model["reason"]
 
 
 def test_system_exit_in_initialize_is_the_recorded_cause(

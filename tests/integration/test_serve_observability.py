@@ -22,10 +22,10 @@ import pytest
 import yaml
 
 from serve_support import eventually, get, options, settings_for
-from ts_health_handler._runner import _free_ports as free_ports
-from ts_health_handler._runner import _stop as stop_group
 from ts_health_handler.serve import HealthApp
 from ts_health_handler.testing import TorchServe
+from ts_health_handler.testing._runner import _free_ports as free_ports
+from ts_health_handler.testing._runner import _stop as stop_group
 
 pytestmark = pytest.mark.integration
 

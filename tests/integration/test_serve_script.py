@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ts_health_handler._runner import _free_ports
-from ts_health_handler._runner import _stop as stop_group
+from ts_health_handler.testing._runner import _free_ports
+from ts_health_handler.testing._runner import _stop as stop_group
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from ts_health_handler._runner import _group_alive
 from ts_health_handler.testing import (
     ServerError,
     Tokens,
@@ -18,6 +17,7 @@ from ts_health_handler.testing import (
     serve,
     wait_for,
 )
+from ts_health_handler.testing._runner import _group_alive
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@
 
 - ``rel_server``: one server per test module, started by the module's first test that needs
   it and stopped after its last (so that none is left running when ``tests/integration``
-  starts its own), through the runner (``ts_health_handler._server.serve``), which stops
+  starts its own), through the runner (``ts_health_handler.testing._torchserve.serve``), which stops
   its exact process group. Token authorization is **on** (TorchServe's default) and the server's
   environment carries secret markers (:data:`SECRET_ENV`), so that every test also checks
   that nothing secret leaks. The state directory is ``rel_state_dir``.

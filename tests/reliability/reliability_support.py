@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from ts_health_handler._state import StateStore
+from ts_health_handler.record import StateStore
 from ts_health_handler.testing import TorchServe
 
 REPO = Path(__file__).resolve().parents[2]

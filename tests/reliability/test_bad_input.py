@@ -29,8 +29,9 @@ from hypothesis import strategies as st
 import json_strategies
 from fake_torchserve import FakeTorchServe, running
 from ts_health_handler import RecordError
-from ts_health_handler._state import ErrorInfo, InitPhase, InitRecord, StateStore
-from ts_health_handler.probe import Io, run
+from ts_health_handler.cli import run
+from ts_health_handler.monitor._output import Io
+from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, StateStore
 
 WHERE = "/state/m/1.0/init.json"
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from reliability_support import in_process_group, record_path, status_by_worker, worker_pids
 
-from ts_health_handler._state import parse_iso
+from ts_health_handler.record import parse_iso
 from ts_health_handler.testing import TorchServe, wait_for
 
 pytestmark = pytest.mark.integration

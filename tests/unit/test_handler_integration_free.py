@@ -16,8 +16,8 @@ import pytest
 
 import ts_health_handler
 from ts_health_handler import HealthMixin, InitializationError
-from ts_health_handler import _mixin as mixin_module
-from ts_health_handler._identity import current_identity
+from ts_health_handler.handler import _mixin as mixin_module
+from ts_health_handler.handler._identity import current_identity
 from ts_health_handler.testing import describe, infer, mock_context, set_requests
 
 #: The record file this process writes: one per server (see _identity).
@@ -59,7 +59,7 @@ def test_import_loads_neither_torch_nor_ts() -> None:
 def test_health_handler_is_loaded_on_first_access() -> None:
     from ts.torch_handler.base_handler import BaseHandler
 
-    from ts_health_handler._handler import HealthHandler
+    from ts_health_handler.handler._handler import HealthHandler
 
     assert ts_health_handler.HealthHandler is HealthHandler
     mro = HealthHandler.__mro__

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ts_health_handler._identity import current_identity, frontend, worker_id
+from ts_health_handler.handler._identity import current_identity, frontend, worker_id
 
 
 def fake_proc(root: Path, processes: dict[int, tuple[int, int, str]]) -> Path:

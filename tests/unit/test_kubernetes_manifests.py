@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dockerfile import instructions, one
-from ts_health_handler import probe
+from ts_health_handler import cli, probe
 
 yaml = pytest.importorskip("yaml")
 
@@ -99,7 +99,7 @@ def test_every_document_is_well_formed(name: str, document: dict[str, Any]) -> N
 
 
 def test_every_probe_command_is_accepted() -> None:
-    parser = probe.build_parser()
+    parser = cli.build_parser()
     checked = 0
     for where, container in all_containers():
         for kind in PROBES:
@@ -137,7 +137,7 @@ def serve_command(container: dict[str, Any]) -> list[str] | None:
 
 
 def test_the_health_server_command_is_accepted_and_its_port_declared() -> None:
-    parser = probe.build_parser()
+    parser = cli.build_parser()
     served = 0
     for where, container in all_containers():
         command = serve_command(container)

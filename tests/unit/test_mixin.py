@@ -30,7 +30,7 @@ from ts_health_handler import (
     InitializationError,
     __version__,
 )
-from ts_health_handler._identity import Identity, current_identity
+from ts_health_handler.handler._identity import Identity, current_identity
 from ts_health_handler.testing import describe, infer, set_requests
 
 #: The record file this process writes: one per server (see _identity).
@@ -279,7 +279,7 @@ def test_a_new_torchserve_process_starts_a_fresh_record(
         earlier.initialize(context)
     assert record_file(health_state_dir)["server"] == current_identity().server
 
-    import ts_health_handler._tracker as tracker_module
+    import ts_health_handler.handler._tracker as tracker_module
 
     restarted = Identity("999999-1", None, os.getpid())
     monkeypatch.setattr(tracker_module, "current_identity", lambda: restarted)

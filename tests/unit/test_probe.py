@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 from fake_torchserve import FakeTorchServe, running
-from ts_health_handler import probe
-from ts_health_handler._state import ErrorInfo, InitRecord, StateStore, utc_iso
+from ts_health_handler import cli, probe
+from ts_health_handler.cli import run
+from ts_health_handler.monitor._output import Io
 from ts_health_handler.probe import (
     EXIT_BAD_ANSWER,
     EXIT_INTERNAL,
@@ -31,9 +32,8 @@ from ts_health_handler.probe import (
     EXIT_OK,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
-    Io,
-    run,
 )
+from ts_health_handler.record import ErrorInfo, InitRecord, StateStore, utc_iso
 
 NOW = 1_750_000_000.0
 SECRET = "s3cr3t-T0KEN-value"
@@ -1088,7 +1088,7 @@ def test_token_never_printed_in_json_or_repr(
     result = ts_health("status", "--json", "--token", SECRET)
     assert result.code == EXIT_OK
     settings = probe.resolve_settings(
-        probe.build_parser().parse_args(["ping", "--token", SECRET]), {}
+        cli.build_parser().parse_args(["ping", "--token", SECRET]), {}
     )
     assert SECRET not in repr(settings)
     client = probe.client_for(settings)
@@ -1101,7 +1101,7 @@ def test_internal_errors_are_one_line(
     def broken(*args: Any) -> int:
         raise KeyError("oops")
 
-    monkeypatch.setitem(probe.COMMANDS, "ping", broken)
+    monkeypatch.setitem(cli.COMMANDS, "ping", broken)
     result = ts_health("ping")
     assert result.code == EXIT_INTERNAL
     assert result.lines == ["ts-health: internal error: KeyError: 'oops' (please report it)"]
@@ -1196,21 +1196,21 @@ def expiring_key_file(
     ],
 )
 def test_java_instants_are_parsed(text: str, epoch: float) -> None:
-    from ts_health_handler._answers import parse_instant
+    from ts_health_handler.torchserve._answers import parse_instant
 
     assert parse_instant(text) == pytest.approx(epoch, abs=1e-6)
 
 
 @pytest.mark.parametrize("text", ["2025-06-15 15:06:40Z", "2025-06-15T15:06:40", "soon", ""])
 def test_odd_instants_are_refused(text: str) -> None:
-    from ts_health_handler._answers import parse_instant
+    from ts_health_handler.torchserve._answers import parse_instant
 
     with pytest.raises(ValueError, match="expected an instant like"):
         parse_instant(text)
 
 
 def test_key_file_expiration_times_are_read(tmp_path: Path) -> None:
-    from ts_health_handler._answers import Keys
+    from ts_health_handler.torchserve._answers import Keys
 
     path = expiring_key_file(tmp_path / "k.json", management_at=NOW + 60, inference_at=NOW + 30)
     keys = Keys.from_key_file(path)
@@ -1471,7 +1471,7 @@ def test_an_internal_error_holding_a_key_prints_it_redacted(
     def broken(*args: Any) -> int:
         raise ValueError(f"Invalid header value b'Bearer {SECRET}'")
 
-    monkeypatch.setitem(probe.COMMANDS, "ping", broken)
+    monkeypatch.setitem(cli.COMMANDS, "ping", broken)
     result = ts_health("ping", "--token", SECRET)
     assert result.code == EXIT_INTERNAL
     assert "Bearer <redacted>" in result.err

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from ts_health_handler._answers import ModelEntry
-from ts_health_handler._state import ErrorInfo, InitPhase, InitRecord, utc_iso
 from ts_health_handler.probe import ModelHealth, Observation, State, assess, health_json
+from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
+from ts_health_handler.torchserve._answers import ModelEntry
 
 NOW = 1_750_000_000.0
 

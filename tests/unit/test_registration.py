@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from ts_health_handler._answers import ModelEntry, Worker
-from ts_health_handler._record import MAX_RUNS
-from ts_health_handler._registration import narrow
-from ts_health_handler._state import ErrorInfo, InitPhase, InitRecord, utc_iso
+from ts_health_handler.monitor._match import match
 from ts_health_handler.probe import Observation, State, assess
-from ts_health_handler.probe._match import match
+from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
+from ts_health_handler.record._record import MAX_RUNS
+from ts_health_handler.record._registration import narrow
+from ts_health_handler.torchserve._answers import ModelEntry, Worker
 
 T0 = 1_750_000_000.0
 SERVER = "100-5"

@@ -178,7 +178,7 @@ def test_usage_errors_exit_2(fake: FakeTorchServe, tmp_path: Path) -> None:
 
 def test_the_probe_never_imports_the_server() -> None:
     code = (
-        "import sys; from ts_health_handler.probe import main;"
+        "import sys; from ts_health_handler.cli import main;"
         "assert 'prometheus_client' not in sys.modules;"
         "assert 'ts_health_handler.serve' not in sys.modules;"
         "assert 'http.server' not in sys.modules"

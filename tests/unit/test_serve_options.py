@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ts_health_handler.probe import UsageError, build_parser
+from ts_health_handler.cli import build_parser
+from ts_health_handler.probe import UsageError
 from ts_health_handler.serve._options import parse_listen, serve_options
 
 

@@ -9,7 +9,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serve_support import health, options, settings_for, snapshot
-from ts_health_handler.probe._commands import PingResult, status_document
+from ts_health_handler.monitor._observe import PingResult
+from ts_health_handler.monitor._report import status_document
 from ts_health_handler.serve import Request, ServeOptions, Snapshot, View, answer
 
 NOW = 101.0

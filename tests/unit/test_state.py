@@ -23,7 +23,7 @@ from ts_health_handler import (
     StateStore,
     resolve_state_dir,
 )
-from ts_health_handler._state import ENV_STATE_DIR, RECENT_ERRORS, bound, parse_iso, utc_iso
+from ts_health_handler.record import ENV_STATE_DIR, RECENT_ERRORS, bound, parse_iso, utc_iso
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40.000Z
 SERVER = "4321-77"
@@ -423,7 +423,7 @@ def test_processes_updating_one_record_under_flock(tmp_path: Path) -> None:
 
 
 def test_store_works_without_fcntl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ts_health_handler._state as state_module
+    import ts_health_handler.record._store as state_module
 
     monkeypatch.setattr(state_module, "fcntl", None)  # e.g. Windows: atomic replace only
     store = StateStore(tmp_path, "m", "1.0")
@@ -491,7 +491,7 @@ def test_a_finished_attempt_is_never_reinterpreted() -> None:
 
 
 def test_pid_alive_tells_live_from_dead_processes() -> None:
-    from ts_health_handler._state import pid_alive
+    from ts_health_handler.record import pid_alive
 
     child = multiprocessing.get_context("spawn").Process(target=int)
     child.start()
@@ -726,7 +726,7 @@ def test_a_failed_cleanup_does_not_hide_the_write_error(
 
 
 def test_pid_alive_asks_with_signal_zero(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ts_health_handler._state import pid_alive
+    from ts_health_handler.record import pid_alive
 
     sent: list[tuple[int, int]] = []
     monkeypatch.setattr(os, "kill", lambda pid, signal: sent.append((pid, signal)))
@@ -743,7 +743,7 @@ def test_pid_alive_asks_with_signal_zero(monkeypatch: pytest.MonkeyPatch) -> Non
 def test_pid_alive_reads_the_kill_error(
     monkeypatch: pytest.MonkeyPatch, error: OSError, alive: bool
 ) -> None:
-    from ts_health_handler._state import pid_alive
+    from ts_health_handler.record import pid_alive
 
     def kill(pid: int, signal: int) -> None:
         raise error

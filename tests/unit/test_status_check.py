@@ -22,8 +22,8 @@ from ts_health_handler import (
     InitFailurePolicy,
     InitPhase,
 )
-from ts_health_handler._state import InitRecord
-from ts_health_handler._status import (
+from ts_health_handler._text import clip
+from ts_health_handler.handler._describe import (
     RESULT_LIMIT,
     CheckResult,
     CheckRunner,
@@ -33,7 +33,7 @@ from ts_health_handler._status import (
     interpret,
     verdict,
 )
-from ts_health_handler._text import clip
+from ts_health_handler.record import InitRecord
 from ts_health_handler.testing import describe
 
 pytestmark = pytest.mark.usefixtures("no_real_sleep")
@@ -350,7 +350,7 @@ def test_library_versions_of_missing_distributions_are_null(
     from importlib import metadata
 
     from ts_health_handler import __version__
-    from ts_health_handler._status import library_versions
+    from ts_health_handler.handler._describe import library_versions
 
     def missing(name: str) -> str:
         raise metadata.PackageNotFoundError(name)

@@ -22,15 +22,15 @@ pytest.importorskip(
 from ts.metrics.metric_type_enum import MetricTypes
 
 from ts_health_handler import HealthStatus, InferenceError, InitializationError, InitPhase
-from ts_health_handler._identity import current_identity
-from ts_health_handler._state import MESSAGE_LIMIT, InitRecord, StateStore, utc_iso
-from ts_health_handler._status import RESULT_LIMIT
-from ts_health_handler._tracker import (
+from ts_health_handler.handler._describe import RESULT_LIMIT
+from ts_health_handler.handler._identity import current_identity
+from ts_health_handler.handler._tracker import (
     TERMINATION_LIMIT,
     Tracker,
     model_identity,
     qualified_name,
 )
+from ts_health_handler.record import MESSAGE_LIMIT, InitRecord, StateStore, utc_iso
 
 #: The record file this process writes: one per server (see _identity).
 RECORD_FILE = f"init.{current_identity().server}.json"

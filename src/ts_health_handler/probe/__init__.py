@@ -10,21 +10,21 @@ milliseconds. It merges four sources, each described in ``docs/probe.md``:
 - the initialization record that workers persist in the state directory, which still holds
   the failure reason while no worker is alive.
 
-The package is split along its ideas: ``_settings`` (options), ``_commands`` (asking through
-the shared TorchServe client), ``_verdict`` (the pure :func:`assess`), ``_render`` (text and
-JSON), ``_cli`` (parsing and exit codes, :class:`ExitCode`).
+This package holds the commands ``ping``, ``ready``, ``status`` and ``wait`` (``_commands``)
+and their text (``_render``); what they observe and judge is ``ts_health_handler.monitor``,
+shared with ``ts-health serve``, and the command line above both is ``ts_health_handler.cli``.
+The monitor's public names are re-exported here.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from .._state import ENV_STATE_DIR
-from ._cli import build_parser, main, run
-from ._commands import COMMANDS, Io, observe
-from ._exit import ExitCode, UsageError
-from ._render import health_json, health_line, status_table
-from ._settings import (
+from ..monitor._assess import ModelHealth, Observation, State, assess
+from ..monitor._exit import ExitCode, UsageError
+from ..monitor._observe import observe
+from ..monitor._report import health_json
+from ..monitor._settings import (
     DEFAULT_DESCRIBE_TIMEOUT,
     DEFAULT_INFERENCE_URL,
     DEFAULT_MANAGEMENT_URL,
@@ -39,7 +39,9 @@ from ._settings import (
     client_for,
     resolve_settings,
 )
-from ._verdict import ModelHealth, Observation, State, assess
+from ..record import ENV_STATE_DIR
+from ._commands import COMMANDS
+from ._render import health_line, status_table
 
 __all__ = [
     "COMMANDS",
@@ -61,21 +63,17 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "ExitCode",
-    "Io",
     "ModelHealth",
     "Observation",
     "Settings",
     "State",
     "UsageError",
     "assess",
-    "build_parser",
     "client_for",
     "health_json",
     "health_line",
-    "main",
     "observe",
     "resolve_settings",
-    "run",
     "status_table",
 ]
 

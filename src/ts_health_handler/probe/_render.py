@@ -3,54 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from ._verdict import ModelHealth
+from ..monitor._assess import ModelHealth
 
-__all__ = ["health_json", "health_line", "status_table"]
+__all__ = ["health_line", "status_table"]
 
 
 def health_line(health: ModelHealth) -> str:
     """``ready: model m 1.0: 1/1 workers READY, ...``"""
     return f"{health.state.value}: model {health.model} {health.version}: {health.reason}"
-
-
-def health_json(
-    health: ModelHealth, allow_degraded: bool = False, allow_saturated: bool = False
-) -> dict[str, Any]:
-    """One model version in ``--json`` output (fields in ``docs/probe.md``)."""
-    data: dict[str, Any] = {
-        "model": health.model,
-        "version": health.version,
-        "default": health.default,
-        "state": health.state.value,
-        "ok": health.ok(allow_degraded, allow_saturated),
-        "reason": health.reason,
-    }
-    seen = health.observation
-    if seen is None:
-        return data
-    entry = seen.describe
-    queue = entry.queue
-    data.update(
-        workers={
-            "ready": entry.ready_workers,
-            "total": len(entry.workers),
-            "min": entry.min_workers,
-            "max": entry.max_workers,
-        },
-        queue=None
-        if queue is None
-        else {"pending": queue.pending, "remaining_capacity": queue.remaining},
-        max_retry_timeout_s=entry.max_retry_timeout_s,
-        status=seen.status,
-        status_error=seen.status_error,
-        initialization=None if seen.record is None else seen.record.to_json(),
-        previous_initialization=None if seen.previous is None else seen.previous.to_json(),
-        record_path=seen.record_path,
-        record_error=seen.record_error,
-    )
-    return data
 
 
 def status_table(header: str, results: Sequence[ModelHealth]) -> str:

@@ -11,9 +11,9 @@ from collections.abc import Callable, Mapping
 from types import FrameType
 from typing import Final
 
-from ..probe._commands import Io
-from ..probe._exit import UsageError
-from ..probe._settings import Settings
+from ..monitor._exit import UsageError
+from ..monitor._output import Io
+from ..monitor._settings import Settings
 from ._http_server import HealthServer
 from ._observer import ClientFactory, Observer, _default_client
 from ._options import ServeOptions, serve_options

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from .._states import ModelState
+from .._lifecycle import ModelState
 
 __all__ = ["Change", "Track", "advance"]
 

@@ -15,7 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from .._states import ModelState
+from .._lifecycle import ModelState
 from .._text import one_line
 from ._options import ServeOptions
 from ._readiness import watched

@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Final
 
-from .._client import NotRegistered, TorchServeClient
 from .._errors import ServerError
-from ..probe._commands import PingResult, ask_ping, observe_model
-from ..probe._exit import ExitCode
-from ..probe._settings import Settings, client_for
+from ..monitor._exit import ExitCode
+from ..monitor._observe import PingResult, ask_ping, observe_model
+from ..monitor._settings import Settings, client_for
+from ..torchserve._client import NotRegistered, TorchServeClient
 from ._history import advance
 from ._options import ServeOptions
 from ._snapshot import ModelSeen, Snapshot

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ..probe._exit import UsageError
+from ..monitor._exit import UsageError
 
 __all__ = [
     "DEFAULT_INTERVAL",

@@ -11,10 +11,10 @@ import html
 from collections.abc import Iterable
 from typing import Final
 
-from .._state import utc_iso
-from .._states import ModelState
-from ..probe._settings import Settings
-from ..probe._verdict import ModelHealth
+from .._lifecycle import ModelState
+from ..monitor._assess import ModelHealth
+from ..monitor._settings import Settings
+from ..record import utc_iso
 from ._history import Track
 from ._options import ServeOptions
 from ._readiness import liveness, server_ready

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote
 
-from ..probe._commands import PingResult, status_document, unreachable_document
-from ..probe._settings import Settings
+from ..monitor._observe import PingResult
+from ..monitor._report import status_document, unreachable_document
+from ..monitor._settings import Settings
 from ._metrics import CONTENT_TYPE, metrics_text
 from ._options import ServeOptions
 from ._page import page_html

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..probe._commands import PingResult
-from ..probe._verdict import ModelHealth
+from ..monitor._assess import ModelHealth
+from ..monitor._observe import PingResult
 from ._history import Track
 
 __all__ = ["ModelSeen", "Snapshot"]

@@ -6,15 +6,15 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from .._errors import HealthError
 from .._text import one_line
 from .._version import __version__
-from ._commands import COMMANDS, DEFAULT_WAIT_INTERVAL, Io
-from ._exit import ExitCode, exit_code_for, label_for
-from ._settings import (
+from ..monitor._exit import ExitCode, exit_code_for, label_for
+from ..monitor._output import Io
+from ..monitor._settings import (
     DEFAULT_DESCRIBE_TIMEOUT,
     DEFAULT_INFERENCE_URL,
     DEFAULT_MANAGEMENT_URL,
@@ -25,9 +25,12 @@ from ._settings import (
     ENV_MANAGEMENT_URL,
     ENV_REQUEST_TIMEOUT,
     ENV_TOKEN,
+    Settings,
     resolve_settings,
     seconds,
 )
+from ..probe._commands import COMMANDS as PROBE_COMMANDS
+from ..probe._commands import DEFAULT_WAIT_INTERVAL
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -49,6 +52,20 @@ environment (options win):
 
 Connection options work before and after the command. See docs/probe.md.
 """
+
+
+def _serve(settings: Settings, args: argparse.Namespace, io: Io) -> int:
+    # Imported here: the other commands never load the server (nor prometheus_client).
+    from ..serve import cmd_serve
+
+    return cmd_serve(settings, args, io)
+
+
+#: Every command: the probe's, and ``serve``; only this module knows both.
+COMMANDS: Final[dict[str, Callable[[Settings, argparse.Namespace, Io], int]]] = {
+    **PROBE_COMMANDS,
+    "serve": _serve,
+}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
+from .._lifecycle import InitPhase
 from ._record import (
     MESSAGE_LIMIT,
     RECENT_ERRORS,
@@ -32,7 +33,6 @@ from ._record import (
     parse_iso,
     utc_iso,
 )
-from ._states import InitPhase
 
 try:
     import fcntl

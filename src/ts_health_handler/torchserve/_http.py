@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from ._errors import ServerError
-from ._text import one_line
-from ._version import __version__
+from .._errors import ServerError
+from .._text import one_line
+from .._version import __version__
 
 __all__ = ["BadAnswer", "Response", "Unreachable", "request"]
 

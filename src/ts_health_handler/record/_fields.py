@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from ._errors import HealthError
-from ._states import InitPhase
+from .._errors import HealthError
+from .._lifecycle import InitPhase
 
 __all__ = ["RecordError", "field", "mapping", "phase", "seconds"]
 

@@ -39,11 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from ._answers import Keys, ModelEntry, model_path, status_from_metadata
-from ._errors import ServerError
-from ._http import Response, request
-from ._state import StateStore
-from ._text import clip
+from .._errors import ServerError
+from .._text import clip
+from ..record import StateStore
+from ..torchserve._answers import Keys, ModelEntry, model_path, status_from_metadata
+from ..torchserve._http import Response, request
 
 __all__ = [
     "HttpResponse",

@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from .._answers import ModelEntry
-from .._state import InitRecord, parse_iso
-from .._states import InitPhase, ModelState
+from .._lifecycle import InitPhase, ModelState
 from .._text import one_line
+from ..record import InitRecord, parse_iso
+from ..torchserve._answers import ModelEntry
 
 __all__ = ["ModelHealth", "Observation", "State", "assess"]
 

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Final
 
-from ._record_fields import RecordError, field, mapping, seconds
-from ._record_fields import phase as read_phase
-from ._states import InitPhase
-from ._text import clip
+from .._lifecycle import InitPhase
+from .._text import clip
+from ._fields import RecordError, field, mapping, seconds
+from ._fields import phase as read_phase
 
 __all__ = [
     "ErrorInfo",

@@ -27,7 +27,7 @@ from typing import Any
 
 from ._archive import archive_model, model_config
 from ._runner import serve
-from ._server import HttpResponse, ServerError, Tokens, TorchServe, WaitTimeout, wait_for
+from ._torchserve import HttpResponse, ServerError, Tokens, TorchServe, WaitTimeout, wait_for
 
 __all__ = [
     "HttpResponse",

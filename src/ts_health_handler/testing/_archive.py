@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
-from ._errors import ServerError
+from .._errors import ServerError
 
 __all__ = ["archive_model", "find_executable", "model_config"]
 

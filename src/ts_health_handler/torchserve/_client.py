@@ -21,6 +21,8 @@ from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import quote
 
+from .._errors import ServerError
+from .._text import one_line
 from ._answers import (
     JobQueue,
     KeyFileError,
@@ -31,9 +33,7 @@ from ._answers import (
     parse_describe,
     status_from_metadata,
 )
-from ._errors import ServerError
 from ._http import BadAnswer, Response, Unreachable, request
-from ._text import one_line
 
 __all__ = [
     "Api",

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from ._state import ENV_STATE_DIR
+from ..record import ENV_STATE_DIR
 
 __all__ = ["health_state_dir", "torchserve", "ts_context"]
 
@@ -34,7 +34,7 @@ def health_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def ts_context(health_state_dir: Path) -> Callable[..., Any]:
     """A factory of contexts for unit tests, with :func:`~ts_health_handler.testing.mock_context`'s
     signature: ``ts_context("my_model", model_yaml_config="model-config.yml")``."""
-    from .testing import mock_context
+    from . import mock_context
 
     return mock_context
 
@@ -46,7 +46,7 @@ def torchserve(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     Takes the keyword arguments of :func:`ts_health_handler.testing.serve`; each server gets
     its own working directory under ``tmp_path`` and is stopped at the end of the test.
     """
-    from .testing import serve
+    from . import serve
 
     with contextlib.ExitStack() as servers:
         started = 0

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from .._answers import KeyFileError, Keys
-from .._client import Api, TorchServeClient
-from .._state import ENV_STATE_DIR, resolve_state_dir
+from ..record import ENV_STATE_DIR, resolve_state_dir
+from ..torchserve._answers import KeyFileError, Keys
+from ..torchserve._client import Api, TorchServeClient
 from ._exit import UsageError
 
 __all__ = [

@@ -34,9 +34,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Union
 
+from .._errors import ServerError
+from ..record import ENV_STATE_DIR
 from ._archive import find_executable
-from ._errors import ServerError
-from ._server import (
+from ._torchserve import (
     CONSOLE_FILE,
     KEY_FILE,
     LOG_FILE,
@@ -46,7 +47,6 @@ from ._server import (
     tail,
     wait_for,
 )
-from ._state import ENV_STATE_DIR
 
 __all__ = ["serve"]
 

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from ._errors import InferenceError, to_prediction_exception
+from .._errors import InferenceError
 from ._tracker import Tracker
 
 __all__ = ["HealthMixin"]
@@ -120,6 +120,15 @@ def _describe(handler: HealthMixin, data: Any, context: Any) -> list[Any]:
 
 
 _WRAPPERS: Final = {"initialize": _wrap_initialize, "handle": _wrap_handle}
+
+
+def to_prediction_exception(error: InferenceError) -> Exception:
+    """Convert ``error`` into TorchServe's ``PredictionException`` (the one mapping)."""
+    from ts.utils.util import PredictionException
+
+    converted: Exception = PredictionException(error.message, error.status_code)
+    converted.__cause__ = error
+    return converted
 
 
 class HealthMixin:

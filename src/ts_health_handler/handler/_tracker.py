@@ -22,10 +22,10 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Final
 
-from ._config import HealthConfig, InitFailurePolicy
-from ._errors import ConfigError, InferenceError, InitializationError
-from ._identity import Identity, current_identity
-from ._state import (
+from .._errors import ConfigError, InferenceError, InitializationError
+from .._lifecycle import CheckStatus, HealthStatus, InitPhase
+from .._text import clip_utf8, valid_utf8
+from ..record import (
     MESSAGE_LIMIT,
     ErrorInfo,
     InitRecord,
@@ -35,9 +35,9 @@ from ._state import (
     resolve_state_dir,
     utc_iso,
 )
-from ._states import CheckStatus, HealthStatus, InitPhase
-from ._status import CheckResult, CheckRunner, WorkerSnapshot, build_status, library_versions
-from ._text import clip_utf8, valid_utf8
+from ._config import HealthConfig, InitFailurePolicy
+from ._describe import CheckResult, CheckRunner, WorkerSnapshot, build_status, library_versions
+from ._identity import Identity, current_identity
 
 __all__ = ["Tracker"]
 

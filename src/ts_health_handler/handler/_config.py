@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 __all__ = ["Faults", "HealthConfig", "InitFailurePolicy"]
 

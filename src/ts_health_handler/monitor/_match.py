@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from .._answers import ModelEntry
-from .._registration import narrow
-from .._state import InitRecord, parse_iso
+from ..record import InitRecord, parse_iso
+from ..record._registration import narrow
+from ..torchserve._answers import ModelEntry
 
 __all__ = ["Match", "match"]
 
@@ -52,7 +52,11 @@ def match(entry: ModelEntry, found: Sequence[tuple[str, InitRecord]]) -> Match:
     chosen = None if best is None else best[3]
     others = [r for _, r in found if r is not chosen]
     previous = max(others, key=lambda r: r.updated_at or "", default=None)
-    current = None if chosen is None else narrow(chosen, [w.id for w in entry.workers])
+    current = (
+        None
+        if chosen is None
+        else narrow(chosen, [w.id for w in entry.workers if w.id is not None])
+    )
     return Match(current, None if best is None else best[2], previous)
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Final, Union
 from urllib.parse import quote
 
-from ._errors import ServerError
+from .._errors import ServerError
 
 __all__ = [
     "JobQueue",

@@ -17,11 +17,11 @@ from functools import cache
 from importlib import metadata
 from typing import Any, Final
 
+from .._lifecycle import CheckStatus, HealthStatus, InitPhase
+from .._text import clip
+from .._version import __version__
+from ..record import ErrorInfo, InitRecord, utc_iso
 from ._config import Faults, HealthConfig
-from ._state import ErrorInfo, InitRecord, utc_iso
-from ._states import CheckStatus, HealthStatus, InitPhase
-from ._text import clip
-from ._version import __version__
 
 __all__ = [
     "CheckResult",

@@ -13,8 +13,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Collection, Sequence
 
+from .._lifecycle import InitPhase
 from ._record import InitRecord, Previous, WorkerRun
-from ._states import InitPhase
 
 __all__ = ["narrow"]
 

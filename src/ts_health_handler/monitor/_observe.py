@@ -1,0 +1,152 @@
+"""Observing TorchServe: ask through the client, read the records, judge each version.
+
+Shared by ``ts-health`` (probe) and ``ts-health serve``; standard library only. Each look at a
+model version costs TorchServe one ``GET /models/{name}`` and, only while a worker is READY,
+one customized describe (``docs/probe.md``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import ServerError
+from ..record import InitRecord, RecordError, StateStore, read_record
+from ..torchserve._answers import ModelEntry
+from ..torchserve._client import TorchServeClient, Unreachable
+from ._assess import ModelHealth, Observation, State, assess
+from ._exit import ExitCode, exit_code_for
+from ._match import Match, match
+from ._settings import Settings
+
+__all__ = ["PingResult", "ask_ping", "observe", "observe_entry", "observe_model", "read_records"]
+
+
+def read_records(settings: Settings, entry: ModelEntry) -> tuple[Match, str, str | None]:
+    """The record of the registration ``entry`` describes (and the newest other one), the
+    path to show for it, and why a record file could not be read (when none is current).
+
+    The path is the current record's file; else an unreadable file's; else the directory.
+    """
+    store = StateStore(settings.state_dir, entry.name, entry.version)
+    found: list[tuple[str, InitRecord]] = []
+    errors: list[tuple[str, str]] = []
+    try:
+        paths = store.files()
+    except OSError as exc:
+        paths = []
+        errors.append(
+            (str(store.directory), f"cannot read {store.directory}: {exc.strerror or exc}")
+        )
+    for path in paths:
+        try:
+            record = read_record(path)
+        except RecordError as exc:
+            errors.append((str(path), str(exc)))
+            continue
+        except OSError as exc:
+            errors.append((str(path), f"cannot read {path}: {exc.strerror or exc}"))
+            continue
+        if record is not None:
+            found.append((str(path), record))
+    matched = match(entry, found)
+    if matched.path is not None:
+        return matched, matched.path, None
+    if errors:
+        return matched, errors[0][0], errors[0][1]
+    return matched, str(store.directory), None
+
+
+def observe(
+    client: TorchServeClient,
+    settings: Settings,
+    model: str,
+    version: str | None,
+    *,
+    ping_healthy: bool | None,
+    now: float,
+) -> ModelHealth:
+    """One version of ``model`` (``None``: the default version), judged."""
+    try:
+        entry = client.describe(model, version)
+    except Unreachable as exc:
+        return ModelHealth(model, version or "?", State.UNREACHABLE, str(exc))
+    return observe_entry(client, settings, entry, ping_healthy=ping_healthy, now=now)
+
+
+def observe_model(
+    client: TorchServeClient,
+    settings: Settings,
+    model: str,
+    *,
+    ping_healthy: bool | None,
+    now: float,
+) -> list[ModelHealth]:
+    """Every registered version of ``model``, judged, the default version first.
+
+    ``GET /models/{name}/all`` lists the versions; TorchServe marks none as the default, so
+    with more than one the default is asked for too (``GET /models/{name}``).
+    """
+    try:
+        entries = client.describe_all(model, "all")
+        default = entries[0] if len(entries) == 1 else client.describe(model)
+    except Unreachable as exc:
+        return [ModelHealth(model, "?", State.UNREACHABLE, str(exc))]
+    ordered = [default, *(e for e in entries if e.version != default.version)]
+    return [
+        observe_entry(client, settings, entry, ping_healthy=ping_healthy, now=now, default=i == 0)
+        for i, entry in enumerate(ordered)
+    ]
+
+
+def observe_entry(
+    client: TorchServeClient,
+    settings: Settings,
+    entry: ModelEntry,
+    *,
+    ping_healthy: bool | None,
+    now: float,
+    default: bool = True,
+) -> ModelHealth:
+    """Judge one described version: its status document (when a worker is READY) and its
+    record, then :func:`assess`."""
+    status: dict[str, Any] | None = None
+    status_error: str | None = "not asked: no READY worker"
+    if entry.ready_workers:
+        status, status_error = client.status_document(entry.name, entry.version)
+    records, record_path, record_error = read_records(settings, entry)
+    seen = Observation(
+        describe=entry,
+        status=status,
+        status_error=status_error,
+        record=records.current,
+        record_path=record_path,
+        record_error=record_error,
+        previous=records.previous,
+        ping_healthy=ping_healthy,
+        now=now,
+        default=default,
+    )
+    return assess(entry.name, entry.version, seen)
+
+
+@dataclass(frozen=True)
+class PingResult:
+    """What ``/ping`` said for ``status``: healthy or not and its text, or why it failed."""
+
+    healthy: bool | None = None
+    status: str | None = None
+    error: str | None = None
+    code: ExitCode = ExitCode.OK
+
+
+def ask_ping(client: TorchServeClient) -> PingResult:
+    """``/ping``, with a failure kept as ``error`` (a refused token still raises)."""
+    try:
+        healthy, status = client.ping()
+    except ServerError as exc:
+        code = exit_code_for(exc)
+        if code is ExitCode.USAGE:
+            raise
+        return PingResult(error=str(exc), code=code)
+    return PingResult(healthy, status, None, ExitCode.OK if healthy else ExitCode.NOT_READY)
