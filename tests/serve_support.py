@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -135,6 +136,22 @@ def get(
         return Reply(response.status, dict(response.getheaders()), response.read())
     finally:
         connection.close()
+
+
+def address(url: str) -> tuple[str, int]:
+    """``(host, port)`` of a ``http://host:port`` URL."""
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    return host, int(port)
+
+
+def raw(url: str, data: bytes) -> bytes:
+    """Send ``data`` as it is and read the reply until the server closes the connection."""
+    with socket.create_connection(address(url), timeout=10) as sock:
+        sock.sendall(data)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def eventually(check: Callable[[], T | None], timeout: float = 20.0, what: str = "") -> T:

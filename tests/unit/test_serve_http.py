@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from fake_torchserve import FakeTorchServe, running
-from serve_support import eventually, get, options, settings_for
+from serve_support import eventually, get, options, raw, settings_for
 from ts_health_handler.serve import HealthApp
 from ts_health_handler.serve._http_server import MAX_REQUEST_LINE
 
@@ -76,16 +76,6 @@ def test_torchserve_stopped_makes_live_and_ready_fail(fake: FakeTorchServe, app:
     live = eventually(lambda: (r := get(app.url, "/live")).status == 503 and r.json(), what="live")
     assert live["reason"].startswith("/ping failed: cannot connect to")
     eventually(lambda: get(app.url, "/ready").status == 503, timeout=10, what="ready 503")
-
-
-def raw(url: str, data: bytes) -> bytes:
-    host, port = url.split("//", 1)[1].rsplit(":", 1)
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(data)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,13 @@
 - a request line of at most :data:`MAX_REQUEST_LINE` bytes (else 414); headers as
   ``http.server`` bounds them (64 KiB a line, 100 lines; else 431);
 - no request bodies (413): every path is a GET;
-- :data:`READ_TIMEOUT` seconds to send a request (a slow client is dropped);
+- :data:`REQUEST_DEADLINE` seconds from accept (the start of the connection's thread) to
+  the end of the headers, for the whole request however its bytes are paced: before every
+  read the socket's timeout is set to the time left, so trickling cannot extend it; a client
+  past it is dropped without an answer;
+- as long again to take the answer (every send is bounded the same way), so a client that
+  never reads cannot keep its slot either: a connection holds one for about twice
+  :data:`REQUEST_DEADLINE` at most, plus the time to compute the answer;
 - one request per connection (``Connection: close``), so no idle connection holds a slot.
 
 Answers come from :func:`~._routes.answer` over the observer's latest snapshot: a request
@@ -14,19 +20,24 @@ never waits on TorchServe.
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._routes import Answer, Request, error_answer
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer, WriteableBuffer
 
 __all__ = ["HealthServer"]
 
 MAX_CONNECTIONS: Final = 64
 MAX_REQUEST_LINE: Final = 8192
-READ_TIMEOUT: Final = 5.0
+REQUEST_DEADLINE: Final = 5.0
 
 _BUSY_BODY: Final = b'{"error": "too many connections, retry later"}\n'
 _BUSY: Final = (
@@ -37,12 +48,61 @@ _BUSY: Final = (
 )
 
 
+class _Deadline:
+    """A connection's socket and the moment by which its current read or send must end."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.sock: Final = sock
+        self.start(seconds)
+
+    def start(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+
+    def socket(self) -> socket.socket:
+        """The socket, its timeout the time left: a call on it cannot outlast the deadline."""
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("past the deadline")
+        self.sock.settimeout(left)
+        return self.sock
+
+
+class _Reader(io.RawIOBase):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        return self._deadline.socket().recv_into(buffer)
+
+
+class _Writer(io.BufferedIOBase):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self._deadline = deadline
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: ReadableBuffer) -> int:
+        self._deadline.socket().sendall(data)  # sendall's timeout bounds the whole call
+        return memoryview(data).nbytes
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: HealthServer
     server_version = "ts-health"
     sys_version = ""
     protocol_version = "HTTP/1.1"
-    timeout = READ_TIMEOUT
+
+    def setup(self) -> None:  # StreamRequestHandler's, with every read and send on a deadline
+        self.connection = self.request
+        self.deadline = _Deadline(self.request, self.server.request_deadline)
+        self.rfile = io.BufferedReader(_Reader(self.deadline))
+        self.wfile = _Writer(self.deadline)
 
     def handle_one_request(self) -> None:
         self.close_connection = True
@@ -70,6 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(self.server.answer(request))
 
     def _send(self, answer: Answer) -> None:
+        self.deadline.start(self.server.request_deadline)  # as long again to take the answer
         try:
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type)
@@ -110,8 +171,12 @@ class HealthServer(ThreadingHTTPServer):
         answer: Callable[[Request], Answer],
         *,
         max_connections: int = MAX_CONNECTIONS,
+        request_deadline: float = REQUEST_DEADLINE,
     ) -> None:
+        if not request_deadline > 0:
+            raise ValueError(f"request_deadline must be positive, not {request_deadline!r}")
         self.answer: Final = answer
+        self.request_deadline: Final = request_deadline
         self._slots = threading.BoundedSemaphore(max_connections)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
