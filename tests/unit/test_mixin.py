@@ -137,8 +137,9 @@ def test_successful_initialize_is_recorded(make: Make, health_state_dir: Path) -
         "worker_pid": os.getpid(),
         "updated_at": T1_ISO,
         "workers": [],  # outside a TorchServe worker there is no worker id
+        "deaths": [],
         "previous": None,
-        "schema_version": 2,
+        "schema_version": 3,
     }
     assert document["state_store"] == {
         "path": str(health_state_dir / "resnet" / "1.0" / RECORD_FILE),

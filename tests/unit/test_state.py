@@ -170,7 +170,7 @@ def test_json_round_trip() -> None:
 
     assert json.loads(json.dumps(data)) == data
     assert data["phase"] == "ready"
-    assert data["schema_version"] == 2
+    assert data["schema_version"] == 3
     assert data["last_error"]["type"] == "OSError"
     assert data["recent_errors"][0]["traceback"] is None
     assert InitRecord.from_json(json.loads(json.dumps(data))) == record
@@ -223,7 +223,7 @@ def _valid() -> dict[str, Any]:
             "missing field 'workers[0].pid'",
         ),
         (lambda d: d.update(updated_at=5), "field 'updated_at' is 5, expected str or null"),
-        (lambda d: d.update(schema_version=3), "schema_version 3, expected 2"),
+        (lambda d: d.update(schema_version=4), "schema_version 4, expected 3"),
         (
             lambda d: d.update(phase="starting"),
             "phase 'starting', expected one of initializing, ready, failed",

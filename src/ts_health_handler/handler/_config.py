@@ -8,6 +8,15 @@ Example (every key optional)::
       check_timeout_s: 1
       traceback_limit: 4000
       termination_log: /dev/termination-log
+      heartbeat_interval_s: 2       # the watchdog's beat, while the worker serves
+      stuck_after_s: null           # a request running longer is "stuck"; null: 3/4 of
+                                    # the model's responseTimeout (TorchServe's default 120 s)
+      failing_after_requests: 5     # failed requests in a row that make the model "failing"
+      fatal_errors: [...]           # regular expressions; see DEFAULT_FATAL_ERRORS
+      oom_fatal_after: 3            # CUDA out-of-memory errors in a row that count as fatal
+      on_fatal_error: report        # report | restart (end the worker after answering)
+      unstable_after_deaths: 3      # worker deaths while serving within death_window_s
+      death_window_s: 600
       faults:                       # for testing health machinery; all off by default
         fail_initialize: "weights missing"
         initialize_delay_s: 0
@@ -20,15 +29,36 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from .._errors import ConfigError
 
-__all__ = ["Faults", "HealthConfig", "InitFailurePolicy"]
+__all__ = [
+    "DEFAULT_FATAL_ERRORS",
+    "FatalErrorPolicy",
+    "Faults",
+    "HealthConfig",
+    "InitFailurePolicy",
+]
 
 SECTION: Final = "health"
+#: TorchServe's default ``responseTimeout`` (seconds), when ``model-config.yml`` sets none.
+DEFAULT_RESPONSE_TIMEOUT_S: Final = 120.0
+#: Share of ``responseTimeout`` after which a running request counts as stuck, by default.
+STUCK_SHARE: Final = 0.75
+#: Errors after which a CUDA context stays corrupt: no later request can succeed in this
+#: process (matched, case-insensitively, against ``"<type>: <message>"``).
+DEFAULT_FATAL_ERRORS: Final = (
+    r"device-side assert triggered",
+    r"an illegal memory access was encountered",
+    r"CUBLAS_STATUS_EXECUTION_FAILED",
+    r"CUDNN_STATUS_EXECUTION_FAILED",
+    r"NCCL error",
+)
 
 
 class InitFailurePolicy(str, enum.Enum):
@@ -76,6 +106,29 @@ def _section(key: str, value: Any, allowed: tuple[str, ...]) -> Mapping[str, Any
     return value
 
 
+class FatalErrorPolicy(str, enum.Enum):
+    """What a worker does after a fatal error (``health.on_fatal_error``)."""
+
+    #: Keep serving (every request fails); the model is reported ``failing``.
+    REPORT = "report"
+    #: Answer the failing request, then end the worker process: TorchServe starts a fresh
+    #: one (with a fresh CUDA context). The restart is recorded and counted.
+    RESTART = "restart"
+
+
+def _patterns(key: str, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return DEFAULT_FATAL_ERRORS
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(key, value, "a list of regular expressions (strings)")
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(key, pattern, f"a valid regular expression ({exc})") from None
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class Faults:
     """Fault-injection knobs (``health.faults``); all off by default."""
@@ -114,7 +167,25 @@ class HealthConfig:
     check_timeout_s: float = 1.0
     traceback_limit: int = 4000
     termination_log: str | None = None
+    heartbeat_interval_s: float = 2.0
+    #: ``None``: :data:`STUCK_SHARE` of ``response_timeout_s``.
+    stuck_after_s: float | None = None
+    failing_after_requests: int = 5
+    fatal_errors: tuple[str, ...] = DEFAULT_FATAL_ERRORS
+    oom_fatal_after: int = 3
+    on_fatal_error: FatalErrorPolicy = FatalErrorPolicy.REPORT
+    unstable_after_deaths: int = 3
+    death_window_s: float = 600.0
+    #: TorchServe's ``responseTimeout`` (top level of ``model-config.yml``), not ours.
+    response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S
     faults: Faults = field(default_factory=Faults)
+
+    @property
+    def stuck_threshold_s(self) -> float:
+        """Seconds after which a running request is stuck."""
+        if self.stuck_after_s is not None:
+            return self.stuck_after_s
+        return STUCK_SHARE * self.response_timeout_s
 
     @classmethod
     def from_model_yaml(cls, model_yaml_config: Any) -> HealthConfig:
@@ -127,16 +198,27 @@ class HealthConfig:
             return cls()
         if not isinstance(model_yaml_config, Mapping):
             raise ConfigError("model-config.yml", model_yaml_config, "a mapping at top level")
-        return cls.from_mapping(model_yaml_config.get(SECTION))
+        parsed = cls.from_mapping(model_yaml_config.get(SECTION))
+        timeout = model_yaml_config.get("responseTimeout")
+        if timeout is None:
+            return parsed
+        seconds = _number("responseTimeout", timeout, 1, 10_000_000)
+        return dataclasses.replace(parsed, response_timeout_s=seconds)
 
     @classmethod
     def from_mapping(cls, raw: Any) -> HealthConfig:
         """Parse the ``health`` section itself (``None`` gives the defaults)."""
-        section = _section(SECTION, raw, tuple(cls.__dataclass_fields__))
+        keys = tuple(n for n in cls.__dataclass_fields__ if n != "response_timeout_s")
+        section = _section(SECTION, raw, keys)
         policy = section.get("on_init_failure", InitFailurePolicy.RAISE.value)
         allowed = tuple(p.value for p in InitFailurePolicy)
         if policy not in allowed:
             raise ConfigError(f"{SECTION}.on_init_failure", policy, " or ".join(allowed))
+        on_fatal = section.get("on_fatal_error", FatalErrorPolicy.REPORT.value)
+        fatal_allowed = tuple(p.value for p in FatalErrorPolicy)
+        if on_fatal not in fatal_allowed:
+            raise ConfigError(f"{SECTION}.on_fatal_error", on_fatal, " or ".join(fatal_allowed))
+        stuck = section.get("stuck_after_s")
         return cls(
             on_init_failure=InitFailurePolicy(policy),
             state_dir=_text(f"{SECTION}.state_dir", section.get("state_dir")),
@@ -147,6 +229,32 @@ class HealthConfig:
                 f"{SECTION}.traceback_limit", section.get("traceback_limit", 4000), 0, 100_000
             ),
             termination_log=_text(f"{SECTION}.termination_log", section.get("termination_log")),
+            heartbeat_interval_s=_number(
+                f"{SECTION}.heartbeat_interval_s", section.get("heartbeat_interval_s", 2.0), 0.1, 60
+            ),
+            stuck_after_s=None
+            if stuck is None
+            else _number(f"{SECTION}.stuck_after_s", stuck, 0.1, 10_000_000),
+            failing_after_requests=_integer(
+                f"{SECTION}.failing_after_requests",
+                section.get("failing_after_requests", 5),
+                1,
+                1_000_000,
+            ),
+            fatal_errors=_patterns(f"{SECTION}.fatal_errors", section.get("fatal_errors")),
+            oom_fatal_after=_integer(
+                f"{SECTION}.oom_fatal_after", section.get("oom_fatal_after", 3), 1, 1_000_000
+            ),
+            on_fatal_error=FatalErrorPolicy(on_fatal),
+            unstable_after_deaths=_integer(
+                f"{SECTION}.unstable_after_deaths",
+                section.get("unstable_after_deaths", 3),
+                1,
+                1_000_000,
+            ),
+            death_window_s=_number(
+                f"{SECTION}.death_window_s", section.get("death_window_s", 600), 1, 10_000_000
+            ),
             faults=Faults.from_mapping(section.get("faults")),
         )
 

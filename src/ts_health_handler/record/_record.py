@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from .._lifecycle import InitPhase
 from .._text import clip
+from ._deaths import KEEP_DEATHS, Death
 from ._fields import RecordError, field, mapping, seconds
 from ._fields import phase as read_phase
 
@@ -40,9 +41,10 @@ __all__ = [
     "utc_iso",
 ]
 
-RECORD_SCHEMA_VERSION: Final = 2
-#: Record versions still read (version 1 had ``server_pid`` and no ``workers``).
-READABLE_VERSIONS: Final = (1, 2)
+RECORD_SCHEMA_VERSION: Final = 3
+#: Record versions still read (version 1 had ``server_pid`` and no ``workers``; version 2
+#: started over inside the worker and had no per-thread counters nor ``deaths``).
+READABLE_VERSIONS: Final = (1, 2, 3)
 #: How many earlier failure reasons a record keeps.
 RECENT_ERRORS: Final = 5
 #: Longest message kept in a record, in characters.
@@ -206,6 +208,8 @@ class InitRecord:
     updated_at: str | None = None
     #: The worker threads, by TorchServe's worker id (at most :data:`MAX_RUNS`).
     workers: tuple[WorkerRun, ...] = ()
+    #: Worker processes that ended while serving (the newest :data:`KEEP_DEATHS`).
+    deaths: tuple[Death, ...] = ()
     #: The earlier registrations: set on a record narrowed by ``_registration.narrow`` (and
     #: read from records of schema 2, which started over on the worker side).
     previous: Previous | None = None
@@ -307,6 +311,10 @@ class InitRecord:
             worker_id=worker_id,
         )
 
+    def died(self, death: Death) -> InitRecord:
+        """A worker process that served was found gone by its successor."""
+        return dataclasses.replace(self, deaths=(*self.deaths, death)[-KEEP_DEATHS:])
+
     def summary(self) -> Previous:
         """What a new registration keeps of this one."""
         return Previous(
@@ -395,6 +403,7 @@ class InitRecord:
         data["recent_errors"] = [e.to_json() for e in self.recent_errors]
         data["workers"] = [r.to_json() for r in self.workers]
         data["previous"] = None if self.previous is None else self.previous.to_json()
+        data["deaths"] = [d.to_json() for d in self.deaths]
         return data
 
     @classmethod
@@ -439,6 +448,10 @@ class InitRecord:
                 WorkerRun.from_json(w, where, f"workers[{i}]") for i, w in enumerate(workers)
             ),
             previous=None if previous is None else Previous.from_json(previous, where),
+            deaths=tuple(
+                Death.from_json(d, where, f"deaths[{i}]")
+                for i, d in enumerate(field(data, "deaths", list, where, default=[]))
+            ),
         )
 
 

@@ -50,6 +50,7 @@ def narrow(record: InitRecord, worker_ids: Collection[str]) -> InitRecord:
             recent_errors=(),
             worker_pid=None,
             workers=(),
+            deaths=(),
             previous=previous,
         )
     newest = max(runs, key=lambda r: r.last_activity)
@@ -75,6 +76,7 @@ def narrow(record: InitRecord, worker_ids: Collection[str]) -> InitRecord:
         recent_errors=tuple(e for e in record.recent_errors if e.at >= since),
         worker_pid=newest.pid,
         workers=tuple(runs),
+        deaths=tuple(d for d in record.deaths if d.worker in ids),
         previous=previous,
     )
 

@@ -1,0 +1,151 @@
+"""The heartbeat of a READY worker: what it is doing now, written by a watchdog thread.
+
+Standard library only. TorchServe describes a worker as READY while one request has hung for
+minutes, while every request fails, and until the process is gone; and a hung worker cannot
+answer the customized describe. So a READY worker's watchdog thread (``handler._watchdog``)
+writes one small file at a bounded rate, whatever the worker's main thread is doing:
+``<state dir>/<model>/<version>/beat.<server>.<worker id>.json``. The monitor reads it beside
+the record; a file that stops changing while its process lives means the whole process is
+frozen (or C code holds the GIL). There is no file write per request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+from ._fields import RecordError, field, mapping
+from ._record import ErrorInfo
+
+__all__ = ["BEAT_SCHEMA_VERSION", "Beat", "beat_path", "read_beat", "write_beat"]
+
+BEAT_SCHEMA_VERSION: Final = 1
+#: Mode of a beat file: readable by a probe running as another user.
+BEAT_MODE: Final = 0o644
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One heartbeat: times are epoch seconds (wall clock) as the worker saw them."""
+
+    worker: str
+    pid: int
+    #: When the watchdog wrote this beat.
+    at: float
+    #: Seconds between beats: a beat older than a few of these is a stopped heartbeat.
+    interval_s: float
+    #: Requests seen (one per batch item), those that raised, and the failures in a row.
+    requests: int
+    failed: int
+    consecutive_failures: int
+    #: When the request now running started; ``None`` when the worker is idle.
+    in_flight_since: float | None = None
+    #: When the last request started (finished, when ``in_flight_since`` is ``None``).
+    last_request_at: float | None = None
+    #: When this worker last answered a describe request.
+    describe_at: float | None = None
+    #: The newest failed request.
+    last_error: ErrorInfo | None = None
+    #: A fatal error (``health.fatal_errors``): the worker will not serve again.
+    fatal: ErrorInfo | None = None
+    #: The worker ends itself after answering (``health.on_fatal_error: restart``).
+    restarting: bool = False
+    #: The thresholds this worker was configured with, so that readers judge alike.
+    stuck_after_s: float = 90.0
+    response_timeout_s: float = 120.0
+    failing_after: int = 5
+    unstable_after_deaths: int = 3
+    death_window_s: float = 600.0
+
+    def stuck_for(self, now: float) -> float | None:
+        """How long the running request has run at ``now``, when it is past the threshold."""
+        if self.in_flight_since is None:
+            return None
+        running = max(0.0, now - self.in_flight_since)
+        return running if running >= self.stuck_after_s else None
+
+    def stale_after_s(self) -> float:
+        """Past this age the heartbeat has stopped (three missed beats, at least 5 s)."""
+        return max(3 * self.interval_s, self.interval_s + 5.0)
+
+    def to_json(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["last_error"] = None if self.last_error is None else self.last_error.to_json()
+        data["fatal"] = None if self.fatal is None else self.fatal.to_json()
+        return {"schema_version": BEAT_SCHEMA_VERSION, **data}
+
+    @classmethod
+    def from_json(cls, raw: Any, where: str) -> Beat:
+        data: Mapping[str, Any] = mapping(raw, where)
+        version = field(data, "schema_version", int, where)
+        if version != BEAT_SCHEMA_VERSION:
+            raise RecordError(where, f"schema_version {version!r}, expected {BEAT_SCHEMA_VERSION}")
+        number = (int, float)
+        optional = (int, float, type(None))
+        error, fatal = data.get("last_error"), data.get("fatal")
+        return cls(
+            worker=field(data, "worker", str, where),
+            pid=field(data, "pid", int, where),
+            at=float(field(data, "at", number, where)),
+            interval_s=float(field(data, "interval_s", number, where)),
+            requests=field(data, "requests", int, where),
+            failed=field(data, "failed", int, where),
+            consecutive_failures=field(data, "consecutive_failures", int, where),
+            in_flight_since=field(data, "in_flight_since", optional, where, default=None),
+            last_request_at=field(data, "last_request_at", optional, where, default=None),
+            describe_at=field(data, "describe_at", optional, where, default=None),
+            last_error=None if error is None else ErrorInfo.from_json(error, where, "last_error"),
+            fatal=None if fatal is None else ErrorInfo.from_json(fatal, where, "fatal"),
+            stuck_after_s=float(field(data, "stuck_after_s", number, where, default=90.0)),
+            response_timeout_s=float(
+                field(data, "response_timeout_s", number, where, default=120.0)
+            ),
+            restarting=data.get("restarting", False) is True,
+            failing_after=field(data, "failing_after", int, where, default=5),
+            unstable_after_deaths=field(data, "unstable_after_deaths", int, where, default=3),
+            death_window_s=float(field(data, "death_window_s", number, where, default=600.0)),
+        )
+
+
+def beat_path(directory: Path, server: str | None, worker: str) -> Path:
+    """The beat file of one worker thread of one server, in a version's directory."""
+    return directory / f"beat.{quote(server or 'local', safe='')}.{quote(worker, safe='')}.json"
+
+
+def write_beat(path: Path, beat: Beat) -> None:
+    """Replace ``path`` with ``beat`` atomically (one writer per file: no lock needed)."""
+    payload = json.dumps(beat.to_json()).encode("utf-8")
+    fd, temp = tempfile.mkstemp(prefix=".beat.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), BEAT_MODE)
+            handle.write(payload)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+
+
+def read_beat(path: Path) -> Beat | None:
+    """The beat in ``path``, or ``None`` when there is none.
+
+    Raises:
+        RecordError: not a valid beat. OSError: unreadable.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        raise RecordError(path, f"not JSON ({exc})") from None
+    return Beat.from_json(raw, str(path))
