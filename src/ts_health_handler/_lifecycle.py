@@ -44,7 +44,12 @@ class ModelState(str, enum.Enum):
     INITIALIZING = "initializing"
     FAILING = "failing"
     UNHEALTHY = "unhealthy"
+    #: READY to TorchServe, but every READY worker's request has run past the threshold,
+    #: or its heartbeat has stopped.
+    STUCK = "stuck"
     SATURATED = "saturated"
+    #: Serving, but its workers died while serving too often lately (a crash loop).
+    UNSTABLE = "unstable"
     DEGRADED = "degraded"
     UNREACHABLE = "unreachable"
 

@@ -138,6 +138,7 @@ def test_successful_initialize_is_recorded(make: Make, health_state_dir: Path) -
         "updated_at": T1_ISO,
         "workers": [],  # outside a TorchServe worker there is no worker id
         "deaths": [],
+        "deaths_total": 0,
         "previous": None,
         "schema_version": 3,
     }

@@ -27,11 +27,11 @@ Example (every key optional)::
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import math
 import re
 from collections.abc import Mapping
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Final
 

@@ -94,10 +94,10 @@ def _wrap_handle(method: _F) -> _F:
                 tracker.gate()
             return method(self, data, context)
         except InferenceError as exc:
-            tracker.requests_failed += count
+            tracker.request_failed(exc, count)
             raise to_prediction_exception(exc) from exc
-        except Exception:
-            tracker.requests_failed += count
+        except Exception as exc:
+            tracker.request_failed(exc, count)
             raise
         finally:
             tracker.in_handle = False
@@ -114,6 +114,7 @@ def _is_describe(context: Any) -> bool:
 
 
 def _describe(handler: HealthMixin, data: Any, context: Any) -> list[Any]:
+    _tracker(handler).described()
     handler.context = context
     document = handler.describe_handle()
     return [document] * max(1, len(data) if isinstance(data, list) else 1)

@@ -17,9 +17,11 @@ One describe request, each step once::
 
 from __future__ import annotations
 
+import contextlib
 import os
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final
 
 from .._errors import ConfigError, InferenceError, InitializationError
@@ -35,21 +37,22 @@ from ..record import (
     resolve_state_dir,
     utc_iso,
 )
+from ..record._beat import beat_path, read_beat
+from ..record._deaths import Death, death_from_beat
 from ._config import HealthConfig, InitFailurePolicy
 from ._describe import CheckResult, CheckRunner, WorkerSnapshot, build_status, library_versions
 from ._identity import Identity, current_identity
+from ._metrics import (
+    METRIC_INIT_DURATION,
+    METRIC_INIT_FAILURES,
+    METRIC_STATE,
+    STATE_GAUGE,
+    emit,
+)
+from ._serving import Serving, qualified_name
 
 __all__ = ["Tracker"]
 
-#: Metric names emitted through ``context.metrics``; declare them in the metrics config
-#: (``examples/templates/metrics.yaml``) so that they reach the Prometheus endpoint.
-#: Prometheus-style: snake_case, base units, ``_total`` on the counter; the state gauge has a
-#: ``WorkerId`` dimension, so that workers of one model never overwrite each other's value.
-METRIC_INIT_DURATION: Final = "ts_health_init_duration_seconds"
-METRIC_INIT_FAILURES: Final = "ts_health_init_failures_total"
-METRIC_STATE: Final = "ts_health_worker_state"
-#: ``ts_health_worker_state`` values: 0 is good, anything above wants attention.
-STATE_GAUGE: Final = {HealthStatus.READY: 0, HealthStatus.DEGRADED: 1, HealthStatus.FAILED: 2}
 #: Kubernetes keeps at most 4096 bytes of a termination message.
 TERMINATION_LIMIT: Final = 4096
 #: Stands for the cut-away start of a termination message (which is one line).
@@ -85,6 +88,7 @@ class Tracker:
         "_phase",
         "_record",
         "_reported",
+        "_serving",
         "_sleep",
         "_started",
         "_started_at",
@@ -119,6 +123,8 @@ class Tracker:
         self._check_healthy: bool | None = None
         self._check_changed_at: float | None = None
         self._reported: HealthStatus | None = None
+        #: After a successful ``initialize()`` inside TorchServe: requests and the heartbeat.
+        self._serving: Serving | None = None
         #: Inference requests seen (one per batch item) and those that raised.
         self.requests_total = 0
         self.requests_failed = 0
@@ -194,8 +200,10 @@ class Tracker:
             self._config = HealthConfig.salvage(raw)
         self._store = None  # the state dir may differ from an earlier initialize()
         identity = self._identity = current_identity()
-        self._persist(
-            lambda previous: InitRecord.started(
+        death = self._predecessor_death(started)
+
+        def start(previous: InitRecord | None) -> InitRecord:
+            record = InitRecord.started(
                 previous,
                 model_name=name,
                 model_version=version,
@@ -205,11 +213,40 @@ class Tracker:
                 worker_id=identity.worker,
                 worker_alive=pid_alive,
             )
-        )
+            return record if death is None else record.died(death)
+
+        self._persist(start)
         if self._record is not None:
             run = self._record.run(identity.worker)
             self._attempt = self._record.attempts if run is None else run.attempts
         return started, config_error
+
+    def _beat_path(self) -> Path | None:
+        """This worker thread's heartbeat file (``None`` outside TorchServe: no worker id)."""
+        worker = self._identity.worker
+        if worker is None:
+            return None
+        directory = StateStore(
+            resolve_state_dir(self._config.state_dir), self._model_name, self._model_version
+        ).directory
+        return beat_path(directory, self._identity.server, worker)
+
+    def _predecessor_death(self, now: float) -> Death | None:
+        """The process this worker thread ran before, if it was serving and is gone.
+
+        Its last heartbeat tells what it was doing; the file is removed once read, so that
+        the death is recorded once (this process writes its own beats when it is READY).
+        """
+        try:
+            path = self._beat_path()
+            beat = None if path is None else read_beat(path)
+        except Exception:  # an unreadable beat must not fail initialize(): nothing to tell
+            return None
+        if path is None or beat is None or beat.pid == os.getpid() or pid_alive(beat.pid):
+            return None
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return death_from_beat(beat, found=now)
 
     def _succeeded(self, started: float) -> None:
         finished = self._clock()
@@ -226,6 +263,15 @@ class Tracker:
         )
         self._metric(METRIC_INIT_DURATION, finished - started, "Seconds")
         self._report(HealthStatus.READY)
+        self._start_serving()
+
+    def _start_serving(self) -> None:
+        """Inside TorchServe, watch the requests and beat (a worker initializes once)."""
+        path = self._beat_path()
+        if path is None or self._serving is not None or self._identity.worker is None:
+            return
+        self._serving = Serving(self, self._config, self._identity.worker, path, self._clock)
+        self._serving.watchdog.start()
 
     def _failed(self, exc: BaseException, started: float) -> None:
         finished = self._clock()
@@ -303,6 +349,17 @@ class Tracker:
             self._store_error = self._store_error or f"termination_log {path}: {exc}"
 
     # -- requests --------------------------------------------------------------------------
+
+    def request_failed(self, exc: BaseException, count: int) -> None:
+        """The failure path of ``handle()``: count it, and tell the serving watch."""
+        self.requests_failed += count
+        if self._serving is not None:
+            self._serving.failed(exc, count)
+
+    def described(self) -> None:
+        """A describe request reached this worker (the heartbeat shows when)."""
+        if self._serving is not None:
+            self._serving.describe_at = self._clock()
 
     def gate(self) -> None:
         """The slow path of ``handle()``: refuse under a held failure, apply inference faults.
@@ -404,37 +461,10 @@ class Tracker:
             self._metric(METRIC_STATE, STATE_GAUGE[status], "State", per_worker=True)
 
     def _metric(
-        self,
-        name: str,
-        value: float,
-        unit: str,
-        *,
-        counter: bool = False,
-        per_worker: bool = False,
+        self, name: str, value: float, unit: str, *, counter: bool = False, per_worker: bool = False
     ) -> None:
-        """Emit through TorchServe's metrics cache; a missing or broken cache is ignored.
-
-        ``per_worker`` names every dimension, in the order ``metrics.yaml`` declares them:
-        ``ModelName``, ``Level``, ``WorkerId``.
-        """
-        if self._metrics is None:
-            return
-        try:
-            from ts.metrics.dimension import Dimension
-            from ts.metrics.metric_type_enum import MetricTypes
-
-            kind = MetricTypes.COUNTER if counter else MetricTypes.GAUGE
-            # A fresh list each call: ts appends default dimensions to the list it is given.
-            dimensions = []
-            if per_worker:
-                dimensions = [
-                    Dimension("ModelName", self._model_name),
-                    Dimension("Level", "Model"),
-                    Dimension("WorkerId", self._identity.worker or UNKNOWN),
-                ]
-            self._metrics.add_metric(name, value, unit, None, dimensions, kind)
-        except Exception:  # metrics are best effort; they must never fail the handler
-            return
+        worker = (self._identity.worker or UNKNOWN) if per_worker else None
+        emit(self._metrics, self._model_name, name, value, unit, counter=counter, worker=worker)
 
 
 def model_identity(context: Any) -> tuple[str, str]:
@@ -448,9 +478,3 @@ def model_identity(context: Any) -> tuple[str, str]:
             name = name or model.get("modelName")
             version = str(model.get("modelVersion") or UNKNOWN)
     return str(name or UNKNOWN), version
-
-
-def qualified_name(kind: type) -> str:
-    """``module.Qualname`` of a class; builtins (``OSError``) go without their module."""
-    module = kind.__module__
-    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"

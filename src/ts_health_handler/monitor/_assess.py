@@ -13,7 +13,9 @@ from typing import Any, Final
 from .._lifecycle import InitPhase, ModelState
 from .._text import one_line
 from ..record import InitRecord, parse_iso
+from ..record._beat import Beat
 from ..torchserve._answers import ModelEntry
+from ._serving import after_ready, last_death
 
 __all__ = ["ModelHealth", "Observation", "State", "assess"]
 
@@ -37,6 +39,7 @@ class Observation:
         record_path: that record's file, or the directory where records were looked for.
         record_error: why a record file could not be read.
         previous: the newest record of another registration or server run: history.
+        beats: the heartbeats of the READY worker processes (``record._beat``).
         ping_healthy: ``/ping`` answered 200 (True), 500 (False), or was not asked (None).
         now: wall-clock epoch seconds, to compare with the record's timestamps.
         default: this is the model's default version (what ``/predictions/{name}`` serves).
@@ -49,6 +52,7 @@ class Observation:
     record_path: str | None = None
     record_error: str | None = None
     previous: InitRecord | None = None
+    beats: tuple[Beat, ...] = ()
     ping_healthy: bool | None = None
     now: float = 0.0
     default: bool = True
@@ -136,16 +140,25 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
                 "no workers (minWorkers is 0): scale the model with "
                 "PUT /models/{name}?min_worker=1",
             )
-        return verdict(State.INITIALIZING, _initializing_text(worker_text, seen))
+        text = _initializing_text(worker_text, seen)
+        death = last_death(record)
+        if death is not None:
+            text += f"; the last worker process ended while serving: {death.describe()}"
+        return verdict(State.INITIALIZING, text)
     status = seen.status or {}
     if status.get("status") == "failed":
         return verdict(State.FAILING, f"initialization failed and is held; {_held_text(status)}")
+    watch = after_ready(seen.beats, ready, record, seen.now)
+    if watch.state is not None:
+        return verdict(watch.state, f"{watch.reason} ({worker_text})")
     queue = entry.queue
     if queue is not None and queue.full:
         return verdict(
             State.SATURATED,
             f"job queue full: {queue.pending} pending, 0 free ({worker_text})",
         )
+    if watch.unstable is not None:
+        return verdict(State.UNSTABLE, f"{watch.unstable} ({worker_text})")
     if status.get("status") == "degraded":
         return verdict(State.DEGRADED, f"{_check_text(status)} ({worker_text})")
     reason = worker_text
@@ -154,6 +167,8 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
     failing = _other_worker_failing(seen)
     if failing:
         reason += f"; other worker failing: {failing}"
+    for note in watch.notes:
+        reason += f"; {note}"
     if seen.status_error:
         reason += f"; health status unknown: {seen.status_error}"
     if seen.record_error:

@@ -7,19 +7,37 @@ one customized describe (``docs/probe.md``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .._errors import ServerError
 from ..record import InitRecord, RecordError, StateStore, read_record
+from ..record._beat import Beat, read_beats
 from ..torchserve._answers import ModelEntry
 from ..torchserve._client import TorchServeClient, Unreachable
 from ._assess import ModelHealth, Observation, State, assess
 from ._exit import ExitCode, exit_code_for
+from ._guard import forget_pending, hold_describe, remember_pending
 from ._match import Match, match
 from ._settings import Settings
 
-__all__ = ["PingResult", "ask_ping", "observe", "observe_entry", "observe_model", "read_records"]
+__all__ = [
+    "PingResult",
+    "ask_ping",
+    "current_beats",
+    "observe",
+    "observe_entry",
+    "observe_model",
+    "read_records",
+]
+
+
+def current_beats(beats: Sequence[Beat], entry: ModelEntry) -> list[Beat]:
+    """The heartbeats of the worker processes TorchServe describes as READY now (by worker
+    id and pid: a beat of an earlier process of the same worker thread is not current)."""
+    ready = {(w.id, w.pid) for w in entry.workers if w.ready}
+    return [b for b in beats if (b.worker, b.pid) in ready]
 
 
 def read_records(settings: Settings, entry: ModelEntry) -> tuple[Match, str, str | None]:
@@ -112,8 +130,18 @@ def observe_entry(
     record, then :func:`assess`."""
     status: dict[str, Any] | None = None
     status_error: str | None = "not asked: no READY worker"
+    directory = StateStore(settings.state_dir, entry.name, entry.version).directory
+    beats = current_beats(read_beats(directory), entry)
     if entry.ready_workers:
-        status, status_error = client.status_document(entry.name, entry.version)
+        held = hold_describe(beats, entry.ready_workers, directory, now, settings.describe_timeout)
+        if held is not None:
+            status_error = held
+        else:
+            status, status_error = client.status_document(entry.name, entry.version)
+            if status is not None:
+                forget_pending(directory)
+            elif beats:  # ours, and unanswered: it may wait in the queue
+                remember_pending(directory, now)
     records, record_path, record_error = read_records(settings, entry)
     seen = Observation(
         describe=entry,
@@ -123,6 +151,7 @@ def observe_entry(
         record_path=record_path,
         record_error=record_error,
         previous=records.previous,
+        beats=tuple(beats),
         ping_healthy=ping_healthy,
         now=now,
         default=default,

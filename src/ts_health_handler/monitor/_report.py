@@ -58,6 +58,7 @@ def health_json(
         previous_initialization=None if seen.previous is None else seen.previous.to_json(),
         record_path=seen.record_path,
         record_error=seen.record_error,
+        heartbeats=[b.to_json() for b in seen.beats],
     )
     return data
 

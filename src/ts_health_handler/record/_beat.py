@@ -24,7 +24,7 @@ from urllib.parse import quote
 from ._fields import RecordError, field, mapping
 from ._record import ErrorInfo
 
-__all__ = ["BEAT_SCHEMA_VERSION", "Beat", "beat_path", "read_beat", "write_beat"]
+__all__ = ["BEAT_SCHEMA_VERSION", "Beat", "beat_path", "read_beat", "read_beats", "write_beat"]
 
 BEAT_SCHEMA_VERSION: Final = 1
 #: Mode of a beat file: readable by a probe running as another user.
@@ -149,3 +149,33 @@ def read_beat(path: Path) -> Beat | None:
     except (ValueError, RecursionError) as exc:
         raise RecordError(path, f"not JSON ({exc})") from None
     return Beat.from_json(raw, str(path))
+
+
+#: Beat files looked at per model version (the newest); servers long gone leave theirs.
+MAX_BEAT_FILES: Final = 64
+
+
+def read_beats(directory: Path) -> list[Beat]:
+    """Every readable beat of a model version (all servers), newest first.
+
+    A beat that cannot be read is skipped: it is one worker's view, and the describe still
+    shows that worker; the record keeps what matters when a process is gone.
+    """
+    try:
+        with os.scandir(directory) as entries:
+            paths = [
+                Path(e.path)
+                for e in entries
+                if e.name.startswith("beat.") and e.name.endswith(".json")
+            ]
+    except OSError:
+        return []
+    beats = []
+    for path in paths:
+        try:
+            beat = read_beat(path)
+        except (OSError, RecordError):
+            continue
+        if beat is not None:
+            beats.append(beat)
+    return sorted(beats, key=lambda b: b.at, reverse=True)[:MAX_BEAT_FILES]

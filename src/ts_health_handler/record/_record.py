@@ -210,6 +210,8 @@ class InitRecord:
     workers: tuple[WorkerRun, ...] = ()
     #: Worker processes that ended while serving (the newest :data:`KEEP_DEATHS`).
     deaths: tuple[Death, ...] = ()
+    #: Every death this record has seen (``deaths`` keeps the newest only).
+    deaths_total: int = 0
     #: The earlier registrations: set on a record narrowed by ``_registration.narrow`` (and
     #: read from records of schema 2, which started over on the worker side).
     previous: Previous | None = None
@@ -313,7 +315,9 @@ class InitRecord:
 
     def died(self, death: Death) -> InitRecord:
         """A worker process that served was found gone by its successor."""
-        return dataclasses.replace(self, deaths=(*self.deaths, death)[-KEEP_DEATHS:])
+        return dataclasses.replace(
+            self, deaths=(*self.deaths, death)[-KEEP_DEATHS:], deaths_total=self.deaths_total + 1
+        )
 
     def summary(self) -> Previous:
         """What a new registration keeps of this one."""
@@ -448,6 +452,7 @@ class InitRecord:
                 WorkerRun.from_json(w, where, f"workers[{i}]") for i, w in enumerate(workers)
             ),
             previous=None if previous is None else Previous.from_json(previous, where),
+            deaths_total=field(data, "deaths_total", int, where, default=0),
             deaths=tuple(
                 Death.from_json(d, where, f"deaths[{i}]")
                 for i, d in enumerate(field(data, "deaths", list, where, default=[]))

@@ -82,6 +82,22 @@ class _SnapshotCollector(Collector):
             "Seconds since the model version was last observed.",
             labels=VERSION_LABELS,
         )
+        deaths = CounterMetricFamily(
+            "ts_health_worker_deaths",
+            "Worker processes that ended while serving (found by their successor; record).",
+            labels=VERSION_LABELS,
+        )
+        requests = CounterMetricFamily(
+            "ts_health_requests",
+            "Inference requests seen by the READY worker processes (heartbeats; restarts at 0 "
+            "with a new process).",
+            labels=VERSION_LABELS,
+        )
+        failed = CounterMetricFamily(
+            "ts_health_requests_failed",
+            "Inference requests that raised, by the READY worker processes (heartbeats).",
+            labels=VERSION_LABELS,
+        )
         verdicts = {
             (v.model, v.version): v
             for v in watched(snapshot, self.options, self.allow_degraded, now)
@@ -102,11 +118,16 @@ class _SnapshotCollector(Collector):
                     record = observed.record
                     count = record.consecutive_failures if record is not None else 0
                     failures.add_metric(labels, float(count))
+                    died = record.deaths_total if record is not None else 0
+                    deaths.add_metric(labels, float(died))
+                    requests.add_metric(labels, float(sum(b.requests for b in observed.beats)))
+                    failed.add_metric(labels, float(sum(b.failed for b in observed.beats)))
                 track = snapshot.tracks.get((health.model, health.version))
                 if track is not None:
                     since.add_metric(labels, max(0.0, self.wall - track.since))
                 age.add_metric(labels, max(0.0, now - seen.at))
         yield from (state, reason, ready, workers, all_workers, failures, since, age)
+        yield from (deaths, requests, failed)
         yield from _server_metrics(snapshot, now)
 
 

@@ -28,7 +28,9 @@ COLOURS: Final = {
     ModelState.INITIALIZING: "#0969da",
     ModelState.FAILING: "#cf222e",
     ModelState.UNHEALTHY: "#82071e",
+    ModelState.STUCK: "#a40e26",
     ModelState.SATURATED: "#bc4c00",
+    ModelState.UNSTABLE: "#953800",
     ModelState.DEGRADED: "#9a6700",
     ModelState.UNREACHABLE: "#57606a",
 }

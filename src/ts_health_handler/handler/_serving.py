@@ -1,0 +1,143 @@
+"""After ``initialize()``: a READY worker's watch over its requests and its heartbeat.
+
+TorchServe keeps a worker READY while every request fails (a corrupt CUDA context stays
+corrupt) and while one request hangs. :class:`Serving` counts failed requests in a row,
+recognises fatal errors (``health.fatal_errors``, and repeated CUDA out-of-memory errors),
+applies ``health.on_fatal_error`` and feeds the watchdog's heartbeat (``_watchdog``). Only
+the failure path of ``handle()`` calls it; a successful request costs it nothing (the
+streak is told from the tracker's request counter).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from .._text import valid_utf8
+from ..record import MESSAGE_LIMIT, ErrorInfo, bound, utc_iso
+from ..record._beat import Beat
+from ._config import FatalErrorPolicy, HealthConfig
+from ._watchdog import Watchdog
+
+if TYPE_CHECKING:
+    from ._tracker import Tracker
+
+__all__ = ["Serving", "qualified_name"]
+
+#: Exit status of a worker that ends itself after a fatal error (EX_SOFTWARE).
+FATAL_EXIT_STATUS: Final = 70
+#: Time left to answer the failing request before the worker ends itself.
+FATAL_EXIT_DELAY_S: Final = 0.5
+_OOM: Final = re.compile(r"OutOfMemoryError|CUDA out of memory", re.IGNORECASE)
+
+
+class Serving:
+    """One READY worker's request health: the failure streak, a fatal error, the heartbeat.
+
+    Args:
+        tracker: whose counters (``requests_total``, ``in_handle``, ``last_request_at``)
+            the beat reports.
+        beat_path: this worker thread's beat file.
+        exit: ends the process (``os._exit``; replaced in tests).
+    """
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        config: HealthConfig,
+        worker: str,
+        beat_path: Path,
+        clock: Callable[[], float],
+        exit: Callable[[int], None] = os._exit,
+    ) -> None:
+        self._tracker: Final = tracker
+        self._config: Final = config
+        self._worker: Final = worker
+        self._clock: Final = clock
+        self._exit: Final = exit
+        self._patterns: Final = tuple(re.compile(p, re.IGNORECASE) for p in config.fatal_errors)
+        #: Failed requests in a row, and the request count at the latest failure.
+        self._streak = 0
+        self._mark = -1
+        self._oom_streak = 0
+        self.last_error: ErrorInfo | None = None
+        self.fatal: ErrorInfo | None = None
+        self.restarting = False
+        self.describe_at: float | None = None
+        self.watchdog: Final = Watchdog(self.beat, beat_path, config.heartbeat_interval_s)
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Failed requests since the last success (0 once a request after them succeeded)."""
+        return self._streak if self._mark == self._tracker.requests_total else 0
+
+    def failed(self, exc: BaseException, count: int) -> None:
+        """``handle()`` raised ``exc`` for a batch of ``count`` requests."""
+        total = self._tracker.requests_total
+        in_a_row = self._mark == total - count
+        self._streak = self._streak + count if in_a_row else count
+        self._mark = total
+        kind = qualified_name(type(exc))
+        error = ErrorInfo(
+            type=kind,
+            message=bound(valid_utf8(str(exc)), MESSAGE_LIMIT),
+            at=utc_iso(self._clock()),
+            attempt=total,
+        )
+        self.last_error = error
+        text = f"{kind}: {error.message}"
+        if _OOM.search(text):
+            self._oom_streak = self._oom_streak + 1 if in_a_row else 1
+        else:
+            self._oom_streak = 0
+        fatal = any(p.search(text) for p in self._patterns) or (
+            self._oom_streak >= self._config.oom_fatal_after
+        )
+        if fatal and self.fatal is None:
+            self.fatal = error
+            if self._config.on_fatal_error is FatalErrorPolicy.RESTART:
+                self._restart()
+
+    def _restart(self) -> None:
+        """Tell the heartbeat, then end the process once the failing request is answered."""
+        self.restarting = True
+        self.watchdog.beat_now()
+        timer = threading.Timer(FATAL_EXIT_DELAY_S, self._exit, args=(FATAL_EXIT_STATUS,))
+        timer.daemon = True
+        timer.start()
+
+    def beat(self) -> Beat:
+        """The heartbeat now (read by the watchdog thread; attribute reads only)."""
+        tracker = self._tracker
+        started = tracker.last_request_at
+        config = self._config
+        return Beat(
+            worker=self._worker,
+            pid=os.getpid(),
+            at=self._clock(),
+            interval_s=config.heartbeat_interval_s,
+            requests=tracker.requests_total,
+            failed=tracker.requests_failed,
+            consecutive_failures=self.consecutive_failures,
+            in_flight_since=started if tracker.in_handle else None,
+            last_request_at=started,
+            describe_at=self.describe_at,
+            last_error=self.last_error,
+            fatal=self.fatal,
+            restarting=self.restarting,
+            stuck_after_s=config.stuck_threshold_s,
+            response_timeout_s=config.response_timeout_s,
+            failing_after=config.failing_after_requests,
+            unstable_after_deaths=config.unstable_after_deaths,
+            death_window_s=config.death_window_s,
+        )
+
+
+def qualified_name(kind: type) -> str:
+    """``module.Qualname`` of a class; builtins (``OSError``) go without their module."""
+    module = kind.__module__
+    return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"

@@ -1,0 +1,64 @@
+"""The watchdog: a daemon thread that writes a READY worker's heartbeat at a bounded rate.
+
+It runs beside the worker's main thread, so it keeps telling while ``handle()`` blocks (a
+deadlock, a stuck kernel): the beat then shows the request running and for how long. It
+costs one small atomic file write per interval and nothing per request: ``handle()`` only
+sets attributes the tracker already had, and the beat is built from them here. A process
+that is frozen as a whole, or whose GIL a C extension holds, stops beating: readers see the
+file age (``record._beat``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Final
+
+from ..record._beat import Beat, write_beat
+
+__all__ = ["Watchdog"]
+
+
+class Watchdog:
+    """Writes ``beat()`` to ``path`` now and every ``interval_s`` seconds, in a daemon thread.
+
+    A failed write is kept in :attr:`error` and retried at the next interval: health
+    checking never fails the worker.
+    """
+
+    def __init__(self, beat: Callable[[], Beat], path: Path, interval_s: float) -> None:
+        self._beat: Final = beat
+        self.path: Final = path
+        self.interval_s: Final = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.error: str | None = None
+
+    def start(self) -> None:
+        """Write the first beat and start beating (once; later calls do nothing)."""
+        if self._thread is not None:
+            return
+        self.beat_now()
+        self._thread = threading.Thread(target=self._run, name="ts-health-watchdog", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop beating (tests; a worker's watchdog lives as long as its process)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def beat_now(self) -> None:
+        """Write one beat now (also before the worker ends itself after a fatal error)."""
+        with self._lock:  # the thread and an immediate beat never write at once
+            try:
+                write_beat(self.path, self._beat())
+                self.error = None
+            except Exception as exc:  # a full disk or a removed directory: keep serving
+                self.error = f"{type(exc).__name__}: {exc}"
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.beat_now()

@@ -1,0 +1,118 @@
+"""The truth after READY: hung requests, failing requests, stopped heartbeats, deaths.
+
+Pure functions over the heartbeats of the READY worker processes (``record._beat``) and the
+deaths the record keeps (``record._deaths``). TorchServe says READY through all of these;
+``assess`` asks :func:`after_ready` before it says READY too.
+
+A model version is ``stuck`` or ``failing`` only when every READY worker is: while one
+worker serves, requests still get answers, and the others are named in the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+from .._lifecycle import ModelState
+from .._text import one_line
+from ..record import InitRecord
+from ..record._beat import Beat
+from ..record._deaths import Death, deaths_within
+
+__all__ = ["Watch", "after_ready", "last_death"]
+
+#: Used when no heartbeat says otherwise (``health.unstable_after_deaths``, ``death_window_s``).
+DEFAULT_UNSTABLE_AFTER: Final = 3
+DEFAULT_DEATH_WINDOW_S: Final = 600.0
+MESSAGE_LIMIT: Final = 300
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What the heartbeats and the deaths say about a version with READY workers."""
+
+    #: ``stuck`` or ``failing`` when every READY worker is; else ``None``.
+    state: ModelState | None = None
+    reason: str = ""
+    #: Why the version is ``unstable`` (too many deaths while serving), if it is.
+    unstable: str | None = None
+    #: What a READY verdict should still mention (one worker of several stuck, a death).
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def after_ready(beats: Sequence[Beat], ready: int, record: InitRecord | None, now: float) -> Watch:
+    """Judge ``ready`` READY workers by their ``beats`` and the ``record``'s deaths."""
+    notes: list[str] = []
+    problems = [p for p in (_problem(b, now) for b in beats) if p is not None]
+    for state in (ModelState.STUCK, ModelState.FAILING):
+        texts = [text for kind, text in problems if kind is state]
+        if not texts:
+            continue
+        if len(texts) >= ready and len(beats) >= ready:
+            return Watch(state, texts[0])
+        notes.append(f"{len(texts)} of {ready} workers {state.value}: {texts[0]}")
+    unstable, death_note = _deaths(beats, record, now)
+    if death_note:
+        notes.append(death_note)
+    return Watch(None, "", unstable, tuple(notes))
+
+
+def last_death(record: InitRecord | None) -> Death | None:
+    """The newest death the record keeps (of the registration, once narrowed)."""
+    if record is None or not record.deaths:
+        return None
+    return max(record.deaths, key=lambda d: d.found)
+
+
+def _problem(beat: Beat, now: float) -> tuple[ModelState, str] | None:
+    age = now - beat.at
+    if age > beat.stale_after_s():
+        return (
+            ModelState.STUCK,
+            f"heartbeat stopped {age:.0f} s ago (beats every {beat.interval_s:g} s): the worker "
+            f"process {beat.pid} is frozen, or native code holds the GIL",
+        )
+    running = beat.stuck_for(now)
+    if running is not None:
+        return (
+            ModelState.STUCK,
+            f"one request has run for {running:.0f} s (stuck after {beat.stuck_after_s:g} s); "
+            f"TorchServe kills the worker at responseTimeout {beat.response_timeout_s:g} s",
+        )
+    if beat.fatal is not None:
+        policy = "the worker restarts" if beat.restarting else "health.on_fatal_error: report"
+        return ModelState.FAILING, f"fatal error, {policy}: {_error(beat.fatal)}"
+    if beat.consecutive_failures >= beat.failing_after and beat.last_error is not None:
+        return (
+            ModelState.FAILING,
+            f"the last {beat.consecutive_failures} requests failed, none succeeded since: "
+            f"{_error(beat.last_error)}",
+        )
+    return None
+
+
+def _deaths(
+    beats: Sequence[Beat], record: InitRecord | None, now: float
+) -> tuple[str | None, str | None]:
+    """(why unstable, or None; a note on recent deaths below the threshold, or None)."""
+    if record is None or not record.deaths:
+        return None, None
+    threshold = beats[0].unstable_after_deaths if beats else DEFAULT_UNSTABLE_AFTER
+    window = beats[0].death_window_s if beats else DEFAULT_DEATH_WINDOW_S
+    recent = deaths_within(record.deaths, now, window)
+    if not recent:
+        return None, None
+    times = "once" if len(recent) == 1 else f"{len(recent)} times"
+    text = (
+        f"a worker died {times} in the last {window / 60:g} min while serving "
+        f"(last: {recent[-1].describe()})"
+    )
+    if len(recent) >= threshold:
+        return f"{text}; unstable from {threshold}", None
+    return None, text
+
+
+def _error(error: object) -> str:
+    kind = str(getattr(error, "type", "Error")).rsplit(".", 1)[-1]
+    return f"{kind}: {one_line(str(getattr(error, 'message', '')), MESSAGE_LIMIT)}"
