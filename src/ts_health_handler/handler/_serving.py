@@ -68,7 +68,9 @@ class Serving:
         self.fatal: ErrorInfo | None = None
         self.restarting = False
         self.describe_at: float | None = None
-        self.watchdog: Final = Watchdog(self.beat, beat_path, config.heartbeat_interval_s)
+        self.watchdog: Final = Watchdog(
+            self.beat, beat_path, config.heartbeat_interval_s, self._activity
+        )
 
     @property
     def consecutive_failures(self) -> int:
@@ -109,6 +111,11 @@ class Serving:
         timer = threading.Timer(FATAL_EXIT_DELAY_S, self._exit, args=(FATAL_EXIT_STATUS,))
         timer.daemon = True
         timer.start()
+
+    def _activity(self) -> tuple[bool, float | None, int]:
+        """What changes when a request starts or ends (a few attribute reads)."""
+        tracker = self._tracker
+        return tracker.in_handle, tracker.last_request_at, tracker.requests_failed
 
     def beat(self) -> Beat:
         """The heartbeat now (read by the watchdog thread; attribute reads only)."""

@@ -2,33 +2,52 @@
 
 It runs beside the worker's main thread, so it keeps telling while ``handle()`` blocks (a
 deadlock, a stuck kernel): the beat then shows the request running and for how long. It
-costs one small atomic file write per interval and nothing per request: ``handle()`` only
-sets attributes the tracker already had, and the beat is built from them here. A process
-that is frozen as a whole, or whose GIL a C extension holds, stops beating: readers see the
-file age (``record._beat``).
+looks at the worker in memory every :data:`POLL_S` (a few attribute reads) and writes one
+small file atomically every interval, or sooner when a request started or ended, but never
+more often than every :data:`MIN_GAP_S`: at most four writes a second, whatever the request
+rate, and no write by the request itself (``handle()`` only sets attributes the tracker had
+anyway). So a process killed a fraction of a second into a request is usually seen in it. A
+process that is frozen as a whole, or whose GIL a C extension holds, stops beating: readers
+see the file age (``record._beat``).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
 from ..record._beat import Beat, write_beat
 
-__all__ = ["Watchdog"]
+__all__ = ["MIN_GAP_S", "POLL_S", "Watchdog"]
+
+#: How often the watchdog looks at the worker (memory only).
+POLL_S: Final = 0.05
+#: The shortest time between two writes.
+MIN_GAP_S: Final = 0.25
 
 
 class Watchdog:
-    """Writes ``beat()`` to ``path`` now and every ``interval_s`` seconds, in a daemon thread.
+    """Writes ``beat()`` to ``path`` now, every ``interval_s`` seconds, and when ``activity()``
+    changes (at most every :data:`MIN_GAP_S`), from a daemon thread.
 
     A failed write is kept in :attr:`error` and retried at the next interval: health
     checking never fails the worker.
     """
 
-    def __init__(self, beat: Callable[[], Beat], path: Path, interval_s: float) -> None:
+    def __init__(
+        self,
+        beat: Callable[[], Beat],
+        path: Path,
+        interval_s: float,
+        activity: Callable[[], object] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._beat: Final = beat
+        self._activity: Final = activity
+        self._monotonic: Final = monotonic
         self.path: Final = path
         self.interval_s: Final = interval_s
         self._stop = threading.Event()
@@ -60,5 +79,10 @@ class Watchdog:
                 self.error = f"{type(exc).__name__}: {exc}"
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.beat_now()
+        written, seen = self._monotonic(), self._activity()
+        while not self._stop.wait(min(POLL_S, self.interval_s)):
+            now, activity = self._monotonic(), self._activity()
+            since = now - written
+            if since >= self.interval_s or (activity != seen and since >= MIN_GAP_S):
+                self.beat_now()
+                written, seen = now, activity

@@ -59,8 +59,8 @@ class Death:
         if self.cause is DeathCause.RESPONSE_TIMEOUT:
             return f"killed by TorchServe at responseTimeout, a request {self.request_s:.0f} s in"
         if self.request_s is not None:
-            return f"during a request, {self.request_s:.1f} s in"
-        return "while idle"
+            return f"during a request, {self.request_s:.1f} s in when last seen"
+        return "idle when last seen"
 
     def to_json(self) -> dict[str, Any]:
         return {
