@@ -98,6 +98,18 @@ def test_shipped_rules_pass_promtool() -> None:
     assert "SUCCESS" in done.stdout
 
 
+def test_shipped_rules_pass_their_promtool_unit_tests() -> None:
+    promtool = need("promtool")
+    done = subprocess.run(
+        [promtool, "test", "rules", str(RULES.with_name("ts-health-rules.test.yml"))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS" in done.stdout
+
+
 def test_prometheus_scrapes_and_the_failing_alert_carries_the_reason(
     watched_app: HealthApp, tmp_path: Path
 ) -> None:
