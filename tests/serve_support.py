@@ -9,7 +9,11 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -164,3 +168,35 @@ def eventually(check: Callable[[], T | None], timeout: float = 20.0, what: str =
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what or check}")
         time.sleep(0.05)
+
+
+TOKEN = "serve-test-token"
+
+
+class ServeProcess:
+    """``ts-health serve`` started as a subprocess; stopped by its pid."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        command = [sys.executable, "-m", "ts_health_handler", "serve", "--listen", "127.0.0.1:0"]
+        self.process = subprocess.Popen(
+            command + args, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+        )
+        assert self.process.stderr is not None
+        line = self.process.stderr.readline()
+        assert line.startswith("ts-health serve: listening on "), line
+        self.url = line.split("listening on ", 1)[1].split(";", 1)[0]
+
+    def get(self, path: str, *, token: bool = False) -> Reply:
+        headers = {"Authorization": f"Bearer {TOKEN}"} if token else {}
+        return get(self.url, path, headers=headers)
+
+    def stop(self) -> tuple[int, str]:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        assert self.process.stderr is not None
+        return code, self.process.stderr.read()

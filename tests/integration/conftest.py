@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from example_archive import archive_example
+from serve_support import ServeProcess
 from ts_health_handler.record import StateStore
 from ts_health_handler.testing import TorchServe, serve
 
@@ -196,3 +197,17 @@ def _read_record(state_dir: Path, name: str, version: str = "1.0") -> dict[str, 
 def read_record() -> Callable[..., dict[str, Any] | None]:
     """``read_record(state_dir, name, version="1.0")``: the persisted record or ``None``."""
     return _read_record
+
+
+@pytest.fixture
+def serve_process() -> Iterator[Callable[..., ServeProcess]]:
+    """``serve_process(args, env)``: ``ts-health serve`` as a subprocess, stopped after."""
+    started: list[ServeProcess] = []
+
+    def start(args: list[str], env: dict[str, str]) -> ServeProcess:
+        started.append(ServeProcess(args, env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.stop()

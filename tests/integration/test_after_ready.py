@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from probe_cli import state_of, ts_health
+from serve_support import ServeProcess, eventually
 from ts_health_handler.record import StateStore, read_record
 from ts_health_handler.testing import TorchServe, wait_for
 
@@ -107,6 +108,53 @@ def test_a_hung_request_is_stuck_then_recovers_after_response_timeout(
     done = ts_health(shared_server, "status", name, state_dir=shared_state_dir)
     assert "killed by TorchServe at responseTimeout" in done.stdout, done.stdout
     assert seen_after < 3 + 0.5 + 10, seen_after
+
+
+#: How long the next test keeps a worker hung while the probe and serve look every second.
+HUNG_FOR_S = 100
+
+
+def test_a_hung_worker_holds_at_most_one_describe_of_ours(
+    troubled: Callable[..., str],
+    shared_server: TorchServe,
+    shared_state_dir: Path,
+    serve_process: Callable[..., ServeProcess],
+) -> None:
+    name = troubled("held", response_timeout=HUNG_FOR_S + 60)
+    app = serve_process(
+        [
+            "--inference-url",
+            shared_server.inference_url,
+            "--management-url",
+            shared_server.management_url,
+            "--interval",
+            "1",
+            "--model",
+            name,
+        ],
+        {"TS_HEALTH_STATE_DIR": str(shared_state_dir)},
+    )
+    eventually(lambda: app.get(f"/v2/models/{name}/ready").status == 200, 30, "serve: ready")
+    send(shared_server, name, "hang", timeout=HUNG_FOR_S + 120)
+    reply = eventually(
+        lambda: (r := app.get(f"/v2/models/{name}/ready")).status == 503 and r,
+        3 + 1 + 10,
+        "serve: not ready",
+    )
+    assert reply.json()["state"] == "stuck", reply.json()
+    # The probe in a loop beside serve's 1-s interval, for minutes: TorchServe's queue for
+    # the model never holds more than one describe of ours (nothing else is sent to it).
+    pending = []
+    deadline = time.monotonic() + HUNG_FOR_S
+    while time.monotonic() < deadline:
+        assert state_of(ts_health(shared_server, "ready", name, state_dir=shared_state_dir)) == (
+            "stuck"
+        )
+        queue = shared_server.describe(name)[0]["jobQueueStatus"]
+        pending.append(queue["pendingRequests"])
+        time.sleep(1)
+    assert max(pending) <= 1, pending
+    assert len(pending) >= HUNG_FOR_S // 4, pending
 
 
 def test_long_legitimate_requests_are_never_alarmed(

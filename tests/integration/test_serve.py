@@ -8,68 +8,23 @@ with the key file, a bearer token of its own, and short intervals. Then TorchSer
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from serve_support import Reply, eventually, get
+from serve_support import TOKEN, Reply, ServeProcess, eventually
 from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration
 
 REASON = "model-config.yml has no handler.answer"
-TOKEN = "serve-test-token"
 INTERVAL, STALE_AFTER = 0.5, 4.0
-
-
-class ServeProcess:
-    """``ts-health serve`` started as a subprocess; stopped by its pid."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "ts_health_handler", "serve", "--listen", "127.0.0.1:0"]
-        self.process = subprocess.Popen(
-            command + args, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
-        )
-        assert self.process.stderr is not None
-        line = self.process.stderr.readline()
-        assert line.startswith("ts-health serve: listening on "), line
-        self.url = line.split("listening on ", 1)[1].split(";", 1)[0]
-
-    def get(self, path: str, *, token: bool = False) -> Reply:
-        headers = {"Authorization": f"Bearer {TOKEN}"} if token else {}
-        return get(self.url, path, headers=headers)
-
-    def stop(self) -> tuple[int, str]:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            code = self.process.wait()
-        assert self.process.stderr is not None
-        return code, self.process.stderr.read()
-
-
-@pytest.fixture
-def serve_process() -> Iterator[Callable[..., ServeProcess]]:
-    started: list[ServeProcess] = []
-
-    def start(args: list[str], env: dict[str, str]) -> ServeProcess:
-        started.append(ServeProcess(args, env))
-        return started[-1]
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def two_versions(build_mar: Callable[..., Path], store: Path) -> tuple[str, str]:
