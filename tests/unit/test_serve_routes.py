@@ -9,9 +9,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serve_support import entry, health, options, settings_for, snapshot
-from ts_health_handler.monitor._assess import Observation, assess
+from ts_health_handler._lifecycle import ModelState
+from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._report import status_document
+from ts_health_handler.probe._render import status_table
 from ts_health_handler.record import ErrorInfo, InitRecord
 from ts_health_handler.serve import Request, ServeOptions, Snapshot, View, answer
 
@@ -301,3 +303,14 @@ def test_the_page_shows_the_head_and_tail_of_a_long_error_on_one_line() -> None:
     page = body.decode()
     cut = "weights missing: " + "x" * 81 + "..." + "x" * 88 + " in shard-b"
     assert f"attempt 1 failed: KeyError: {cut}</li>" in page
+
+
+def test_the_workers_and_queue_cells_of_the_page_and_the_table() -> None:
+    two = health("m", workers=("READY", "UNLOADING"), remaining=97)
+    assert two.cells() == ("1/2", "0 pending, 97 free")
+    assert two.cells(lambda q: f"{q.pending}/{q.remaining + q.pending}") == ("1/2", "0/97")
+    assert ModelHealth("m", "1.0", ModelState.UNREACHABLE, "no answer").cells() == ("-", "-")
+    _, body, _ = ask(snapshot(("m", (two,))), "/")
+    assert "<td>1/2</td><td>0 pending, 97 free</td>" in body.decode()
+    table = status_table("h", [two]).splitlines()
+    assert table[2].split()[3:5] == ["1/2", "0/97"]

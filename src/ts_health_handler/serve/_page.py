@@ -94,12 +94,7 @@ def _rows(seen: ModelSeen, snapshot: Snapshot) -> Iterable[str]:
         )
         return
     for health in seen.healths:
-        workers = queue = "-"
-        if health.observation is not None:
-            entry = health.observation.describe
-            workers = f"{entry.ready_workers}/{len(entry.workers)}"
-            if entry.queue is not None:
-                queue = f"{entry.queue.pending} pending, {entry.queue.remaining} free"
+        workers, queue = health.cells()
         version = health.version + (" (default)" if health.default else "")
         track = snapshot.tracks.get((health.model, health.version))
         yield (
