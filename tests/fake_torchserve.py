@@ -22,6 +22,8 @@ class FakeTorchServe:
     def __init__(self) -> None:
         self.routes: dict[str, list[tuple[Answer, float]]] = {}
         self.requests: list[tuple[str, str | None]] = []
+        #: Every request's method, path, headers and body (``requests`` keeps path and token).
+        self.calls: list[tuple[str, str, dict[str, str], bytes]] = []
         #: Authorization header required per path prefix, e.g. {"/ping": "Bearer x"}.
         self.required: dict[str, str] = {}
         self.release = threading.Event()
@@ -29,6 +31,9 @@ class FakeTorchServe:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body_in = self.rfile.read(length) if length else b""
+                fake.calls.append((self.command, self.path, dict(self.headers), body_in))
                 fake.requests.append((self.path, self.headers.get("Authorization")))
                 status, body, delay = fake.answer(self.path, self.headers.get("Authorization"))
                 if delay:
@@ -42,6 +47,8 @@ class FakeTorchServe:
                     self.wfile.write(payload)
                 except OSError:  # the probe gave up already
                     pass
+
+            do_POST = do_PUT = do_DELETE = do_GET
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -273,11 +273,8 @@ def test_scaling_up_and_down_while_failing_keeps_the_failures(
 ) -> None:
     name = own_model("rescaled", 'raise KeyError("sharded weights missing")', workers=1)
     wait_for(failures_recorded(shared_state_dir, name, 1), timeout=60, what="one failure")
-    url = f"{shared_server.management_url}/models/{name}"
     for workers in (2, 1):
-        answer = shared_server.request(
-            "PUT", f"{url}?min_worker={workers}&max_worker={workers}&synchronous=false"
-        )
+        answer = shared_server.scale_workers(name, workers, workers, synchronous=False)
         assert answer.status == 202, answer
         wait_for(
             lambda n=workers: len(shared_server.describe(name)[0]["workers"]) == n,

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from ts_health_handler._proc import read_stat
 from ts_health_handler.record import StateStore
 from ts_health_handler.testing import TorchServe
 
@@ -100,12 +101,8 @@ def worker_pids(server: TorchServe, name: str) -> list[int]:
 
 def in_process_group(pid: int, pgid: int) -> bool:
     """Whether ``pid`` is a live process of process group ``pgid`` (our server's)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = stat[stat.rfind(")") + 2 :].split()
-    return len(fields) > 2 and int(fields[2]) == pgid
+    stat = read_stat(pid)
+    return stat is not None and stat.pgrp == pgid
 
 
 def status_by_worker(

@@ -149,7 +149,7 @@ def test_tracebacks_and_messages_are_bounded(
     assert document["status"] == "failed"
     error = document["initialization"]["error"]
     assert error["type"] == "ts_health_handler.InitializationError", error["type"]
-    # bound() keeps the end of a long message (and of a traceback).
+    # clip() keeps the head and the end of a long message (and of a traceback).
     assert error["message"].endswith(LONG_MESSAGE[-100:])
     assert len(error["message"]) <= MESSAGE_LIMIT
     assert error["traceback"] is not None

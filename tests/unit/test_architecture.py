@@ -105,4 +105,8 @@ def test_no_module_is_longer_than_500_lines(path: Path) -> None:
 
 def test_the_runner_asks_torchserve_through_the_shared_client() -> None:
     imports = _imports(SRC / "testing" / "_torchserve.py")
-    assert "ts_health_handler.torchserve._answers.ModelEntry" in imports
+    assert "ts_health_handler.torchserve._client.TorchServeClient" in imports
+    assert "ts_health_handler.torchserve._http.request" not in imports
+    for path in sorted((SRC / "testing").rglob("*.py")):
+        below = {m for m in _imports(path) if m.startswith("ts_health_handler.torchserve._http")}
+        assert not below, f"{_rel(path)} imports {sorted(below)}: ask through the client"

@@ -8,9 +8,13 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serve_support import health, options, settings_for, snapshot
+from serve_support import entry, health, options, settings_for, snapshot
+from ts_health_handler._lifecycle import ModelState
+from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._report import status_document
+from ts_health_handler.probe._render import status_table
+from ts_health_handler.record import ErrorInfo, InitRecord
 from ts_health_handler.serve import Request, ServeOptions, Snapshot, View, answer
 
 NOW = 101.0
@@ -287,3 +291,26 @@ def test_allow_saturated_counts_a_full_queue_as_ready_as_ts_health_ready_does() 
     assert ask(snap, "/v2/models/m/ready", opts=allowing)[0] == 200
     failing = snapshot(("m", (health("m", status=FAILING_STATUS, remaining=0),)))
     assert ask(failing, "/ready", opts=allowing)[0] == 503  # never a held failure
+
+
+def test_the_page_shows_the_head_and_tail_of_a_long_error_on_one_line() -> None:
+    message = "weights missing:\n" + "x" * 400 + "\nin shard-b"
+    record = InitRecord.started(
+        None, model_name="m", model_version="1.0", now=1.0, worker_pid=11, server="1-1"
+    ).failed(ErrorInfo("KeyError", message, "t", 1), now=2.0, duration_s=1.0, worker_pid=11)
+    seen = Observation(describe=entry(workers=("UNLOADING",)), record=record, now=3.0)
+    _, body, _ = ask(snapshot(("m", (assess("m", "1.0", seen),))), "/")
+    page = body.decode()
+    cut = "weights missing: " + "x" * 81 + "..." + "x" * 88 + " in shard-b"
+    assert f"attempt 1 failed: KeyError: {cut}</li>" in page
+
+
+def test_the_workers_and_queue_cells_of_the_page_and_the_table() -> None:
+    two = health("m", workers=("READY", "UNLOADING"), remaining=97)
+    assert two.cells() == ("1/2", "0 pending, 97 free")
+    assert two.cells(lambda q: f"{q.pending}/{q.remaining + q.pending}") == ("1/2", "0/97")
+    assert ModelHealth("m", "1.0", ModelState.UNREACHABLE, "no answer").cells() == ("-", "-")
+    _, body, _ = ask(snapshot(("m", (two,))), "/")
+    assert "<td>1/2</td><td>0 pending, 97 free</td>" in body.decode()
+    table = status_table("h", [two]).splitlines()
+    assert table[2].split()[3:5] == ["1/2", "0/97"]

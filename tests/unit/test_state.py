@@ -23,7 +23,7 @@ from ts_health_handler import (
     StateStore,
     resolve_state_dir,
 )
-from ts_health_handler.record import ENV_STATE_DIR, RECENT_ERRORS, bound, parse_iso, utc_iso
+from ts_health_handler.record import ENV_STATE_DIR, RECENT_ERRORS, parse_iso, utc_iso
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40.000Z
 SERVER = "4321-77"
@@ -46,17 +46,6 @@ def test_utc_iso_format_and_inverse() -> None:
     assert utc_iso(T0) == "2025-06-15T15:06:40.000Z"
     assert utc_iso(T0 + 1.2345) == "2025-06-15T15:06:41.234Z"
     assert parse_iso("2025-06-15T15:06:41.500Z") == T0 + 1.5
-
-
-def test_bound_keeps_short_text_and_the_head_and_tail_of_long_text() -> None:
-    assert bound("short", 10) == "short"
-    assert bound("a" * 30, 30) == "a" * 30  # exactly the limit: untouched
-    cut = bound("THE START" + "a" * 50 + "THE END", 38)
-    assert len(cut) == 38
-    # 20 characters of room: half for the head, half for the tail.
-    assert cut == "THE STARTa" + "...[truncated]...\n" + "aaaTHE END"
-    assert bound("a" * 19 + "b" * 20, 38) == "a" * 10 + "...[truncated]...\n" + "b" * 10
-    assert bound("0123456789", 4) == "6789"  # no room for the marker
 
 
 def test_resolve_state_dir_prefers_config_then_env_then_temp(
@@ -633,7 +622,7 @@ def test_a_non_object_record_names_its_type() -> None:
 
 @pytest.mark.parametrize(
     ("length", "shown"),
-    [(80, "'" + "a" * 78 + "'"), (81, "'" + "a" * 76 + "...")],
+    [(80, "'" + "a" * 78 + "'"), (81, "'" + "a" * 37 + "..." + "a" * 38 + "'")],
     ids=["exactly-80-kept", "81-cut-to-80"],
 )
 def test_a_bad_value_is_shown_in_at_most_80_characters(length: int, shown: str) -> None:

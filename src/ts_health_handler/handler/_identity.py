@@ -7,8 +7,8 @@ and two servers on one host may share a state directory. What a worker can estab
 
 - the **server**: the TorchServe frontend, the Java process running
   ``org.pytorch.serve.ModelServer`` among the worker's ancestors, named by its pid and its
-  start time (``/proc/<pid>/stat`` field 22, clock ticks since boot), so that a restarted
-  server, even one given the same pid, is another server;
+  start time (``/proc/<pid>/stat`` field 22, clock ticks since boot; read by ``_proc``), so
+  that a restarted server, even one given the same pid, is another server;
 - the **worker thread**: TorchServe's worker id, which is the port in the worker's command
   line (``--sock-name <tmp>/.ts.sock.9000`` or ``--port 9000``). TorchServe 0.12 keeps one
   worker thread, id and ``startTime`` through every retry of a failing worker, and gives a
@@ -27,6 +27,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
+
+from .._proc import PROC, read_stat
 
 __all__ = ["Identity", "current_identity", "frontend", "worker_id"]
 
@@ -49,7 +51,7 @@ class Identity:
 
 
 def current_identity(
-    argv: Sequence[str] | None = None, proc: Path = Path("/proc"), pid: int | None = None
+    argv: Sequence[str] | None = None, proc: Path = PROC, pid: int | None = None
 ) -> Identity:
     """The identity of this process (``argv``, ``/proc`` and ``pid`` replaceable for tests)."""
     own = os.getpid() if pid is None else pid
@@ -77,38 +79,27 @@ def worker_id(argv: Sequence[str]) -> str | None:
     return None
 
 
-def frontend(pid: int, proc: Path = Path("/proc")) -> tuple[int, int] | None:
+def frontend(pid: int, proc: Path = PROC) -> tuple[int, int] | None:
     """``(pid, start ticks)`` of the TorchServe frontend among ``pid``'s ancestors; without
     one, of the parent; ``None`` where ``/proc`` cannot tell."""
-    parent = _stat(proc, pid)
-    if parent is None:
+    own = read_stat(pid, proc)
+    if own is None:
         return None
     first: tuple[int, int] | None = None
-    current = parent[0]
+    current = own.ppid
     for _ in range(MAX_ANCESTORS):
         if current <= 1:
             break
-        stat = _stat(proc, current)
+        stat = read_stat(current, proc)
         if stat is None:
             break
         if first is None:
-            first = (current, stat[1])
+            first = (current, stat.start_ticks)
         try:
             cmdline = (proc / str(current) / "cmdline").read_bytes()
         except OSError:
             cmdline = b""
         if FRONTEND_MAIN in cmdline:
-            return current, stat[1]
-        current = stat[0]
+            return current, stat.start_ticks
+        current = stat.ppid
     return first
-
-
-def _stat(proc: Path, pid: int) -> tuple[int, int] | None:
-    """``(ppid, start ticks)`` of ``pid`` from ``/proc/<pid>/stat``."""
-    try:
-        text = (proc / str(pid) / "stat").read_text(encoding="ascii", errors="replace")
-        # pid (comm) state ppid ... starttime(22): comm may hold spaces and parentheses.
-        fields = text[text.rfind(")") + 2 :].split()
-        return int(fields[1]), int(fields[19])
-    except (OSError, ValueError, IndexError):
-        return None

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from .._text import valid_utf8
-from ..record import MESSAGE_LIMIT, ErrorInfo, bound, utc_iso
+from .._text import clip, valid_utf8
+from ..record import MESSAGE_LIMIT, ErrorInfo, utc_iso
 from ..record._beat import Beat
 from ._config import FatalErrorPolicy, HealthConfig
 from ._watchdog import Watchdog
@@ -86,7 +86,7 @@ class Serving:
         kind = qualified_name(type(exc))
         error = ErrorInfo(
             type=kind,
-            message=bound(valid_utf8(str(exc)), MESSAGE_LIMIT),
+            message=clip(valid_utf8(str(exc)), MESSAGE_LIMIT),
             at=utc_iso(self._clock()),
             attempt=total,
         )

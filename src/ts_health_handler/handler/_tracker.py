@@ -26,13 +26,12 @@ from typing import Any, Final
 
 from .._errors import ConfigError, InferenceError, InitializationError
 from .._lifecycle import CheckStatus, HealthStatus, InitPhase
-from .._text import clip_utf8, valid_utf8
+from .._text import clip, clip_utf8, valid_utf8
 from ..record import (
     MESSAGE_LIMIT,
     ErrorInfo,
     InitRecord,
     StateStore,
-    bound,
     pid_alive,
     resolve_state_dir,
     utc_iso,
@@ -279,10 +278,10 @@ class Tracker:
         self._phase, self._finished_at = InitPhase.FAILED, finished
         error = self._error = ErrorInfo(
             type=qualified_name(type(exc)),
-            message=bound(valid_utf8(str(exc)), MESSAGE_LIMIT),
+            message=clip(valid_utf8(str(exc)), MESSAGE_LIMIT),
             at=utc_iso(finished),
             attempt=self._attempt or 0,
-            traceback=bound(
+            traceback=clip(
                 valid_utf8("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))),
                 limit,
             )

@@ -6,7 +6,7 @@ parsed) and returns a :class:`ModelHealth`. ``docs/probe.md`` explains the order
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -14,7 +14,7 @@ from .._lifecycle import InitPhase, ModelState
 from .._text import one_line
 from ..record import InitRecord, parse_iso
 from ..record._beat import Beat
-from ..torchserve._answers import ModelEntry
+from ..torchserve._answers import JobQueue, ModelEntry
 from ._serving import after_ready, last_death
 
 __all__ = ["ModelHealth", "Observation", "State", "assess"]
@@ -24,6 +24,16 @@ State = ModelState
 
 #: Longest error message shown in a one-line reason (JSON keeps it whole).
 REASON_MESSAGE_LIMIT: Final = 300
+
+
+def _workers_text(entry: ModelEntry) -> str:
+    """READY worker threads of all of them: ``1/2``."""
+    return f"{entry.ready_workers}/{len(entry.workers)}"
+
+
+def _queue_text(queue: JobQueue) -> str:
+    """``3 pending, 97 free``."""
+    return f"{queue.pending} pending, {queue.remaining} free"
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,15 @@ class ModelHealth:
         """Whether this is the model's default version (unknown counts as default)."""
         return self.observation is None or self.observation.default
 
+    def cells(self, queue_text: Callable[[JobQueue], str] = _queue_text) -> tuple[str, str]:
+        """The WORKERS and QUEUE cells of this version's row in a table: READY workers of all
+        (``1/2``) and the job queue as ``queue_text`` writes it (``3 pending, 97 free``);
+        ``-`` for what was not seen."""
+        if self.observation is None:
+            return "-", "-"
+        entry = self.observation.describe
+        return _workers_text(entry), "-" if entry.queue is None else queue_text(entry.queue)
+
     @property
     def held(self) -> bool:
         """Initialization failed and the handler holds the failure (no retry will come)."""
@@ -108,7 +127,7 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
 
     entry = seen.describe
     ready = entry.ready_workers
-    worker_text = f"{ready}/{len(entry.workers)} workers READY"
+    worker_text = f"{_workers_text(entry)} workers READY"
     record = seen.record
     if ready == 0:
         if record is not None and record.consecutive_failures > 0:
@@ -163,7 +182,7 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
         return verdict(State.DEGRADED, f"{_check_text(status)} ({worker_text})")
     reason = worker_text
     if queue is not None:
-        reason += f", {queue.pending} pending, {queue.remaining} free in the job queue"
+        reason += f", {_queue_text(queue)} in the job queue"
     failing = _other_worker_failing(seen)
     if failing:
         reason += f"; other worker failing: {failing}"

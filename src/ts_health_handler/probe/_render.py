@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..monitor._assess import ModelHealth
+from ..torchserve._answers import JobQueue
 
 __all__ = ["health_line", "status_table"]
 
@@ -24,12 +25,7 @@ def status_table(header: str, results: Sequence[ModelHealth]) -> str:
     # Mark the default version of a model listed with several versions.
     several = {h.model for h in results if not h.default}
     for health in results:
-        workers = queue = "-"
-        if health.observation is not None:
-            entry = health.observation.describe
-            workers = f"{entry.ready_workers}/{len(entry.workers)}"
-            if entry.queue is not None:
-                queue = f"{entry.queue.pending}/{entry.queue.remaining + entry.queue.pending}"
+        workers, queue = health.cells(_queue_fill)
         version = health.version
         if health.default and health.model in several:
             version += " (default)"
@@ -39,3 +35,8 @@ def status_table(header: str, results: Sequence[ModelHealth]) -> str:
         cells = [row[i].ljust(widths[i]) for i in range(5)]
         lines.append("  ".join([*cells, row[5]]).rstrip())
     return "\n".join(lines)
+
+
+def _queue_fill(queue: JobQueue) -> str:
+    """Requests waiting of the queue's size: ``3/100``."""
+    return f"{queue.pending}/{queue.remaining + queue.pending}"

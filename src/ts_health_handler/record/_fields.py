@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from .._errors import HealthError
 from .._lifecycle import InitPhase
+from .._text import clip
 
 __all__ = ["RecordError", "field", "mapping", "phase", "seconds"]
 
@@ -57,8 +58,7 @@ def field(
     # bool is an int subclass; a record never stores booleans in these fields.
     if isinstance(value, bool) or not isinstance(value, kinds):
         expected = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        shown = clip(repr(value), 80, marker="...")
         raise RecordError(where, f"field {key_name!r} is {shown}, expected {expected}")
     return value
 

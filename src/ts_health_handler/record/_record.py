@@ -25,7 +25,6 @@ from datetime import datetime, timezone
 from typing import Any, Final
 
 from .._lifecycle import InitPhase
-from .._text import clip
 from ._deaths import KEEP_DEATHS, Death
 from ._fields import RecordError, field, mapping, seconds
 from ._fields import phase as read_phase
@@ -36,7 +35,6 @@ __all__ = [
     "Previous",
     "RecordError",
     "WorkerRun",
-    "bound",
     "parse_iso",
     "utc_iso",
 ]
@@ -65,11 +63,6 @@ def utc_iso(timestamp: float) -> str:
 def parse_iso(text: str) -> float:
     """Inverse of :func:`utc_iso` (epoch seconds)."""
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-
-
-def bound(text: str, limit: int) -> str:
-    """Cut ``text`` to ``limit`` characters, keeping the end (where tracebacks say what)."""
-    return clip(text, limit)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from ._record import (
     Previous,
     RecordError,
     WorkerRun,
-    bound,
     parse_iso,
     utc_iso,
 )
@@ -51,7 +50,6 @@ __all__ = [
     "RecordError",
     "StateStore",
     "WorkerRun",
-    "bound",
     "parse_iso",
     "pid_alive",
     "read_record",

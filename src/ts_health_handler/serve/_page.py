@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from .._lifecycle import ModelState
+from .._text import one_line
 from ..monitor._assess import ModelHealth
 from ..monitor._settings import Settings
 from ..record import utc_iso
@@ -75,7 +76,7 @@ def _timeline(health: ModelHealth, track: Track | None) -> str:
         for error in record.recent_errors:
             items.append(
                 f"<li>{_e(error.at)} attempt {error.attempt} failed: "
-                f"{_e(error.type.rsplit('.', 1)[-1])}: {_e(error.message[:200])}</li>"
+                f"{_e(error.type.rsplit('.', 1)[-1])}: {_e(one_line(error.message, 200))}</li>"
             )
         if record.last_finished_at and record.consecutive_failures == 0:
             items.append(f"<li>{_e(record.last_finished_at)} initialized</li>")
@@ -95,12 +96,7 @@ def _rows(seen: ModelSeen, snapshot: Snapshot) -> Iterable[str]:
         )
         return
     for health in seen.healths:
-        workers = queue = "-"
-        if health.observation is not None:
-            entry = health.observation.describe
-            workers = f"{entry.ready_workers}/{len(entry.workers)}"
-            if entry.queue is not None:
-                queue = f"{entry.queue.pending} pending, {entry.queue.remaining} free"
+        workers, queue = health.cells()
         version = health.version + (" (default)" if health.default else "")
         track = snapshot.tracks.get((health.model, health.version))
         yield (

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Final, Union
 
 from .._errors import ServerError
+from .._proc import PROC, read_stat
 from ..record import ENV_STATE_DIR
 from ._archive import find_executable
 from ._torchserve import (
@@ -96,18 +97,12 @@ def _write_properties(path: Path, settings: Mapping[str, str]) -> None:
 
 def _group_alive(pgid: int) -> bool:
     """Whether any non-zombie process is left in process group ``pgid``."""
-    proc = Path("/proc")
-    if proc.is_dir():
-        for entry in proc.iterdir():
+    if PROC.is_dir():
+        for entry in PROC.iterdir():
             if not entry.name.isdigit():
                 continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # pid (comm) state ppid pgrp ...: comm may hold spaces and parentheses.
-            fields = stat[stat.rfind(")") + 2 :].split()
-            if len(fields) > 2 and int(fields[2]) == pgid and fields[0] != "Z":
+            stat = read_stat(entry.name)
+            if stat is not None and stat.pgrp == pgid and stat.state != "Z":
                 return True
         return False
     try:  # pragma: no cover - not Linux: zombies count as alive here

@@ -1,8 +1,9 @@
 """A running TorchServe, as tests and demos see it: its addresses, keys, logs and REST helpers.
 
 Standard library only; nothing of torch or ts is imported. :func:`~._runner.serve` starts
-the server and yields a :class:`TorchServe`; its HTTP goes through the shared TorchServe client
-(``_http``, ``_answers``), so the runner and the probe read TorchServe's answers alike::
+the server and yields a :class:`TorchServe`; its REST helpers ask through the shared
+:class:`~ts_health_handler.torchserve._client.TorchServeClient`, so the runner and the probe
+ask TorchServe, and read its answers, alike::
 
     from ts_health_handler.testing import archive_model, serve
 
@@ -33,17 +34,17 @@ from __future__ import annotations
 import json
 import os
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
 
 from .._errors import ServerError
 from .._text import clip
 from ..record import StateStore
-from ..torchserve._answers import Keys, ModelEntry, model_path, status_from_metadata
-from ..torchserve._http import Response, request
+from ..torchserve._answers import Keys, ModelEntry, status_from_metadata
+from ..torchserve._client import Api, Rejected, Response, TorchServeClient
 
 __all__ = [
     "HttpResponse",
@@ -146,17 +147,34 @@ class TorchServe:
         files = store.files()
         return files[0] if files else store.path
 
-    # -- raw HTTP ---------------------------------------------------------------------------
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> TorchServeClient:
+        """The TorchServe client of this server, with its keys (the helpers ask through it)."""
+        return TorchServeClient(
+            self._api(self.inference_url),
+            self._api(self.management_url),
+            token_source=f"key file {self.workdir / KEY_FILE}" if self.token else None,
+        )
+
+    def _api(self, url: str, auth: bool = True) -> Api:
+        """The API ``url`` belongs to, with the key it needs (none for metrics)."""
+        token = self.token if auth else None
+        if url.startswith(self.management_url):
+            key = token.management if token else None
+            return Api("management API", self.management_url, key, key_type="management")
+        if url.startswith(self.inference_url):
+            key = token.inference if token else None
+            return Api("inference API", self.inference_url, key, key_type="inference")
+        if url.startswith(self.metrics_url):
+            return Api("metrics API", self.metrics_url)
+        parts = urlsplit(url)
+        return Api("server", f"{parts.scheme}://{parts.netloc}")
 
     def auth_headers(self, url: str) -> dict[str, str]:
         """The ``Authorization`` header ``url`` needs (none for metrics or without tokens)."""
-        if self.token is None:
-            return {}
-        if url.startswith(self.management_url):
-            return {"Authorization": f"Bearer {self.token.management}"}
-        if url.startswith(self.inference_url):
-            return {"Authorization": f"Bearer {self.token.inference}"}
-        return {}
+        return self._api(url).auth_headers()
 
     def request(
         self,
@@ -178,9 +196,8 @@ class TorchServe:
             ServerError: no HTTP answer (connection refused, reset, timed out), or not HTTP.
         """
         body = data.encode("utf-8") if isinstance(data, str) else data
-        all_headers = self.auth_headers(url) if auth else {}
-        all_headers.update(headers or {})
-        return request(method, url, timeout=timeout, headers=all_headers, body=body)
+        api = self._api(url, auth)
+        return api.call(method, url[len(api.base) :], timeout, body=body, headers=headers)
 
     # -- inference API -------------------------------------------------------------------------
 
@@ -201,13 +218,11 @@ class TorchServe:
         headers: Mapping[str, str] | None = None,
         timeout: float = 60.0,
     ) -> Response:
-        """``POST /predictions/{name}[/{version}]`` with ``data`` as the body."""
-        return self.request(
-            "POST",
-            f"{self.inference_url}/predictions{model_path(name, version)[len('/models') :]}",
-            data=data,
-            headers=headers,
-            timeout=timeout,
+        """``POST /predictions/{name}[/{version}]`` with ``data`` as the body: the answer,
+        whatever its status."""
+        body = data.encode("utf-8") if isinstance(data, str) else data
+        return _answer(
+            lambda: self.client.infer(name, body, version=version, headers=headers, timeout=timeout)
         )
 
     # -- management API ------------------------------------------------------------------------
@@ -234,21 +249,20 @@ class TorchServe:
         Raises:
             ServerError: with ``check`` (the default), when the answer is not 2xx.
         """
-        query: dict[str, str] = {
-            "url": mar_name,
-            "initial_workers": str(initial_workers),
-            "synchronous": "true" if synchronous else "false",
-        }
-        for key, value in params.items():
-            query[key] = str(value).lower() if isinstance(value, bool) else str(value)
-        url = f"{self.management_url}/models?{urllib.parse.urlencode(query)}"
-        answer = self.request("POST", url, timeout=timeout)
-        if check and not 200 <= answer.status < 300:
-            raise ServerError(
-                f"registering {mar_name} failed: HTTP {answer.status} {answer.text.strip()}"
-                f"\n--- {LOG_FILE} (tail) ---\n{self.log_tail()}"
-            )
-        return answer
+        return _answer(
+            lambda: self.client.register(
+                mar_name,
+                initial_workers=initial_workers,
+                synchronous=synchronous,
+                timeout=timeout,
+                **params,
+            ),
+            check,
+            lambda answer: (
+                f"registering {mar_name} failed: HTTP {answer.status} "
+                f"{answer.text.strip()}\n--- {LOG_FILE} (tail) ---\n{self.log_tail()}"
+            ),
+        )
 
     def unregister(
         self,
@@ -263,11 +277,42 @@ class TorchServe:
         Raises:
             ServerError: with ``check`` (the default), when the answer is not 2xx.
         """
-        url = f"{self.management_url}{model_path(name, version)}"
-        answer = self.request("DELETE", url, timeout=timeout)
-        if check and not 200 <= answer.status < 300:
-            raise ServerError(f"unregistering {name} failed: HTTP {answer.status} {answer.text}")
-        return answer
+        return _answer(
+            lambda: self.client.unregister(name, version, timeout=timeout),
+            check,
+            lambda answer: f"unregistering {name} failed: HTTP {answer.status} {answer.text}",
+        )
+
+    def scale_workers(
+        self,
+        name: str,
+        min_workers: int,
+        max_workers: int | None = None,
+        *,
+        version: str | None = None,
+        synchronous: bool = True,
+        timeout: float = 120.0,
+        check: bool = True,
+    ) -> Response:
+        """``PUT /models/{name}[/{version}]?min_worker=...&max_worker=...&synchronous=...``
+        (without ``max_workers`` TorchServe takes ``min_workers``): 200 once scaled, 202 when
+        accepted (``synchronous=False``).
+
+        Raises:
+            ServerError: with ``check`` (the default), when the answer is not 2xx.
+        """
+        return _answer(
+            lambda: self.client.scale_workers(
+                name,
+                min_workers,
+                max_workers,
+                version=version,
+                synchronous=synchronous,
+                timeout=timeout,
+            ),
+            check,
+            lambda answer: f"scaling {name} failed: HTTP {answer.status} {answer.text.strip()}",
+        )
 
     def describe(
         self,
@@ -283,18 +328,9 @@ class TorchServe:
         is alive: ``timeout`` bounds the wait.
 
         Raises:
-            ServerError: no answer within ``timeout``, a non-200 answer or a non-JSON body.
+            ServerError: no answer within ``timeout``, a non-200 answer or no JSON list.
         """
-        url = f"{self.management_url}{model_path(name, version)}"
-        if customized:
-            url += "?customized=true"
-        answer = self.request("GET", url, timeout=timeout)
-        if answer.status != 200:
-            raise ServerError(f"describe {name}: HTTP {answer.status} {answer.text.strip()}")
-        parsed = answer.json()
-        if not isinstance(parsed, list):
-            raise ServerError(f"describe {name}: expected a JSON list, got {answer.text[:500]!r}")
-        return parsed
+        return self.client.describe_json(name, version, customized=customized, timeout=timeout)
 
     def status_document(
         self, name: str, *, version: str | None = None, timeout: float = 30.0
@@ -306,8 +342,8 @@ class TorchServe:
         Raises:
             ServerError: as :meth:`describe`, or when there is no JSON object to return.
         """
-        entries = self.describe(name, version=version, customized=True, timeout=timeout)
-        metadata = entries[0].get("customizedMetadata") if entries else None
+        entry = self.client.describe(name, version, customized=True, timeout=timeout)
+        metadata = entry.customized
         document, why = status_from_metadata(metadata)
         if document is None:
             raise ServerError(f"{name}: {why}: {clip(repr(metadata), 500)}")
@@ -315,11 +351,8 @@ class TorchServe:
 
     def worker_statuses(self, name: str, *, version: str | None = None) -> list[str]:
         """The ``status`` of each worker of the model (``READY``, ``UNLOADING``, ...)."""
-        entries = self.describe(name, version=version)
-        try:
-            return [w.status for w in ModelEntry.from_json(entries[0]).workers]
-        except (ValueError, IndexError):
-            raise ServerError(f"describe {name}: not a model entry: {entries!r}"[:2000]) from None
+        entry = self.client.describe(name, version, timeout=30.0)
+        return [w.status for w in entry.workers]
 
     def wait_until_ready(
         self, name: str, *, version: str | None = None, workers: int = 1, timeout: float = 120.0
@@ -345,3 +378,22 @@ class TorchServe:
     def log_tail(self, name: str = LOG_FILE, lines: int = TAIL_LINES) -> str:
         """The last ``lines`` lines of a log in :attr:`log_dir` (``model_log.log``, ...)."""
         return tail(self.log_dir / name, lines)
+
+
+def _answer(
+    call: Callable[[], Response],
+    check: bool = False,
+    failed: Callable[[Response], str] | None = None,
+) -> Response:
+    """The answer of a client ``call``, also when TorchServe turned the request down; with
+    ``check``, a turned-down request raises the client's exception again, worded by ``failed``.
+    """
+    try:
+        return call()
+    except Rejected as exc:
+        if exc.response is None:
+            raise
+        if not check:
+            return exc.response
+        message = failed(exc.response) if failed is not None else str(exc)
+        raise type(exc)(message, exc.response) from None

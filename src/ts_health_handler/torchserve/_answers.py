@@ -188,9 +188,10 @@ def status_from_metadata(metadata: Any) -> tuple[dict[str, Any] | None, str | No
     return metadata, None
 
 
-def model_path(model: str, version: str | None = None) -> str:
-    """``/models/{model}[/{version}]``, each part URL-quoted."""
-    path = f"/models/{quote(model, safe='')}"
+def model_path(model: str, version: str | None = None, *, root: str = "/models") -> str:
+    """``/models/{model}[/{version}]`` (or under another ``root``: ``/predictions``), each
+    part URL-quoted."""
+    path = f"{root}/{quote(model, safe='')}"
     return path + f"/{quote(version, safe='')}" if version else path
 
 

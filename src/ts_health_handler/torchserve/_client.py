@@ -1,28 +1,27 @@
 """The TorchServe client: the one place that asks TorchServe 0.12's REST APIs.
 
-Standard library only, no torch, no ts: the probe imports it. The probe and the test runner
-both ask TorchServe through it. Answers are parsed once into frozen types (:class:`ModelEntry`,
-:class:`Worker`, :class:`JobQueue`, :class:`Keys`); every failure is a
+Standard library only, no torch, no ts: the probe imports it. The probe, ``serve`` and the
+test runner all ask TorchServe through it: the probe's questions (ping, models, describe, the
+customized describe) and the runner's changes (register, unregister, scale workers, infer).
+Answers are parsed once into frozen types (:class:`ModelEntry`, :class:`Worker`,
+:class:`JobQueue`, :class:`Keys`); every failure is a
 :class:`~ts_health_handler._errors.ServerError` subclass with a one-line message:
-:class:`Unreachable`, :class:`BadAnswer`, :class:`Refused` (and :class:`KeyExpired`),
-:class:`NotRegistered`, :class:`KeyFileError`.
+:class:`Unreachable`, :class:`BadAnswer`, :class:`Rejected` (and its :class:`Refused`,
+:class:`KeyExpired`, :class:`NotRegistered`), :class:`KeyFileError`.
 
-What the answers mean (and the TorchServe facts behind them) lives in ``_answers``;
-this module asks.
+What the answers mean (and the TorchServe facts behind them) lives in ``_answers``, the API
+and its error answers as named exceptions in ``_api``; this module asks.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Final
-from urllib.parse import quote
+from typing import Any, Final, Union
+from urllib.parse import quote, urlencode
 
 from .._errors import ServerError
-from .._text import one_line
 from ._answers import (
     JobQueue,
     KeyFileError,
@@ -33,7 +32,20 @@ from ._answers import (
     parse_describe,
     status_from_metadata,
 )
-from ._http import BadAnswer, Response, Unreachable, request
+from ._api import (
+    Api,
+    KeyExpired,
+    NotRegistered,
+    Refused,
+    Rejected,
+    check_done,
+    check_refusal,
+    check_registered,
+    json_body,
+    shape_error,
+    unexpected,
+)
+from ._http import BadAnswer, Response, Unreachable
 
 __all__ = [
     "Api",
@@ -45,6 +57,8 @@ __all__ = [
     "ModelEntry",
     "NotRegistered",
     "Refused",
+    "Rejected",
+    "Response",
     "TorchServeClient",
     "Unreachable",
     "Worker",
@@ -54,57 +68,8 @@ __all__ = [
 #: TorchServe's largest page of ``GET /models``.
 PAGE_SIZE: Final = 100
 MAX_PAGES: Final = 1000
-
-
-class Refused(ServerError):
-    """TorchServe wanted a token, or refused the one sent."""
-
-
-class KeyExpired(Refused):
-    """The key file says the key an API wants has expired; nothing was sent."""
-
-
-class NotRegistered(ServerError):
-    """The model (or version) asked about is not registered."""
-
-
-# -- asking ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Api:
-    """One TorchServe API (inference or management): where it is and the token it wants.
-
-    ``repr`` leaves the token out, so that no traceback or log line can show it.
-    """
-
-    name: str
-    base: str
-    token: str | None = None
-    #: When ``token`` stops being accepted (epoch seconds), when the key file says so.
-    expires_at: float | None = None
-    #: ``management`` or ``inference``: the key file's section ``token`` comes from.
-    key_type: str | None = None
-
-    def __repr__(self) -> str:
-        token = "set" if self.token else "none"
-        return f"Api({self.name!r}, {self.base!r}, token={token})"
-
-    def call(self, method: str, path: str, timeout: float, body: bytes | None = None) -> Response:
-        """``method path`` (relative to :attr:`base`) within ``timeout`` seconds in total.
-
-        Raises:
-            Unreachable: no answer. BadAnswer: not HTTP.
-        """
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        return request(
-            method,
-            self.base + path,
-            timeout=timeout,
-            headers=headers,
-            body=body,
-            where=f"the {self.name} at {self.base}",
-        )
+#: A query parameter's value; booleans are sent as ``true`` and ``false``.
+Param = Union[str, int, float, bool]
 
 
 class TorchServeClient:
@@ -140,17 +105,32 @@ class TorchServeClient:
         self.deadline: Final = deadline
         self.wall: Final = wall
 
-    def get(self, api: Api, path: str, timeout: float | None = None) -> Response:
-        """GET ``path``; a refused (or missing) token raises :class:`Refused`, a key that
-        the key file says has expired :class:`KeyExpired` (without asking)."""
+    def send(
+        self,
+        api: Api,
+        method: str,
+        path: str,
+        *,
+        timeout: float | None = None,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """``method path`` on ``api`` (within ``timeout``, default :attr:`request_timeout`,
+        and the deadline); any answer but a refused (or missing) token, which raises
+        :class:`Refused`. A key the key file says has expired raises :class:`KeyExpired`
+        without asking."""
         if api.expires_at is not None and self.wall() >= api.expires_at:
             raise KeyExpired(self._expired_text(api))
         wanted = self.request_timeout if timeout is None else timeout
         if self.deadline is not None:
             wanted = max(0.05, min(wanted, self.deadline - self.clock()))
-        response = api.call("GET", path, wanted)
-        _check_refusal(api, path, response, self.token_source)
+        response = api.call(method, path, wanted, body=body, headers=headers)
+        check_refusal(api, f"{method} {path}", response, self.token_source)
         return response
+
+    def get(self, api: Api, path: str, timeout: float | None = None) -> Response:
+        """GET ``path``, as :meth:`send`."""
+        return self.send(api, "GET", path, timeout=timeout)
 
     def renew_key(self, key_type: str, api_key: str) -> None:
         """Have TorchServe replace its ``key_type`` key (``GET /token?type=...`` with the API
@@ -165,7 +145,7 @@ class TorchServeClient:
         path = f"/token?type={quote(key_type, safe='')}"
         response = self.get(api, path)
         if response.status != 200:
-            raise _unexpected(api, path, response, "200")
+            raise unexpected(api, path, response, "200")
 
     def _expired_text(self, api: Api) -> str:
         kind = api.key_type or api.name
@@ -188,11 +168,11 @@ class TorchServeClient:
         api = self.inference
         response = self.get(api, "/ping")
         if response.status not in (200, 500):
-            raise _unexpected(api, "/ping", response, "200 or 500")
-        data = _json(api, "/ping", response)
+            raise unexpected(api, "/ping", response, "200 or 500")
+        data = json_body(api, "/ping", response)
         status = data.get("status") if isinstance(data, dict) else None
         if not isinstance(status, str):
-            raise _shape(api, "/ping", 'an object like {"status": "Healthy"}', data)
+            raise shape_error(api, "/ping", 'an object like {"status": "Healthy"}', data)
         return response.status == 200, status
 
     def models(self) -> list[str]:
@@ -207,13 +187,13 @@ class TorchServeClient:
                 path += f"&next_page_token={quote(token, safe='')}"
             response = self.get(api, path)
             if response.status != 200:
-                raise _unexpected(api, path, response, "200")
-            data = _json(api, path, response)
+                raise unexpected(api, path, response, "200")
+            data = json_body(api, path, response)
             if not isinstance(data, dict) or not isinstance(data.get("models"), list):
-                raise _shape(api, path, expected, data)
+                raise shape_error(api, path, expected, data)
             for item in data["models"]:
                 if not isinstance(item, dict) or not isinstance(item.get("modelName"), str):
-                    raise _shape(api, path, expected, item)
+                    raise shape_error(api, path, expected, item)
                 names.append(item["modelName"])
             next_token = data.get("nextPageToken")
             if not next_token:
@@ -221,33 +201,63 @@ class TorchServeClient:
             token = str(next_token)
         return names
 
+    def describe_json(
+        self,
+        model: str,
+        version: str | None = None,
+        *,
+        customized: bool = False,
+        timeout: float | None = None,
+    ) -> list[Any]:
+        """``GET /models/{model}[/{version}][?customized=true]`` as TorchServe wrote it: a JSON
+        list, one entry per version. ``timeout`` defaults to :attr:`describe_timeout` for a
+        customized describe (it waits behind inference), else to :attr:`request_timeout`.
+
+        Raises:
+            NotRegistered: TorchServe does not know the model (or version).
+            BadAnswer: any other answer than a JSON list.
+        """
+        api = self.management
+        path = _describe_path(model, version, customized)
+        if timeout is None and customized:
+            timeout = self.describe_timeout
+        response = self.get(api, path, timeout)
+        check_registered(api, response, model, version)
+        if response.status != 200:
+            raise unexpected(api, path, response, "200")
+        data = json_body(api, path, response)
+        if not isinstance(data, list):
+            raise shape_error(api, path, _DESCRIBE_SHAPE, data)
+        return data
+
     def describe_all(
-        self, model: str, version: str | None = None, *, customized: bool = False
+        self,
+        model: str,
+        version: str | None = None,
+        *,
+        customized: bool = False,
+        timeout: float | None = None,
     ) -> list[ModelEntry]:
-        """Every entry of ``GET /models/{model}[/{version}][?customized=true]``.
+        """Every entry of :meth:`describe_json`, parsed.
 
         Raises:
             NotRegistered: TorchServe does not know the model (or version).
             BadAnswer: any other answer than a describe list.
         """
-        api = self.management
-        path = model_path(model, version) + ("?customized=true" if customized else "")
-        response = self.get(api, path, self.describe_timeout if customized else None)
-        if response.status == 404:
-            kind, _ = response.error_fields()
-            if kind in ("ModelNotFoundException", "ModelVersionNotFoundException"):
-                what = f"model {model!r}" + (f" version {version!r}" if version else "")
-                raise NotRegistered(
-                    f"{what} is not registered with the {api.name} at {api.base} "
-                    f"({response.error_summary()})"
-                )
-        if response.status != 200:
-            raise _unexpected(api, path, response, "200")
-        return _entries(api, path, response)
+        data = self.describe_json(model, version, customized=customized, timeout=timeout)
+        return _parsed(self.management, _describe_path(model, version, customized), data)
 
-    def describe(self, model: str, version: str | None = None) -> ModelEntry:
+    def describe(
+        self,
+        model: str,
+        version: str | None = None,
+        *,
+        customized: bool = False,
+        timeout: float | None = None,
+    ) -> ModelEntry:
         """The entry of ``version`` (else the first: the default version) of ``model``."""
-        return _pick(self.describe_all(model, version), version)
+        entries = self.describe_all(model, version, customized=customized, timeout=timeout)
+        return _pick(entries, version)
 
     def status_document(self, model: str, version: str) -> tuple[dict[str, Any] | None, str | None]:
         """Our status from ``?customized=true``: ``(document, None)`` or ``(None, why not)``.
@@ -269,6 +279,114 @@ class TorchServeClient:
             return None, f"customized describe failed: {exc}"
         return status_from_metadata(entry.customized)
 
+    # -- changing what is served, and inference -------------------------------------------------
+
+    def register(
+        self,
+        url: str,
+        *,
+        initial_workers: int = 1,
+        synchronous: bool = True,
+        timeout: float | None = None,
+        **params: Param,
+    ) -> Response:
+        """``POST /models?url=<url>&initial_workers=...&synchronous=...``; ``params`` are more
+        query parameters (``model_name``, ``batch_size``, ``response_timeout``, ...).
+
+        ``url`` is a ``.mar`` file in the model store, or a URL.
+
+        Returns:
+            TorchServe's 2xx answer.
+
+        Raises:
+            Rejected: any other answer, which it holds (500 ``Failed to start workers`` for a
+                synchronous registration whose ``initialize()`` fails, 409 for a taken name).
+        """
+        query = {
+            "url": url,
+            "initial_workers": initial_workers,
+            "synchronous": synchronous,
+            **params,
+        }
+        return self._change("POST", f"/models?{_query(query)}", timeout)
+
+    def unregister(
+        self, model: str, version: str | None = None, *, timeout: float | None = None
+    ) -> Response:
+        """``DELETE /models/{model}[/{version}]``.
+
+        Raises:
+            NotRegistered: TorchServe does not know the model (or version).
+            Rejected: any other answer than 2xx.
+        """
+        return self._change("DELETE", model_path(model, version), timeout, model, version)
+
+    def scale_workers(
+        self,
+        model: str,
+        min_workers: int,
+        max_workers: int | None = None,
+        *,
+        version: str | None = None,
+        synchronous: bool = True,
+        timeout: float | None = None,
+    ) -> Response:
+        """``PUT /models/{model}[/{version}]?min_worker=...&max_worker=...&synchronous=...``
+        (without ``max_workers`` TorchServe takes ``min_workers``).
+
+        Returns:
+            TorchServe's answer: 200 when scaled (synchronous), 202 when accepted.
+
+        Raises:
+            NotRegistered: TorchServe does not know the model (or version).
+            Rejected: any other answer than 2xx.
+        """
+        query: dict[str, Param] = {"min_worker": min_workers}
+        if max_workers is not None:
+            query["max_worker"] = max_workers
+        query["synchronous"] = synchronous
+        path = f"{model_path(model, version)}?{_query(query)}"
+        return self._change("PUT", path, timeout, model, version)
+
+    def infer(
+        self,
+        model: str,
+        body: bytes = b"",
+        *,
+        version: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """``POST /predictions/{model}[/{version}]`` with ``body`` (and ``headers``).
+
+        Returns:
+            The model's 2xx answer.
+
+        Raises:
+            NotRegistered: TorchServe does not know the model (or version).
+            Rejected: any other answer, which it holds (the handler's error, 503 while no
+                worker is ready, 507 when the job queue is full).
+        """
+        api = self.inference
+        path = model_path(model, version, root="/predictions")
+        response = self.send(api, "POST", path, timeout=timeout, body=body, headers=headers)
+        check_registered(api, response, model, version)
+        return check_done(api, f"POST {path}", response)
+
+    def _change(
+        self,
+        method: str,
+        path: str,
+        timeout: float | None,
+        model: str | None = None,
+        version: str | None = None,
+    ) -> Response:
+        api = self.management
+        response = self.send(api, method, path, timeout=timeout)
+        if model is not None:
+            check_registered(api, response, model, version)
+        return check_done(api, f"{method} {path}", response)
+
 
 def _pick(entries: list[ModelEntry], version: str | None) -> ModelEntry:
     for entry in entries:
@@ -277,57 +395,26 @@ def _pick(entries: list[ModelEntry], version: str | None) -> ModelEntry:
     return entries[0]
 
 
+_DESCRIBE_SHAPE: Final = 'a list of models like [{"modelName": ..., "workers": [{"status": ...}]}]'
+
+
+def _describe_path(model: str, version: str | None, customized: bool) -> str:
+    return model_path(model, version) + ("?customized=true" if customized else "")
+
+
 def _entries(api: Api, path: str, response: Response) -> list[ModelEntry]:
+    return _parsed(api, path, json_body(api, path, response))
+
+
+def _parsed(api: Api, path: str, data: Any) -> list[ModelEntry]:
     try:
-        return parse_describe(_json(api, path, response))
+        return parse_describe(data)
     except ValueError as exc:
-        expected = 'a list of models like [{"modelName": ..., "workers": [{"status": ...}]}]'
-        raise _shape(api, path, expected, exc.args[0]) from None
+        raise shape_error(api, path, _DESCRIBE_SHAPE, exc.args[0]) from None
 
 
-def _json(api: Api, path: str, response: Response) -> Any:
-    try:
-        return json.loads(response.body)
-    except ValueError:
-        snippet = one_line(response.body[:80].decode("utf-8", "replace"), 80)
-        raise BadAnswer(
-            f"the {api.name} at {api.base} answered GET {path} with {response.status} "
-            f"and a body that is not JSON: {snippet!r}"
-        ) from None
-
-
-def _shape(api: Api, path: str, expected: str, got: Any) -> BadAnswer:
-    shown = one_line(json.dumps(got), 80)
-    return BadAnswer(
-        f"the {api.name} at {api.base} answered GET {path} with {shown}; expected {expected}"
-    )
-
-
-def _unexpected(api: Api, path: str, response: Response, expected: str) -> BadAnswer:
-    hint = ""
-    if response.status == 404:
-        hint = f"; is {api.base} TorchServe's {api.name} address?"
-    return BadAnswer(
-        f"the {api.name} at {api.base} answered GET {path} with "
-        f"{one_line(response.error_summary(), 300)}; expected {expected}{hint}"
-    )
-
-
-def _check_refusal(api: Api, path: str, response: Response, source: str | None) -> None:
-    """Raise :class:`Refused` when TorchServe refused (or wanted) a token."""
-    if response.status < 400:
-        return
-    kind, _ = response.error_fields()
-    if kind != "InvalidKeyException" and response.status not in (401, 403):
-        return
-    summary = one_line(response.error_summary(), 300)
-    if api.token is None:
-        raise Refused(
-            f"the {api.name} at {api.base} wants a token for GET {path} ({summary}); pass "
-            "--key-file with TorchServe's key_file.json (written in its working directory) "
-            "or --token"
-        )
-    raise Refused(
-        f"the {api.name} at {api.base} refused the token from {source} for GET {path} "
-        f"({summary}); keys change when TorchServe restarts or expire"
+def _query(params: Mapping[str, Param]) -> str:
+    """``a=1&b=true``: each value URL-quoted, booleans as ``true`` and ``false``."""
+    return urlencode(
+        {key: str(v).lower() if isinstance(v, bool) else str(v) for key, v in params.items()}
     )

@@ -57,7 +57,8 @@ class Response:
         try:
             return json.loads(self.body)
         except ValueError:
-            raise BadAnswer(f"expected JSON, got HTTP {self.status}: {self.text[:500]!r}") from None
+            shown = one_line(self.text, 500)
+            raise BadAnswer(f"expected JSON, got HTTP {self.status}: {shown!r}") from None
 
     def error_summary(self) -> str:
         """``400 InvalidKeyException: Token ...`` from TorchServe's JSON error body."""
@@ -70,7 +71,7 @@ class Response:
         try:
             data = json.loads(self.body)
         except ValueError:
-            return None, one_line(self.body[:120].decode("utf-8", "replace")) or None
+            return None, one_line(self.text, 120) or None
         if not isinstance(data, dict):
             return None, None
         kind, message = data.get("type"), data.get("message")

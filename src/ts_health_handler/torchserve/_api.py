@@ -1,0 +1,183 @@
+"""One TorchServe API, and what its answers mean when they are not what was asked for.
+
+Standard library only. :class:`Api` is where an API is and the token it wants; the checks turn
+an answer into the client's named exceptions: :class:`Refused` (and :class:`KeyExpired`) for a
+token, :class:`NotRegistered` for an unknown model, :class:`Rejected` for any other error
+status, :class:`~._http.BadAnswer` for an answer TorchServe would not give.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from .._errors import ServerError
+from .._text import one_line
+from ._http import BadAnswer, Response, request
+
+__all__ = [
+    "Api",
+    "KeyExpired",
+    "NotRegistered",
+    "Refused",
+    "Rejected",
+    "check_done",
+    "check_refusal",
+    "check_registered",
+    "json_body",
+    "shape_error",
+    "unexpected",
+]
+
+#: TorchServe's error types for an unknown model or version.
+NOT_FOUND: Final = ("ModelNotFoundException", "ModelVersionNotFoundException")
+
+
+class Rejected(ServerError):
+    """TorchServe answered with an error status: it understood the request and turned it down
+    (a model whose workers fail to start, a taken name, a model answering with an error).
+
+    Attributes:
+        response: TorchServe's answer; ``None`` when nothing was sent (:class:`KeyExpired`).
+    """
+
+    def __init__(self, message: str, response: Response | None = None) -> None:
+        super().__init__(message)
+        self.response: Final = response
+
+
+class Refused(Rejected):
+    """TorchServe wanted a token, or refused the one sent."""
+
+
+class KeyExpired(Refused):
+    """The key file says the key an API wants has expired; nothing was sent."""
+
+
+class NotRegistered(Rejected):
+    """The model (or version) asked about is not registered."""
+
+
+@dataclass(frozen=True)
+class Api:
+    """One TorchServe API (inference or management): where it is and the token it wants.
+
+    ``repr`` leaves the token out, so that no traceback or log line can show it.
+    """
+
+    name: str
+    base: str
+    token: str | None = None
+    #: When ``token`` stops being accepted (epoch seconds), when the key file says so.
+    expires_at: float | None = None
+    #: ``management`` or ``inference``: the key file's section ``token`` comes from.
+    key_type: str | None = None
+
+    def __repr__(self) -> str:
+        token = "set" if self.token else "none"
+        return f"Api({self.name!r}, {self.base!r}, token={token})"
+
+    def auth_headers(self) -> dict[str, str]:
+        """The ``Authorization`` header :attr:`token` goes in (none without a token)."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        timeout: float,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """``method path`` (relative to :attr:`base`) within ``timeout`` seconds in total; any
+        answer, error statuses included. ``headers`` are sent too (and may replace the token's).
+
+        Raises:
+            Unreachable: no answer. BadAnswer: not HTTP.
+        """
+        return request(
+            method,
+            self.base + path,
+            timeout=timeout,
+            headers={**self.auth_headers(), **(headers or {})},
+            body=body,
+            where=f"the {self.name} at {self.base}",
+        )
+
+
+def json_body(api: Api, path: str, response: Response) -> Any:
+    try:
+        return json.loads(response.body)
+    except ValueError:
+        snippet = one_line(response.text, 80)
+        raise BadAnswer(
+            f"the {api.name} at {api.base} answered GET {path} with {response.status} "
+            f"and a body that is not JSON: {snippet!r}"
+        ) from None
+
+
+def shape_error(api: Api, path: str, expected: str, got: Any) -> BadAnswer:
+    shown = one_line(json.dumps(got), 80)
+    return BadAnswer(
+        f"the {api.name} at {api.base} answered GET {path} with {shown}; expected {expected}"
+    )
+
+
+def unexpected(api: Api, path: str, response: Response, expected: str) -> BadAnswer:
+    hint = ""
+    if response.status == 404:
+        hint = f"; is {api.base} TorchServe's {api.name} address?"
+    return BadAnswer(
+        f"the {api.name} at {api.base} answered GET {path} with "
+        f"{one_line(response.error_summary(), 300)}; expected {expected}{hint}"
+    )
+
+
+def check_refusal(api: Api, asked: str, response: Response, source: str | None) -> None:
+    """Raise :class:`Refused` when TorchServe refused (or wanted) a token for ``asked``
+    (``GET /ping``)."""
+    if response.status < 400:
+        return
+    kind, _ = response.error_fields()
+    if kind != "InvalidKeyException" and response.status not in (401, 403):
+        return
+    summary = one_line(response.error_summary(), 300)
+    if api.token is None:
+        raise Refused(
+            f"the {api.name} at {api.base} wants a token for {asked} ({summary}); pass "
+            "--key-file with TorchServe's key_file.json (written in its working directory) "
+            "or --token",
+            response,
+        )
+    raise Refused(
+        f"the {api.name} at {api.base} refused the token from {source} for {asked} "
+        f"({summary}); keys change when TorchServe restarts or expire",
+        response,
+    )
+
+
+def check_registered(api: Api, response: Response, model: str, version: str | None) -> None:
+    """Raise :class:`NotRegistered` when TorchServe answered that it does not know the model."""
+    if response.status != 404:
+        return
+    kind, _ = response.error_fields()
+    if kind in NOT_FOUND:
+        what = f"model {model!r}" + (f" version {version!r}" if version else "")
+        raise NotRegistered(
+            f"{what} is not registered with the {api.name} at {api.base} "
+            f"({response.error_summary()})",
+            response,
+        )
+
+
+def check_done(api: Api, asked: str, response: Response) -> Response:
+    """``response`` when it is 2xx, else :class:`Rejected` with it."""
+    if 200 <= response.status < 300:
+        return response
+    raise Rejected(
+        f"the {api.name} at {api.base} answered {asked} with "
+        f"{one_line(response.error_summary(), 300)}",
+        response,
+    )
