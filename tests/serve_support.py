@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from status_docs import status_doc
+from ts_health_handler._document import parse_status
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.probe import Settings, resolve_settings
@@ -76,7 +78,7 @@ def health(
 ) -> ModelHealth:
     seen = Observation(
         describe=entry(name, version, workers, remaining),
-        status=status or {"status": "ready"},
+        status=parse_status(status or status_doc()),
         now=1_750_000_000.0,
         default=default,
     )

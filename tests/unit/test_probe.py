@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from fake_torchserve import FakeTorchServe, running
+from status_docs import status_doc
 from ts_health_handler import cli, probe
 from ts_health_handler.cli import run
 from ts_health_handler.monitor._output import Io
@@ -68,13 +69,7 @@ def customized(metadata: Any, name: str = "m") -> list[dict[str, Any]]:
 
 
 def document(status: str = "ready", **extra: Any) -> dict[str, Any]:
-    return {
-        "status": status,
-        "schema_version": 1,
-        "model": {"name": "m", "version": "1.0"},
-        "check": {"status": "ok", "result": True, "error": None, "duration_s": 0.001},
-        **extra,
-    }
+    return status_doc(status, **extra)
 
 
 @pytest.fixture

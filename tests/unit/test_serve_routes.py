@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serve_support import health, options, settings_for, snapshot
+from status_docs import status_doc
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._report import status_document
 from ts_health_handler.serve import Request, ServeOptions, Snapshot, View, answer
@@ -18,7 +19,9 @@ WALL = 1_750_000_010.0
 TOKEN = "s3cret-serve-token"
 
 READY = ("m", (health("m"),))
-FAILING_STATUS = {"status": "failed", "initialization": {"error": {"type": "E", "message": "x"}}}
+FAILING_STATUS = status_doc(
+    "failed", initialization={"error": {"type": "E", "message": "x", "at": "t", "attempt": 1}}
+)
 
 
 def ask(
@@ -77,8 +80,8 @@ def test_model_ready_paths_follow_the_open_inference_protocol() -> None:
 @pytest.mark.parametrize(
     ("model", "allow_degraded", "expected"),
     [
-        (health("m", status={"status": "degraded", "check": {"status": "failed"}}), False, 503),
-        (health("m", status={"status": "degraded", "check": {"status": "failed"}}), True, 200),
+        (health("m", status=status_doc("degraded")), False, 503),
+        (health("m", status=status_doc("degraded")), True, 200),
         (health("m", remaining=0), False, 503),
         (health("m", remaining=0), True, 503),
         (health("m", status=FAILING_STATUS), True, 503),

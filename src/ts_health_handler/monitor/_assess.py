@@ -6,10 +6,10 @@ parsed) and returns a :class:`ModelHealth`. ``docs/probe.md`` explains the order
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
+from .._document import StatusDoc
 from .._lifecycle import InitPhase, ModelState
 from .._text import one_line
 from ..record import InitRecord, parse_iso
@@ -30,7 +30,8 @@ class Observation:
 
     Attributes:
         describe: the model version's entry of ``GET /models/{name}``.
-        status: our status document from ``customizedMetadata``, or ``None``.
+        status: our status document from ``customizedMetadata`` (checked when read), or
+            ``None``.
         status_error: why ``status`` is ``None`` (not asked, timed out, not ours...).
         record: the persisted initialization record of the registration described now, or
             ``None`` (``_match``).
@@ -43,7 +44,7 @@ class Observation:
     """
 
     describe: ModelEntry
-    status: Mapping[str, Any] | None = None
+    status: StatusDoc | None = None
     status_error: str | None = None
     record: InitRecord | None = None
     record_path: str | None = None
@@ -84,8 +85,8 @@ class ModelHealth:
     @property
     def held(self) -> bool:
         """Initialization failed and the handler holds the failure (no retry will come)."""
-        seen = self.observation
-        return seen is not None and (seen.status or {}).get("status") == "failed"
+        status = None if self.observation is None else self.observation.status
+        return status is not None and status["status"] == "failed"
 
 
 def assess(model: str, version: str, seen: Observation) -> ModelHealth:
@@ -137,8 +138,8 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
                 "PUT /models/{name}?min_worker=1",
             )
         return verdict(State.INITIALIZING, _initializing_text(worker_text, seen))
-    status = seen.status or {}
-    if status.get("status") == "failed":
+    status = seen.status
+    if status is not None and status["status"] == "failed":
         return verdict(State.FAILING, f"initialization failed and is held; {_held_text(status)}")
     queue = entry.queue
     if queue is not None and queue.full:
@@ -146,7 +147,7 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
             State.SATURATED,
             f"job queue full: {queue.pending} pending, 0 free ({worker_text})",
         )
-    if status.get("status") == "degraded":
+    if status is not None and status["status"] == "degraded":
         return verdict(State.DEGRADED, f"{_check_text(status)} ({worker_text})")
     reason = worker_text
     if queue is not None:
@@ -232,22 +233,19 @@ def _other_worker_failing(seen: Observation) -> str | None:
     return f"{_short_type(error.type)}: {_message(error.message)}"
 
 
-def _held_text(status: Mapping[str, Any]) -> str:
-    init = status.get("initialization")
-    error = init.get("error") if isinstance(init, Mapping) else None
-    if isinstance(error, Mapping):
-        kind = _short_type(str(error.get("type", "Error")))
-        text = f"{kind}: {_message(str(error.get('message', '')))}"
+def _held_text(status: StatusDoc) -> str:
+    error = status["initialization"].get("error")
+    if error is not None:
+        text = f"{_short_type(error['type'])}: {_message(error['message'])}"
     else:
         text = "no error reported"
     return f"TorchServe will not retry (health.on_init_failure: hold): {text}"
 
 
-def _check_text(status: Mapping[str, Any]) -> str:
-    check = status.get("check")
-    if not isinstance(check, Mapping):
-        return "the health check fails"
-    text = f"health check {check.get('status', 'failed')}"
-    if check.get("error"):
-        text += f": {_message(str(check['error']))}"
+def _check_text(status: StatusDoc) -> str:
+    check = status["check"]
+    text = f"health check {check['status']}"
+    error = check.get("error")
+    if error:
+        text += f": {_message(error)}"
     return text

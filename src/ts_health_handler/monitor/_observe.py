@@ -8,8 +8,8 @@ one customized describe (``docs/probe.md``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from .._document import StatusDoc
 from .._errors import ServerError
 from ..record import InitRecord, RecordError, StateStore, read_record
 from ..torchserve._answers import ModelEntry
@@ -110,7 +110,7 @@ def observe_entry(
 ) -> ModelHealth:
     """Judge one described version: its status document (when a worker is READY) and its
     record, then :func:`assess`."""
-    status: dict[str, Any] | None = None
+    status: StatusDoc | None = None
     status_error: str | None = "not asked: no READY worker"
     if entry.ready_workers:
         status, status_error = client.status_document(entry.name, entry.version)

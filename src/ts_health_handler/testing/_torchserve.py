@@ -37,7 +37,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from .._errors import ServerError
 from .._text import clip
@@ -311,7 +311,7 @@ class TorchServe:
         document, why = status_from_metadata(metadata)
         if document is None:
             raise ServerError(f"{name}: {why}: {clip(repr(metadata), 500)}")
-        return document
+        return cast("dict[str, Any]", document)
 
     def worker_statuses(self, name: str, *, version: str | None = None) -> list[str]:
         """The ``status`` of each worker of the model (``READY``, ``UNLOADING``, ...)."""

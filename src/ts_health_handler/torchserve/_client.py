@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Final
 from urllib.parse import quote
 
+from .._document import StatusDoc
 from .._errors import ServerError
 from .._text import one_line
 from ._answers import (
@@ -249,7 +250,7 @@ class TorchServeClient:
         """The entry of ``version`` (else the first: the default version) of ``model``."""
         return _pick(self.describe_all(model, version), version)
 
-    def status_document(self, model: str, version: str) -> tuple[dict[str, Any] | None, str | None]:
+    def status_document(self, model: str, version: str) -> tuple[StatusDoc | None, str | None]:
         """Our status from ``?customized=true``: ``(document, None)`` or ``(None, why not)``.
 
         Never raises for the answer: a busy worker, a handler without ``HealthMixin`` or a
