@@ -46,6 +46,7 @@ def settings_for(
         state_dir=str(state_dir) if state_dir else None,
         json=True,
         allow_degraded=allow_degraded,
+        allow_saturated=extra.get("allow_saturated", False),
     )
     return resolve_settings(args, {})
 

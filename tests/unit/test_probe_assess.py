@@ -8,6 +8,7 @@ import pytest
 
 from status_docs import status_doc
 from ts_health_handler._document import StatusDoc, parse_status
+from ts_health_handler.monitor._policy import READY_ONLY, ReadinessPolicy
 from ts_health_handler.probe import ModelHealth, Observation, State, assess, health_json
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
 from ts_health_handler.torchserve._answers import ModelEntry
@@ -75,7 +76,7 @@ def test_ready_when_a_worker_is_ready_and_status_ready() -> None:
     health = verdict(entry("READY", "UNLOADING"), status=doc())
     assert health.state is State.READY
     assert health.reason.startswith("1/2 workers READY, 0 pending, 100 free")
-    assert health.ok()
+    assert READY_ONLY.admits(health.state)
 
 
 def test_ready_without_our_status_names_why_it_is_unknown() -> None:
@@ -89,7 +90,7 @@ def test_initializing_without_record() -> None:
     assert health.state is State.INITIALIZING
     assert "0/1 workers READY" in health.reason
     assert "no initialization record in /state/m/1.0/init.json" in health.reason
-    assert not health.ok()
+    assert not READY_ONLY.admits(health.state)
 
 
 def test_initializing_with_a_record_in_progress() -> None:
@@ -187,8 +188,8 @@ def test_degraded_names_the_check() -> None:
     health = verdict(entry("READY"), status=status)
     assert health.state is State.DEGRADED
     assert health.reason.startswith("health check failed: backend down")
-    assert not health.ok()
-    assert health.ok(allow_degraded=True)
+    assert not READY_ONLY.admits(health.state)
+    assert ReadinessPolicy(allow_degraded=True).admits(health.state)
 
 
 def test_a_ready_worker_wins_over_recorded_failures() -> None:

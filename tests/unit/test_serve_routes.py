@@ -33,8 +33,10 @@ def ask(
     now: float = NOW,
     authorization: str | None = None,
     allow_degraded: bool = False,
+    allow_saturated: bool = False,
 ) -> tuple[int, Any, dict[str, str]]:
-    view = View(snap, settings_for(allow_degraded=allow_degraded), opts or options(), now, WALL)
+    settings = settings_for(allow_degraded=allow_degraded, allow_saturated=allow_saturated)
+    view = View(snap, settings, opts or options(), now, WALL)
     got = answer(Request(method, path, authorization), view)
     body: Any = got.body
     if got.content_type == "application/json":
@@ -285,8 +287,8 @@ def test_query_strings_are_ignored() -> None:
 def test_allow_saturated_counts_a_full_queue_as_ready_as_ts_health_ready_does() -> None:
     # The production Deployment's readiness policy: a busy pod still serves.
     snap = snapshot(("m", (health("m", remaining=0),)))
-    allowing = options(allow_saturated=True)
-    assert ask(snap, "/ready", opts=allowing)[0] == 200
-    assert ask(snap, "/v2/models/m/ready", opts=allowing)[0] == 200
+    assert ask(snap, "/ready")[0] == 503
+    assert ask(snap, "/ready", allow_saturated=True)[0] == 200
+    assert ask(snap, "/v2/models/m/ready", allow_saturated=True)[0] == 200
     failing = snapshot(("m", (health("m", status=FAILING_STATUS, remaining=0),)))
-    assert ask(failing, "/ready", opts=allowing)[0] == 503  # never a held failure
+    assert ask(failing, "/ready", allow_saturated=True)[0] == 503  # never a held failure

@@ -65,18 +65,6 @@ class ModelHealth:
     reason: str
     observation: Observation | None = None
 
-    def ok(self, allow_degraded: bool = False, allow_saturated: bool = False) -> bool:
-        """True when the model should receive traffic.
-
-        ``allow_degraded`` and ``allow_saturated`` count those states as serving: the
-        readiness policy in ``docs/kubernetes.md`` keeps such a pod in the Service.
-        """
-        return (
-            self.state is State.READY
-            or (allow_degraded and self.state is State.DEGRADED)
-            or (allow_saturated and self.state is State.SATURATED)
-        )
-
     @property
     def default(self) -> bool:
         """Whether this is the model's default version (unknown counts as default)."""

@@ -11,6 +11,7 @@ from typing import Any
 from ._assess import ModelHealth, State
 from ._exit import ExitCode
 from ._observe import PingResult
+from ._policy import READY_ONLY, ReadinessPolicy
 from ._settings import Settings
 
 __all__ = [
@@ -24,16 +25,15 @@ __all__ = [
 ]
 
 
-def health_json(
-    health: ModelHealth, allow_degraded: bool = False, allow_saturated: bool = False
-) -> dict[str, Any]:
-    """One model version in ``--json`` output (fields in ``docs/probe.md``)."""
+def health_json(health: ModelHealth, policy: ReadinessPolicy = READY_ONLY) -> dict[str, Any]:
+    """One model version in ``--json`` output (fields in ``docs/probe.md``); ``ok`` as the
+    readiness ``policy`` says."""
     data: dict[str, Any] = {
         "model": health.model,
         "version": health.version,
         "default": health.default,
         "state": health.state.value,
-        "ok": health.ok(allow_degraded, allow_saturated),
+        "ok": policy.admits(health.state),
         "reason": health.reason,
     }
     seen = health.observation
@@ -63,11 +63,11 @@ def health_json(
 
 
 def model_ok(health: ModelHealth, settings: Settings) -> bool:
-    return health.ok(settings.allow_degraded, settings.allow_saturated)
+    return settings.readiness.admits(health.state)
 
 
 def model_json(health: ModelHealth, settings: Settings) -> dict[str, Any]:
-    return health_json(health, settings.allow_degraded, settings.allow_saturated)
+    return health_json(health, settings.readiness)
 
 
 def model_exit_code(health: ModelHealth, settings: Settings) -> ExitCode:

@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from .._lifecycle import ModelState
 from .._text import one_line
+from ..monitor._policy import ReadinessPolicy
 from ._options import ServeOptions
 from ._readiness import watched
 from ._snapshot import Snapshot
@@ -34,13 +35,13 @@ class _SnapshotCollector(Collector):
         self,
         snapshot: Snapshot,
         options: ServeOptions,
-        allow_degraded: bool,
+        policy: ReadinessPolicy,
         now: float,
         wall: float,
     ) -> None:
         self.snapshot = snapshot
         self.options = options
-        self.allow_degraded = allow_degraded
+        self.policy = policy
         self.now = now
         self.wall = wall
 
@@ -83,8 +84,7 @@ class _SnapshotCollector(Collector):
             labels=VERSION_LABELS,
         )
         verdicts = {
-            (v.model, v.version): v
-            for v in watched(snapshot, self.options, self.allow_degraded, now)
+            (v.model, v.version): v for v in watched(snapshot, self.options, self.policy, now)
         }
         for seen in snapshot.listed():
             for health in seen.healths:
@@ -148,9 +148,9 @@ def _server_metrics(snapshot: Snapshot, now: float) -> Iterable[Metric]:
 
 
 def metrics_text(
-    snapshot: Snapshot, options: ServeOptions, allow_degraded: bool, now: float, wall: float
+    snapshot: Snapshot, options: ServeOptions, policy: ReadinessPolicy, now: float, wall: float
 ) -> bytes:
     """The Prometheus exposition of ``snapshot`` at monotonic ``now`` (epoch ``wall``)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot, options, allow_degraded, now, wall))
+    registry.register(_SnapshotCollector(snapshot, options, policy, now, wall))
     return generate_latest(registry)

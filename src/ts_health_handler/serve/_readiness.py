@@ -1,16 +1,18 @@
 """Readiness and liveness as served: pure functions of a snapshot and the time.
 
-Policy (``docs/serve.md``): a model version is ready when its state is ``ready`` (also
-``degraded`` with ``--allow-degraded``) and its observation is younger than
-``--stale-after``. ``saturated`` is not ready: TorchServe answers new requests 503 (the same
-verdict as ``ts-health ready``). The server is ready when every watched model version is;
-with no model registered, or none observed yet, it is not.
+Policy (``docs/serve.md``): a model version is ready when the readiness policy admits its
+state (``ready``; also ``degraded`` with ``--allow-degraded``, ``saturated`` with
+``--allow-saturated``: the same :class:`~..monitor._policy.ReadinessPolicy` as
+``ts-health ready``) and its observation is younger than ``--stale-after``. The server is
+ready when every watched model version is; with no model registered, or none observed yet,
+it is not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..monitor._policy import ReadinessPolicy
 from ._options import ServeOptions
 from ._snapshot import ModelSeen, Snapshot
 
@@ -60,7 +62,7 @@ def _age(at: float | None, now: float) -> float | None:
 
 
 def _verdicts(
-    seen: ModelSeen, options: ServeOptions, allow_degraded: bool, now: float
+    seen: ModelSeen, options: ServeOptions, policy: ReadinessPolicy, now: float
 ) -> list[Verdict]:
     if seen.error is not None:
         state = UNKNOWN if seen.registered else NOT_REGISTERED
@@ -73,7 +75,7 @@ def _verdicts(
             h.version,
             h.state.value,
             stale_text(age) if stale else h.reason,
-            h.ok(allow_degraded, options.allow_saturated) and not stale,
+            policy.admits(h.state) and not stale,
             h.default,
         )
         for h in seen.healths
@@ -81,7 +83,7 @@ def _verdicts(
 
 
 def watched(
-    snapshot: Snapshot, options: ServeOptions, allow_degraded: bool, now: float
+    snapshot: Snapshot, options: ServeOptions, policy: ReadinessPolicy, now: float
 ) -> list[Verdict]:
     """A verdict for each watched model version (listed, or named with ``--model``)."""
     verdicts: list[Verdict] = []
@@ -90,12 +92,12 @@ def watched(
         if seen is None:
             verdicts.append(Verdict(name, None, UNKNOWN, "not observed yet", False))
         else:
-            verdicts.extend(_verdicts(seen, options, allow_degraded, now))
+            verdicts.extend(_verdicts(seen, options, policy, now))
     return verdicts
 
 
 def server_ready(
-    snapshot: Snapshot, options: ServeOptions, allow_degraded: bool, now: float
+    snapshot: Snapshot, options: ServeOptions, policy: ReadinessPolicy, now: float
 ) -> tuple[bool, str, list[Verdict]]:
     """``(ready, reason, unready versions)`` of the server as a whole."""
     if snapshot.names is None:
@@ -108,7 +110,7 @@ def server_ready(
             return False, stale_text(age) + f" (model list){detail}", []
         if not snapshot.names:
             return False, "no models registered", []
-    verdicts = watched(snapshot, options, allow_degraded, now)
+    verdicts = watched(snapshot, options, policy, now)
     unready = [v for v in verdicts if not v.ready]
     if unready:
         count = f"{len(unready)} of {len(verdicts)} model versions not ready"
@@ -119,7 +121,7 @@ def server_ready(
 def model_ready(
     snapshot: Snapshot,
     options: ServeOptions,
-    allow_degraded: bool,
+    policy: ReadinessPolicy,
     now: float,
     name: str,
     version: str | None,
@@ -138,7 +140,7 @@ def model_ready(
         return Verdict(name, version, UNKNOWN, "not observed yet", False)
     if seen.error is not None and not seen.registered:
         return None
-    verdicts = _verdicts(seen, options, allow_degraded, now)
+    verdicts = _verdicts(seen, options, policy, now)
     if seen.error is not None:
         return verdicts[0]
     for verdict in verdicts:

@@ -16,6 +16,7 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from ..monitor._observe import PingResult
+from ..monitor._policy import ReadinessPolicy
 from ..monitor._report import status_document, unreachable_document
 from ..monitor._settings import Settings
 from ._metrics import CONTENT_TYPE, metrics_text
@@ -60,8 +61,9 @@ class View:
     wall: float
 
     @property
-    def allow_degraded(self) -> bool:
-        return self.settings.allow_degraded
+    def policy(self) -> ReadinessPolicy:
+        """Which states count as ready (``--allow-degraded``, ``--allow-saturated``)."""
+        return self.settings.readiness
 
 
 def _json(status: int, data: Any, *headers: tuple[str, str]) -> Answer:
@@ -93,9 +95,7 @@ def _unauthorized() -> Answer:
 
 
 def _ready(view: View, reasons: bool) -> Answer:
-    ready, reason, unready = server_ready(
-        view.snapshot, view.options, view.allow_degraded, view.now
-    )
+    ready, reason, unready = server_ready(view.snapshot, view.options, view.policy, view.now)
     data: dict[str, Any] = {"ready": ready}
     if reasons:
         data["reason"] = reason
@@ -113,7 +113,7 @@ def _live(view: View, reasons: bool) -> Answer:
 
 def _model(view: View, reasons: bool, name: str, version: str | None) -> Answer:
     verdict: Verdict | None = model_ready(
-        view.snapshot, view.options, view.allow_degraded, view.now, name, version
+        view.snapshot, view.options, view.policy, view.now, name, version
     )
     if verdict is None:
         what = f"model {name!r}" + (f" version {version!r}" if version else "")
@@ -160,7 +160,7 @@ PROTECTED: Final[dict[str, Callable[[View], Answer]]] = {
     "/metrics": lambda v: Answer(
         200,
         CONTENT_TYPE,
-        metrics_text(v.snapshot, v.options, v.allow_degraded, v.now, v.wall),
+        metrics_text(v.snapshot, v.options, v.policy, v.now, v.wall),
     ),
     "/": lambda v: Answer(
         200, "text/html; charset=utf-8", page_html(v.snapshot, v.settings, v.options, v.now, v.wall)
