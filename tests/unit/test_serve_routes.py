@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -10,9 +11,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from serve_support import health, options, settings_for, snapshot
 from status_docs import status_doc
+from ts_health_handler.monitor._exit import ExitCode
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._report import status_document
-from ts_health_handler.serve import Request, ServeOptions, Snapshot, View, answer
+from ts_health_handler.serve import ModelSeen, Request, ServeOptions, Snapshot, View, answer
 
 NOW = 101.0
 WALL = 1_750_000_010.0
@@ -292,3 +294,44 @@ def test_allow_saturated_counts_a_full_queue_as_ready_as_ts_health_ready_does() 
     assert ask(snap, "/v2/models/m/ready", allow_saturated=True)[0] == 200
     failing = snapshot(("m", (health("m", status=FAILING_STATUS, remaining=0),)))
     assert ask(failing, "/ready", allow_saturated=True)[0] == 503  # never a held failure
+
+
+def test_status_before_the_first_look_says_nothing_is_ok() -> None:
+    # --model m: the model list is known from the start, nothing else is.
+    opts = options(models=("m",))
+    unseen = Snapshot(started=100.0, names=("m",))
+    assert ask(unseen, "/live", opts=opts, now=100.5)[0] == 503
+    status, body, _ = ask(unseen, "/status", opts=opts, now=100.5)
+    assert status == 200
+    assert body["exit_code"] == 1
+    assert body["server"]["ping"] is None
+    assert body["server"]["ping_error"] == "no /ping answer yet"
+    assert body["models"] == []
+    # /ping answered, the model not observed yet: still not ok.
+    pinged = dataclasses.replace(unseen, ping=PingResult(True, "Healthy"), ping_at=100.2)
+    assert ask(pinged, "/live", opts=opts, now=100.5)[0] == 200
+    assert ask(pinged, "/status", opts=opts, now=100.5)[1]["exit_code"] == 1
+    # Without --model, nothing listed yet: not ok, and not called unreachable either.
+    status, body, _ = ask(Snapshot(started=100.0), "/status", now=100.5)
+    assert (body["exit_code"], body["server"]["management_error"]) == (1, "no observation yet")
+    # A watched model whose observation failed is not ok either.
+    ghost = ModelSeen("ghost", (), 100.0, "model 'ghost' is not registered", registered=False)
+    failed = dataclasses.replace(snapshot(READY), names=("m", "ghost"))
+    failed = dataclasses.replace(failed, models={**failed.models, "ghost": ghost})
+    assert ask(failed, "/status")[1]["exit_code"] == 1
+    # Once everything is observed and ready, ok.
+    assert ask(snapshot(READY), "/status")[1]["exit_code"] == 0
+
+
+@pytest.mark.parametrize(
+    ("ping", "code"),
+    [
+        (PingResult(), ExitCode.NOT_READY),
+        (PingResult(error="no /ping answer yet"), ExitCode.NOT_READY),
+        (PingResult(True, "Healthy"), ExitCode.OK),
+        (PingResult(False, "Unhealthy"), ExitCode.NOT_READY),
+        (PingResult(error="refused", failure=ExitCode.UNREACHABLE), ExitCode.UNREACHABLE),
+    ],
+)
+def test_a_ping_is_ok_only_when_it_answered_healthy(ping: PingResult, code: ExitCode) -> None:
+    assert ping.code is code

@@ -76,20 +76,26 @@ def model_exit_code(health: ModelHealth, settings: Settings) -> ExitCode:
     return ExitCode.UNREACHABLE if health.state is State.UNREACHABLE else ExitCode.NOT_READY
 
 
-def status_code(ping: PingResult, results: Sequence[ModelHealth], settings: Settings) -> int:
-    """The exit code of ``status``: unreachable wins, then the worst of the others."""
+def status_code(
+    ping: PingResult, results: Sequence[ModelHealth], settings: Settings, complete: bool = True
+) -> int:
+    """The exit code of ``status``: unreachable wins, then the worst of the others; not ready
+    at least when ``results`` lack a model (not ``complete``)."""
     codes = [ping.code, *(model_exit_code(h, settings) for h in results)]
+    if not complete:
+        codes.append(ExitCode.NOT_READY)
     return ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
 
 
 def status_document(
-    settings: Settings, ping: PingResult, results: Sequence[ModelHealth]
+    settings: Settings, ping: PingResult, results: Sequence[ModelHealth], complete: bool = True
 ) -> dict[str, Any]:
     """The ``status --json`` document (fields in ``docs/probe.md``); ``ts-health serve``
-    answers ``/status`` with it too."""
+    answers ``/status`` with it too, not ``complete`` while a watched model has not been
+    observed (or its observation failed)."""
     return {
         "command": "status",
-        "exit_code": status_code(ping, results, settings),
+        "exit_code": status_code(ping, results, settings, complete),
         "server": {
             "inference_url": settings.inference_url,
             "management_url": settings.management_url,
@@ -102,11 +108,14 @@ def status_document(
     }
 
 
-def unreachable_document(settings: Settings, ping: PingResult, error: str) -> dict[str, Any]:
-    """The ``status --json`` document when the management API cannot list the models."""
+def unreachable_document(
+    settings: Settings, ping: PingResult, error: str, code: ExitCode = ExitCode.UNREACHABLE
+) -> dict[str, Any]:
+    """The ``status --json`` document when the models cannot be listed: the management API
+    is unreachable (``code``), or, in ``ts-health serve``, has not been asked yet."""
     return {
         "command": "status",
-        "exit_code": ExitCode.UNREACHABLE,
+        "exit_code": code,
         "server": {
             "inference_url": settings.inference_url,
             "management_url": settings.management_url,

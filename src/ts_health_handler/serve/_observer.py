@@ -140,7 +140,7 @@ class Observer:
         try:
             client = self._client_factory(self.settings)
         except ServerError as exc:  # an unreadable key file: nothing can be asked
-            self._ping_done(PingResult(error=str(exc), code=ExitCode.USAGE))
+            self._ping_done(PingResult(error=str(exc), failure=ExitCode.USAGE))
             if not self.options.models:
                 self._listed(None, str(exc))
             return
@@ -247,7 +247,7 @@ def _ping(client: TorchServeClient) -> PingResult:
     try:
         return ask_ping(client)
     except ServerError as exc:  # a refused token: kept, shown, and /live fails
-        return PingResult(error=str(exc), code=ExitCode.USAGE)
+        return PingResult(error=str(exc), failure=ExitCode.USAGE)
 
 
 def _count(counts: Mapping[str, int], kind: str) -> dict[str, int]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote
 
+from ..monitor._exit import ExitCode
 from ..monitor._observe import PingResult
 from ..monitor._policy import ReadinessPolicy
 from ..monitor._report import status_document, unreachable_document
@@ -126,12 +127,22 @@ def _model(view: View, reasons: bool, name: str, version: str | None) -> Answer:
 
 
 def _status(view: View) -> Answer:
+    """``ts-health status --json`` from the snapshot: what is not known yet is not ok."""
     snapshot = view.snapshot
     ping = snapshot.ping or PingResult(error="no /ping answer yet")
     if snapshot.names is None:
-        why = snapshot.names_error or "no observation yet"
-        return _json(200, unreachable_document(view.settings, ping, why))
-    return _json(200, status_document(view.settings, ping, snapshot.healths()))
+        if snapshot.names_error is None:
+            document = unreachable_document(
+                view.settings, ping, "no observation yet", ExitCode.NOT_READY
+            )
+        else:
+            document = unreachable_document(view.settings, ping, snapshot.names_error)
+        return _json(200, document)
+    complete = all(
+        (seen := snapshot.models.get(name)) is not None and seen.error is None
+        for name in snapshot.names
+    )
+    return _json(200, status_document(view.settings, ping, snapshot.healths(), complete))
 
 
 def _split(path: str) -> list[str] | None:
