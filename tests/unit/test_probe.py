@@ -1472,6 +1472,12 @@ def test_an_internal_error_holding_a_key_prints_it_redacted(
     assert "Bearer <redacted>" in result.err
 
 
+def test_a_secret_holding_another_is_redacted_whole() -> None:
+    out = io.StringIO()
+    Io(out, out, secrets={"abc", "abc-def", ""}).err("key abc-def and abc")
+    assert out.getvalue() == "key <redacted> and <redacted>\n"
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     from ts_health_handler import __version__
 

@@ -13,7 +13,7 @@ from typing import Final
 
 from ..monitor._exit import UsageError
 from ..monitor._output import Io
-from ..monitor._settings import Settings
+from ..monitor._settings import Settings, client_for
 from ._http_server import HealthServer
 from ._observer import ClientFactory, Observer, _default_client
 from ._options import ServeOptions, serve_options
@@ -109,9 +109,15 @@ def cmd_serve(
     *,
     environ: Mapping[str, str] | None = None,
 ) -> int:
-    """Serve until SIGTERM or SIGINT; exit 0 then."""
+    """Serve until SIGTERM or SIGINT; exit 0 then.
+
+    Its lines on stderr pass ``io`` as the other commands' do: tokens and keys (the key
+    file's, as the observer reads it) redacted, control characters escaped.
+    """
     options = serve_options(args, os.environ if environ is None else environ)
-    app = HealthApp(settings, options)
+    if options.auth_token:
+        io.secrets.add(options.auth_token)
+    app = HealthApp(settings, options, client_factory=lambda s: client_for(s, secrets=io.secrets))
     stop = threading.Event()
     caught: list[str] = []
 
@@ -124,7 +130,7 @@ def cmd_serve(
     }
     try:
         app.start()
-        io.stderr.write(_start_line(app) + "\n")
+        io.err(_start_line(app))
         io.stderr.flush()
         while not stop.wait(1.0):
             pass
@@ -132,6 +138,6 @@ def cmd_serve(
         app.stop()
         for number, handler in previous.items():
             signal.signal(number, handler)
-    io.stderr.write(f"ts-health serve: stopped ({', '.join(caught) or 'done'})\n")
+    io.err(f"ts-health serve: stopped ({', '.join(caught) or 'done'})")
     io.stderr.flush()
     return 0
