@@ -122,7 +122,7 @@ def test_connections_beyond_the_limit_get_503_and_the_server_recovers(
 ) -> None:
     settings = settings_for(fake.url, state_dir=tmp_path)
     with HealthApp(settings, options()) as app:
-        app.server._slots = threading.BoundedSemaphore(2)  # a small limit for the test
+        app.listener._slots = threading.BoundedSemaphore(2)  # a small limit for the test
         host, port = app.url.split("//", 1)[1].rsplit(":", 1)
         idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(2)]
         try:

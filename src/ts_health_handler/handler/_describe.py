@@ -39,8 +39,8 @@ __all__ = [
     "HealthStatus",
     "WorkerSnapshot",
     "build_status",
+    "document_status",
     "library_versions",
-    "verdict",
 ]
 
 STATUS_SCHEMA_VERSION: Final = 1
@@ -190,8 +190,8 @@ class WorkerSnapshot:
     check_changed_at: float | None = None
 
 
-def verdict(phase: InitPhase, check: CheckResult) -> HealthStatus:
-    """The document's first field: initialization outranks the user's check."""
+def document_status(phase: InitPhase, check: CheckResult) -> HealthStatus:
+    """The document's first field, ``status``: initialization outranks the user's check."""
     if phase is not InitPhase.READY:
         return HealthStatus.FAILED
     if not check.healthy:
@@ -222,7 +222,7 @@ def build_status(
         device: the handler's device (``None`` when unknown).
         versions: :func:`library_versions`.
     """
-    status = verdict(worker.phase, check)
+    status = document_status(worker.phase, check)
     return {
         "status": status.value,
         "schema_version": STATUS_SCHEMA_VERSION,

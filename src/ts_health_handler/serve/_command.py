@@ -1,4 +1,4 @@
-"""``ts-health serve``: start the observer and the HTTP server, stop both on a signal."""
+"""``ts-health serve``: start the observer and the HTTP listener, stop both on a signal."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Final
 from ..monitor._exit import UsageError
 from ..monitor._output import Io
 from ..monitor._settings import Settings, client_for
-from ._http_server import HealthServer
+from ._http_server import HttpListener
 from ._observer import ClientFactory, Observer, _default_client
 from ._options import ServeOptions, serve_options
 from ._routes import Answer, Request, View, answer
@@ -23,7 +23,7 @@ __all__ = ["HealthApp", "cmd_serve"]
 
 
 class HealthApp:
-    """The observer and the HTTP server of ``ts-health serve``, started and stopped together.
+    """The observer and the HTTP listener of ``ts-health serve``, started and stopped together.
 
     Tests use it in-process: ``with HealthApp(settings, options) as app: app.url``.
     """
@@ -45,13 +45,13 @@ class HealthApp:
             settings, options, client_factory=client_factory, clock=clock, wall=wall
         )
         try:
-            self.server: Final = HealthServer((options.host, options.port), self.answer)
+            self.listener: Final = HttpListener((options.host, options.port), self.answer)
         except OSError as exc:
             raise UsageError(
                 f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
             ) from None
         self._thread = threading.Thread(
-            target=self.server.serve_forever,
+            target=self.listener.serve_forever,
             kwargs={"poll_interval": 0.5},
             name="ts-health-http",
             daemon=True,
@@ -59,7 +59,7 @@ class HealthApp:
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return self.listener.url
 
     def answer(self, request: Request) -> Answer:
         view = View(
@@ -73,8 +73,8 @@ class HealthApp:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.listener.shutdown()
+        self.listener.server_close()
         self.observer.stop()
 
     def __enter__(self) -> HealthApp:

@@ -83,7 +83,7 @@ class _SnapshotCollector(Collector):
             "Seconds since the model version was last observed.",
             labels=VERSION_LABELS,
         )
-        verdicts = {
+        by_version = {
             (v.model, v.version): v for v in watched(snapshot, self.options, self.policy, now)
         }
         for seen in snapshot.listed():
@@ -93,8 +93,8 @@ class _SnapshotCollector(Collector):
                     state.add_metric([*labels, word.value], 1.0 if word is health.state else 0.0)
                 text = one_line(health.reason, REASON_LABEL_LIMIT)
                 reason.add_metric([*labels, health.state.value, text], 1.0)
-                verdict = verdicts.get((health.model, health.version))
-                ready.add_metric(labels, 1.0 if verdict and verdict.ready else 0.0)
+                readiness = by_version.get((health.model, health.version))
+                ready.add_metric(labels, 1.0 if readiness and readiness.ready else 0.0)
                 observed = health.observation
                 if observed is not None:
                     workers.add_metric(labels, float(observed.describe.ready_workers))

@@ -16,15 +16,15 @@ from ..monitor._policy import ReadinessPolicy
 from ._options import ServeOptions
 from ._snapshot import ModelSeen, Snapshot
 
-__all__ = ["Live", "Verdict", "liveness", "model_ready", "server_ready", "stale_text"]
+__all__ = ["Live", "Readiness", "liveness", "model_ready", "server_ready", "stale_text"]
 
-#: Words of our own for a model without a verdict (the others are the probe's states).
+#: Words of our own for a model without a state (the others are the probe's states).
 NOT_REGISTERED = "not_registered"
 UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Readiness:
     """Readiness of one model version (``version`` ``None``: the model as a whole)."""
 
     model: str
@@ -47,7 +47,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Live:
-    """Liveness: the process answers, and TorchServe's ``/ping`` said Healthy lately."""
+    """Liveness: the process found, and TorchServe's ``/ping`` said Healthy lately."""
 
     live: bool
     reason: str
@@ -61,16 +61,16 @@ def _age(at: float | None, now: float) -> float | None:
     return None if at is None else max(0.0, now - at)
 
 
-def _verdicts(
+def _of_versions(
     seen: ModelSeen, options: ServeOptions, policy: ReadinessPolicy, now: float
-) -> list[Verdict]:
+) -> list[Readiness]:
     if seen.error is not None:
         state = UNKNOWN if seen.registered else NOT_REGISTERED
-        return [Verdict(seen.name, None, state, seen.error, False)]
+        return [Readiness(seen.name, None, state, seen.error, False)]
     age = now - seen.at
     stale = age > options.stale_after
     return [
-        Verdict(
+        Readiness(
             h.model,
             h.version,
             h.state.value,
@@ -84,21 +84,21 @@ def _verdicts(
 
 def watched(
     snapshot: Snapshot, options: ServeOptions, policy: ReadinessPolicy, now: float
-) -> list[Verdict]:
-    """A verdict for each watched model version (listed, or named with ``--model``)."""
-    verdicts: list[Verdict] = []
+) -> list[Readiness]:
+    """The readiness of each watched model version (listed, or named with ``--model``)."""
+    found: list[Readiness] = []
     for name in snapshot.names or ():
         seen = snapshot.models.get(name)
         if seen is None:
-            verdicts.append(Verdict(name, None, UNKNOWN, "not observed yet", False))
+            found.append(Readiness(name, None, UNKNOWN, "not observed yet", False))
         else:
-            verdicts.extend(_verdicts(seen, options, policy, now))
-    return verdicts
+            found.extend(_of_versions(seen, options, policy, now))
+    return found
 
 
 def server_ready(
     snapshot: Snapshot, options: ServeOptions, policy: ReadinessPolicy, now: float
-) -> tuple[bool, str, list[Verdict]]:
+) -> tuple[bool, str, list[Readiness]]:
     """``(ready, reason, unready versions)`` of the server as a whole."""
     if snapshot.names is None:
         why = snapshot.names_error or f"no observation yet ({now - snapshot.started:.0f} s)"
@@ -110,12 +110,12 @@ def server_ready(
             return False, stale_text(age) + f" (model list){detail}", []
         if not snapshot.names:
             return False, "no models registered", []
-    verdicts = watched(snapshot, options, policy, now)
-    unready = [v for v in verdicts if not v.ready]
+    found = watched(snapshot, options, policy, now)
+    unready = [v for v in found if not v.ready]
     if unready:
-        count = f"{len(unready)} of {len(verdicts)} model versions not ready"
+        count = f"{len(unready)} of {len(found)} model versions not ready"
         return False, count, unready
-    return True, f"{len(verdicts)} model versions ready", []
+    return True, f"{len(found)} model versions ready", []
 
 
 def model_ready(
@@ -125,8 +125,8 @@ def model_ready(
     now: float,
     name: str,
     version: str | None,
-) -> Verdict | None:
-    """The verdict on ``name`` (its default version) or on one ``version``; ``None`` when the
+) -> Readiness | None:
+    """The readiness of ``name`` (its default version) or of one ``version``; ``None`` when the
     model (or version) is not registered, as far as a fresh observation tells."""
     seen = snapshot.models.get(name)
     names = snapshot.names
@@ -137,15 +137,15 @@ def model_ready(
             )
             if fresh:
                 return None
-        return Verdict(name, version, UNKNOWN, "not observed yet", False)
+        return Readiness(name, version, UNKNOWN, "not observed yet", False)
     if seen.error is not None and not seen.registered:
         return None
-    verdicts = _verdicts(seen, options, policy, now)
+    found = _of_versions(seen, options, policy, now)
     if seen.error is not None:
-        return verdicts[0]
-    for verdict in verdicts:
-        if (version is None and verdict.default) or verdict.version == version:
-            return verdict
+        return found[0]
+    for each in found:
+        if (version is None and each.default) or each.version == version:
+            return each
     return None
 
 

@@ -23,7 +23,7 @@ from ..monitor._settings import Settings
 from ._metrics import CONTENT_TYPE, metrics_text
 from ._options import ServeOptions
 from ._page import page_html
-from ._readiness import Verdict, liveness, model_ready, server_ready
+from ._readiness import Readiness, liveness, model_ready, server_ready
 from ._snapshot import Snapshot
 
 __all__ = ["Answer", "Request", "View", "answer", "error_answer"]
@@ -113,17 +113,17 @@ def _live(view: View, reasons: bool) -> Answer:
 
 
 def _model(view: View, reasons: bool, name: str, version: str | None) -> Answer:
-    verdict: Verdict | None = model_ready(
+    readiness: Readiness | None = model_ready(
         view.snapshot, view.options, view.policy, view.now, name, version
     )
-    if verdict is None:
+    if readiness is None:
         what = f"model {name!r}" + (f" version {version!r}" if version else "")
         return error_answer(404, f"{what} is not registered")
-    data: dict[str, Any] = {"name": name, "ready": verdict.ready}
-    data.update(version=verdict.version, state=verdict.state)
+    data: dict[str, Any] = {"name": name, "ready": readiness.ready}
+    data.update(version=readiness.version, state=readiness.state)
     if reasons:
-        data["reason"] = verdict.reason
-    return _json(200 if verdict.ready else 503, data)
+        data["reason"] = readiness.reason
+    return _json(200 if readiness.ready else 503, data)
 
 
 def _status(view: View) -> Answer:
