@@ -43,7 +43,7 @@ class ReadinessPolicy:
         for option in fields(ReadinessPolicy):
             state = option.name.removeprefix("allow_")
             parser.add_argument(
-                f"--allow-{state}",
+                f"--allow-{state.replace('_', '-')}",
                 action="store_true",
                 help=f"count {state} ({option.metadata['help']}) as ready",
             )

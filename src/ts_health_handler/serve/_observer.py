@@ -4,7 +4,8 @@ Each question (``/ping``, the model list, each model's describe) runs on a threa
 :class:`_Pool`, at most one of each kind at a time: a hung describe delays only its own model,
 whose observation then ages until the readiness answers call it stale. Every request is
 bounded by the client's ``--request-timeout`` / ``--describe-timeout``, so a thread is never
-lost for longer. The loop itself only hands out work, so it keeps its pace whatever TorchServe does.
+lost for longer. The loop itself only hands out work, so it keeps its pace whatever TorchServe
+does.
 """
 
 from __future__ import annotations
