@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from status_docs import status_doc
+from ts_health_handler._document import parse_status
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.probe import Settings, resolve_settings
@@ -48,6 +50,7 @@ def settings_for(
         state_dir=str(state_dir) if state_dir else None,
         json=True,
         allow_degraded=allow_degraded,
+        allow_saturated=extra.get("allow_saturated", False),
     )
     return resolve_settings(args, {})
 
@@ -80,7 +83,7 @@ def health(
 ) -> ModelHealth:
     seen = Observation(
         describe=entry(name, version, workers, remaining),
-        status=status or {"status": "ready"},
+        status=parse_status(status or status_doc()),
         now=1_750_000_000.0,
         default=default,
     )

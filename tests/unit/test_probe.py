@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from fake_torchserve import FakeTorchServe, running
+from status_docs import status_doc
 from ts_health_handler import cli, probe
 from ts_health_handler.cli import run
 from ts_health_handler.monitor._output import Io
@@ -68,13 +69,7 @@ def customized(metadata: Any, name: str = "m") -> list[dict[str, Any]]:
 
 
 def document(status: str = "ready", **extra: Any) -> dict[str, Any]:
-    return {
-        "status": status,
-        "schema_version": 1,
-        "model": {"name": "m", "version": "1.0"},
-        "check": {"status": "ok", "result": True, "error": None, "duration_s": 0.001},
-        **extra,
-    }
+    return status_doc(status, **extra)
 
 
 @pytest.fixture
@@ -1475,6 +1470,12 @@ def test_an_internal_error_holding_a_key_prints_it_redacted(
     result = ts_health("ping", "--token", SECRET)
     assert result.code == EXIT_INTERNAL
     assert "Bearer <redacted>" in result.err
+
+
+def test_a_secret_holding_another_is_redacted_whole() -> None:
+    out = io.StringIO()
+    Io(out, out, secrets={"abc", "abc-def", ""}).err("key abc-def and abc")
+    assert out.getvalue() == "key <redacted> and <redacted>\n"
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

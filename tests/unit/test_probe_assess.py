@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from status_docs import status_doc
+from ts_health_handler._document import StatusDoc, parse_status
+from ts_health_handler.monitor._policy import READY_ONLY, ReadinessPolicy
 from ts_health_handler.probe import ModelHealth, Observation, State, assess, health_json
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
 from ts_health_handler.torchserve._answers import ModelEntry
@@ -60,8 +63,9 @@ def failed_record(
     return record
 
 
-def doc(status: str = "ready", **extra: Any) -> dict[str, Any]:
-    return {"status": status, "schema_version": 1, **extra}
+def doc(status: str = "ready", **extra: Any) -> StatusDoc:
+    """A valid document, checked as the monitor checks what TorchServe hands back."""
+    return parse_status(status_doc(status, **extra))
 
 
 def verdict(describe: dict[str, Any], **seen: Any) -> ModelHealth:
@@ -72,7 +76,7 @@ def test_ready_when_a_worker_is_ready_and_status_ready() -> None:
     health = verdict(entry("READY", "UNLOADING"), status=doc())
     assert health.state is State.READY
     assert health.reason.startswith("1/2 workers READY, 0 pending, 100 free")
-    assert health.ok()
+    assert READY_ONLY.admits(health.state)
 
 
 def test_ready_without_our_status_names_why_it_is_unknown() -> None:
@@ -86,7 +90,7 @@ def test_initializing_without_record() -> None:
     assert health.state is State.INITIALIZING
     assert "0/1 workers READY" in health.reason
     assert "no initialization record in /state/m/1.0/init.json" in health.reason
-    assert not health.ok()
+    assert not READY_ONLY.admits(health.state)
 
 
 def test_initializing_with_a_record_in_progress() -> None:
@@ -162,7 +166,9 @@ def test_no_workers_yet_with_min_workers_is_initializing() -> None:
 def test_held_failure_is_failing_even_with_a_ready_worker() -> None:
     status = doc(
         "failed",
-        initialization={"error": {"type": "builtins.OSError", "message": "no weights"}},
+        initialization={
+            "error": {"type": "builtins.OSError", "message": "no weights", "at": "t", "attempt": 1}
+        },
     )
     health = verdict(entry("READY", remaining=0), status=status)
     assert health.state is State.FAILING
@@ -182,8 +188,8 @@ def test_degraded_names_the_check() -> None:
     health = verdict(entry("READY"), status=status)
     assert health.state is State.DEGRADED
     assert health.reason.startswith("health check failed: backend down")
-    assert not health.ok()
-    assert health.ok(allow_degraded=True)
+    assert not READY_ONLY.admits(health.state)
+    assert ReadinessPolicy(allow_degraded=True).admits(health.state)
 
 
 def test_a_ready_worker_wins_over_recorded_failures() -> None:
@@ -325,16 +331,20 @@ def test_initializing_without_a_record_path_names_no_place() -> None:
 
 
 @pytest.mark.parametrize(
-    ("initialization", "expected"),
+    ("error", "expected"),
     [
-        ({"error": {"type": "x.OSError", "message": "no weights"}}, "OSError: no weights"),
-        ({"error": {"message": "no weights"}}, "Error: no weights"),
-        ({"error": {"type": "builtins.OSError"}}, "OSError: "),
-        ({"error": None}, "no error reported"),
+        ({"type": "x.OSError", "message": "no\nweights"}, "OSError: no weights"),
+        ({"type": "builtins.OSError", "message": ""}, "OSError: "),
         (None, "no error reported"),
+        ("dropped", "no error reported"),  # TorchServe 0.12 drops a null field
     ],
 )
-def test_held_reason(initialization: Any, expected: str) -> None:
+def test_held_reason(error: Any, expected: str) -> None:
+    initialization: dict[str, Any] = {"phase": "failed", "policy": "hold"}
+    if isinstance(error, dict):
+        initialization["error"] = {**error, "at": "2026-11-25T08:08:31.904Z", "attempt": 1}
+    elif error is None:
+        initialization["error"] = None
     health = verdict(entry("READY"), status=doc("failed", initialization=initialization))
     assert health.reason == (
         "initialization failed and is held; TorchServe will not retry "
@@ -345,9 +355,8 @@ def test_held_reason(initialization: Any, expected: str) -> None:
 @pytest.mark.parametrize(
     ("check", "expected"),
     [
-        (None, "the health check fails"),
-        ("broken", "the health check fails"),
-        ({}, "health check failed"),
+        ({"status": "failed"}, "health check failed"),
+        ({"status": "failed", "error": None}, "health check failed"),
         ({"status": "timeout"}, "health check timeout"),
         ({"status": "error", "error": "a\nb"}, "health check error: a b"),
     ],

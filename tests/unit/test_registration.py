@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from status_docs import status_doc
 from ts_health_handler.monitor._match import match
 from ts_health_handler.probe import Observation, State, assess
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
@@ -103,7 +104,7 @@ def test_one_worker_failing_before_the_other_starts_stays_in_the_registration() 
     describe = ModelEntry(
         "m", "1.0", (Worker("READY", "9000", 11), entry(("9001", 31, T0)).workers[0])
     )
-    health = observe(describe, record=view, status={"status": "ready"})
+    health = observe(describe, record=view, status=status_doc())
     assert health.reason == "1/2 workers READY; other worker failing: KeyError: shard-b weights"
 
 
@@ -249,11 +250,9 @@ def test_a_ready_worker_with_another_failing_names_the_other_reason() -> None:
     record = attempt(record, "9001", 12, at=T0 + 5, fail="weights", alive=(11,))
     failing = entry(("9001", 12, T0)).workers[0]
     describe = ModelEntry("m", "1.0", (Worker("READY", "9000", 11), failing))
-    health = observe(describe, record=record, status={"status": "ready"})
+    health = observe(describe, record=record, status=status_doc())
     assert health.state is State.READY
     assert health.reason == "1/2 workers READY; other worker failing: KeyError: weights"
     # A worker that is only restarting (its run succeeded before) is not called failing.
     recovered = attempt(record, "9001", 13, at=T0 + 9, alive=(11,))
-    assert observe(describe, record=recovered, status={"status": "ready"}).reason == (
-        "1/2 workers READY"
-    )
+    assert observe(describe, record=recovered, status=status_doc()).reason == ("1/2 workers READY")

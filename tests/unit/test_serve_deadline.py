@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from serve_support import address, eventually, get, raw
-from ts_health_handler.serve._http_server import MAX_CONNECTIONS, HealthServer
+from ts_health_handler.serve._http_server import MAX_CONNECTIONS, HttpListener
 from ts_health_handler.serve._routes import Answer, Request
 
 DEADLINE = 0.5
@@ -33,7 +33,7 @@ def _answer(request: Request) -> Answer:
 def serving(
     answer: Callable[[Request], Answer] = _answer, *, deadline: float = DEADLINE, **extra: int
 ) -> Iterator[str]:
-    server = HealthServer(("127.0.0.1", 0), answer, request_deadline=deadline, **extra)
+    server = HttpListener(("127.0.0.1", 0), answer, request_deadline=deadline, **extra)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
     thread.start()
     try:
@@ -139,4 +139,4 @@ def test_a_normal_request_is_unaffected() -> None:
 
 def test_the_deadline_must_be_positive() -> None:
     with pytest.raises(ValueError, match="request_deadline must be positive"):
-        HealthServer(("127.0.0.1", 0), _answer, request_deadline=0)
+        HttpListener(("127.0.0.1", 0), _answer, request_deadline=0)

@@ -122,7 +122,7 @@ def test_connections_beyond_the_limit_get_503_and_the_server_recovers(
 ) -> None:
     settings = settings_for(fake.url, state_dir=tmp_path)
     with HealthApp(settings, options()) as app:
-        app.server._slots = threading.BoundedSemaphore(2)  # a small limit for the test
+        app.listener._slots = threading.BoundedSemaphore(2)  # a small limit for the test
         host, port = app.url.split("//", 1)[1].rsplit(":", 1)
         idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(2)]
         try:
@@ -147,6 +147,33 @@ def test_serve_stops_cleanly_on_sigterm(fake: FakeTorchServe, tmp_path: Path) ->
         assert process.wait(timeout=10) == 0
         rest = process.stderr.read()
         assert rest == "ts-health serve: stopped (SIGTERM)\n"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_serve_lines_on_stderr_pass_the_redaction_of_the_other_commands(
+    fake: FakeTorchServe, tmp_path: Path
+) -> None:
+    token, auth = "s3cret-ts-token", "s3cret-serve-token"
+    (tmp_path / "auth").write_text(auth)
+    env = {**os.environ, "TS_HEALTH_STATE_DIR": str(tmp_path)}
+    command = [sys.executable, "-m", "ts_health_handler", "serve", "--listen", "127.0.0.1:0"]
+    command += ["--inference-url", fake.url, "--management-url", fake.url, "--token", token]
+    command += ["--auth-token-file", str(tmp_path / "auth")]
+    command += ["--model", f"{token}\x1b[2J", "--model", f"x{auth}"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        assert "observing <redacted>\\x1b[2J, x<redacted> of the TorchServe" in first, first
+        assert token not in first
+        assert auth not in first
+        assert "\x1b" not in first
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        assert process.stderr.read() == "ts-health serve: stopped (SIGTERM)\n"
     finally:
         if process.poll() is None:
             process.kill()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -9,20 +10,24 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from serve_support import entry, health, options, settings_for, snapshot
+from status_docs import status_doc
 from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
+from ts_health_handler.monitor._exit import ExitCode
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._report import status_document
 from ts_health_handler.probe._render import status_table
 from ts_health_handler.record import ErrorInfo, InitRecord
-from ts_health_handler.serve import Request, ServeOptions, Snapshot, View, answer
+from ts_health_handler.serve import ModelSeen, Request, ServeOptions, Snapshot, View, answer
 
 NOW = 101.0
 WALL = 1_750_000_010.0
 TOKEN = "s3cret-serve-token"
 
 READY = ("m", (health("m"),))
-FAILING_STATUS = {"status": "failed", "initialization": {"error": {"type": "E", "message": "x"}}}
+FAILING_STATUS = status_doc(
+    "failed", initialization={"error": {"type": "E", "message": "x", "at": "t", "attempt": 1}}
+)
 
 
 def ask(
@@ -34,8 +39,10 @@ def ask(
     now: float = NOW,
     authorization: str | None = None,
     allow_degraded: bool = False,
+    allow_saturated: bool = False,
 ) -> tuple[int, Any, dict[str, str]]:
-    view = View(snap, settings_for(allow_degraded=allow_degraded), opts or options(), now, WALL)
+    settings = settings_for(allow_degraded=allow_degraded, allow_saturated=allow_saturated)
+    view = View(snap, settings, opts or options(), now, WALL)
     got = answer(Request(method, path, authorization), view)
     body: Any = got.body
     if got.content_type == "application/json":
@@ -81,8 +88,8 @@ def test_model_ready_paths_follow_the_open_inference_protocol() -> None:
 @pytest.mark.parametrize(
     ("model", "allow_degraded", "expected"),
     [
-        (health("m", status={"status": "degraded", "check": {"status": "failed"}}), False, 503),
-        (health("m", status={"status": "degraded", "check": {"status": "failed"}}), True, 200),
+        (health("m", status=status_doc("degraded")), False, 503),
+        (health("m", status=status_doc("degraded")), True, 200),
         (health("m", remaining=0), False, 503),
         (health("m", remaining=0), True, 503),
         (health("m", status=FAILING_STATUS), True, 503),
@@ -286,11 +293,11 @@ def test_query_strings_are_ignored() -> None:
 def test_allow_saturated_counts_a_full_queue_as_ready_as_ts_health_ready_does() -> None:
     # The production Deployment's readiness policy: a busy pod still serves.
     snap = snapshot(("m", (health("m", remaining=0),)))
-    allowing = options(allow_saturated=True)
-    assert ask(snap, "/ready", opts=allowing)[0] == 200
-    assert ask(snap, "/v2/models/m/ready", opts=allowing)[0] == 200
+    assert ask(snap, "/ready")[0] == 503
+    assert ask(snap, "/ready", allow_saturated=True)[0] == 200
+    assert ask(snap, "/v2/models/m/ready", allow_saturated=True)[0] == 200
     failing = snapshot(("m", (health("m", status=FAILING_STATUS, remaining=0),)))
-    assert ask(failing, "/ready", opts=allowing)[0] == 503  # never a held failure
+    assert ask(failing, "/ready", allow_saturated=True)[0] == 503  # never a held failure
 
 
 def test_the_page_shows_the_head_and_tail_of_a_long_error_on_one_line() -> None:
@@ -314,3 +321,44 @@ def test_the_workers_and_queue_cells_of_the_page_and_the_table() -> None:
     assert "<td>1/2</td><td>0 pending, 97 free</td>" in body.decode()
     table = status_table("h", [two]).splitlines()
     assert table[2].split()[3:5] == ["1/2", "0/97"]
+
+
+def test_status_before_the_first_look_says_nothing_is_ok() -> None:
+    # --model m: the model list is known from the start, nothing else is.
+    opts = options(models=("m",))
+    unseen = Snapshot(started=100.0, names=("m",))
+    assert ask(unseen, "/live", opts=opts, now=100.5)[0] == 503
+    status, body, _ = ask(unseen, "/status", opts=opts, now=100.5)
+    assert status == 200
+    assert body["exit_code"] == 1
+    assert body["server"]["ping"] is None
+    assert body["server"]["ping_error"] == "no /ping answer yet"
+    assert body["models"] == []
+    # /ping answered, the model not observed yet: still not ok.
+    pinged = dataclasses.replace(unseen, ping=PingResult(True, "Healthy"), ping_at=100.2)
+    assert ask(pinged, "/live", opts=opts, now=100.5)[0] == 200
+    assert ask(pinged, "/status", opts=opts, now=100.5)[1]["exit_code"] == 1
+    # Without --model, nothing listed yet: not ok, and not called unreachable either.
+    status, body, _ = ask(Snapshot(started=100.0), "/status", now=100.5)
+    assert (body["exit_code"], body["server"]["management_error"]) == (1, "no observation yet")
+    # A watched model whose observation failed is not ok either.
+    ghost = ModelSeen("ghost", (), 100.0, "model 'ghost' is not registered", registered=False)
+    failed = dataclasses.replace(snapshot(READY), names=("m", "ghost"))
+    failed = dataclasses.replace(failed, models={**failed.models, "ghost": ghost})
+    assert ask(failed, "/status")[1]["exit_code"] == 1
+    # Once everything is observed and ready, ok.
+    assert ask(snapshot(READY), "/status")[1]["exit_code"] == 0
+
+
+@pytest.mark.parametrize(
+    ("ping", "code"),
+    [
+        (PingResult(), ExitCode.NOT_READY),
+        (PingResult(error="no /ping answer yet"), ExitCode.NOT_READY),
+        (PingResult(True, "Healthy"), ExitCode.OK),
+        (PingResult(False, "Unhealthy"), ExitCode.NOT_READY),
+        (PingResult(error="refused", failure=ExitCode.UNREACHABLE), ExitCode.UNREACHABLE),
+    ],
+)
+def test_a_ping_is_ok_only_when_it_answered_healthy(ping: PingResult, code: ExitCode) -> None:
+    assert ping.code is code

@@ -30,8 +30,8 @@ from ts_health_handler.handler._describe import (
     WorkerSnapshot,
     active_faults,
     build_status,
+    document_status,
     interpret,
-    verdict,
 )
 from ts_health_handler.record import InitRecord
 from ts_health_handler.testing import describe
@@ -414,8 +414,8 @@ def build(worker: WorkerSnapshot, check: CheckResult = OK, **kwargs: Any) -> dic
         (InitPhase.FAILED, FAILED_CHECK, HealthStatus.FAILED),
     ],
 )
-def test_verdict(phase: InitPhase, check: CheckResult, status: HealthStatus) -> None:
-    assert verdict(phase, check) is status
+def test_document_status(phase: InitPhase, check: CheckResult, status: HealthStatus) -> None:
+    assert document_status(phase, check) is status
     assert build(snapshot(phase=phase), check)["status"] == status.value
 
 

@@ -14,6 +14,7 @@ from .._text import one_line
 from .._version import __version__
 from ..monitor._exit import ExitCode, exit_code_for, label_for
 from ..monitor._output import Io
+from ..monitor._policy import ReadinessPolicy
 from ..monitor._settings import (
     DEFAULT_DESCRIBE_TIMEOUT,
     DEFAULT_INFERENCE_URL,
@@ -172,16 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument(
             "--version", metavar="V", help="model version (default: the model's default version)"
         )
-        sub.add_argument(
-            "--allow-degraded",
-            action="store_true",
-            help="count degraded (a failing user check) as ready",
-        )
-        sub.add_argument(
-            "--allow-saturated",
-            action="store_true",
-            help="count saturated (a full job queue) as ready",
-        )
+        ReadinessPolicy.add_options(sub)
 
     ping = command("ping", "server liveness: GET /ping on the inference API")
     _add_connection_options(ping, subcommand=True)
@@ -237,16 +229,7 @@ def _add_serve(serve: argparse.ArgumentParser) -> None:
         dest="models",
         help="watch this model only (repeatable; default: every registered model)",
     )
-    serve.add_argument(
-        "--allow-degraded",
-        action="store_true",
-        help="count degraded (a failing user check) as ready",
-    )
-    serve.add_argument(
-        "--allow-saturated",
-        action="store_true",
-        help="count saturated (a full job queue) as ready",
-    )
+    ReadinessPolicy.add_options(serve)
     serve.add_argument(
         "--auth-token-file",
         metavar="PATH",

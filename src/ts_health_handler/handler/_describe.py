@@ -1,9 +1,9 @@
 """The status document returned by ``describe_handle()`` and the user check that feeds it.
 
-Standard library only. The document's schema ships as ``schema/status.v1.json``; every field is
-documented in ``docs/status.md``. :func:`build_status` assembles the whole document from plain
-data (a :class:`WorkerSnapshot`, a :class:`CheckResult`, the record as read); it touches no
-handler, no file and no clock.
+Standard library only. The document's schema ships as ``schema/status.v1.json``, its type is
+``_document.StatusDoc``, and every field is documented in ``docs/status.md``.
+:func:`build_status` assembles the whole document from plain data (a :class:`WorkerSnapshot`,
+a :class:`CheckResult`, the record as read); it touches no handler, no file and no clock.
 """
 
 from __future__ import annotations
@@ -17,6 +17,15 @@ from functools import cache
 from importlib import metadata
 from typing import Any, Final
 
+from .._document import (
+    CheckDoc,
+    ConditionDoc,
+    ConditionStatus,
+    ConditionType,
+    ErrorDoc,
+    HistoryDoc,
+    StatusDoc,
+)
 from .._lifecycle import CheckStatus, HealthStatus, InitPhase
 from .._text import clip
 from .._version import __version__
@@ -30,8 +39,8 @@ __all__ = [
     "HealthStatus",
     "WorkerSnapshot",
     "build_status",
+    "document_status",
     "library_versions",
-    "verdict",
 ]
 
 STATUS_SCHEMA_VERSION: Final = 1
@@ -52,7 +61,7 @@ class CheckResult:
     def healthy(self) -> bool:
         return self.status in (CheckStatus.OK, CheckStatus.NOT_CONFIGURED)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> CheckDoc:
         return {
             "status": self.status.value,
             "result": self.result,
@@ -181,8 +190,8 @@ class WorkerSnapshot:
     check_changed_at: float | None = None
 
 
-def verdict(phase: InitPhase, check: CheckResult) -> HealthStatus:
-    """The document's first field: initialization outranks the user's check."""
+def document_status(phase: InitPhase, check: CheckResult) -> HealthStatus:
+    """The document's first field, ``status``: initialization outranks the user's check."""
     if phase is not InitPhase.READY:
         return HealthStatus.FAILED
     if not check.healthy:
@@ -200,7 +209,7 @@ def build_status(
     pid: int,
     device: str | None,
     versions: Mapping[str, str | None],
-) -> dict[str, Any]:
+) -> StatusDoc:
     """The status document; ``docs/status.md`` describes every field.
 
     Args:
@@ -213,7 +222,7 @@ def build_status(
         device: the handler's device (``None`` when unknown).
         versions: :func:`library_versions`.
     """
-    status = verdict(worker.phase, check)
+    status = document_status(worker.phase, check)
     return {
         "status": status.value,
         "schema_version": STATUS_SCHEMA_VERSION,
@@ -233,7 +242,7 @@ def build_status(
             "finished_at": _iso_or_none(worker.init_finished_at),
             "duration_s": _duration(worker.init_started_at, worker.init_finished_at),
             "policy": worker.config.on_init_failure.value,
-            "error": None if worker.error is None else worker.error.to_json(),
+            "error": None if worker.error is None else _error(worker.error),
             "history": None if record is None else _history(record),
         },
         "requests": {
@@ -252,11 +261,16 @@ def build_status(
     }
 
 
-def conditions(worker: WorkerSnapshot, check: CheckResult) -> list[dict[str, Any]]:
+#: A condition's status, reason and message.
+_Condition = tuple[ConditionStatus, str, str]
+
+
+def conditions(worker: WorkerSnapshot, check: CheckResult) -> list[ConditionDoc]:
     """Kubernetes-style conditions: ``Initialized``, ``HealthCheckPassed`` and ``Ready``.
 
     Each is ``{type, status: "True"|"False"|"Unknown", reason, message, lastTransitionTime}``.
     """
+    initialized: _Condition
     if worker.phase is InitPhase.READY:
         initialized = ("True", "InitializeSucceeded", "initialize() returned")
     elif worker.phase is InitPhase.FAILED:
@@ -267,10 +281,11 @@ def conditions(worker: WorkerSnapshot, check: CheckResult) -> list[dict[str, Any
         initialized = ("Unknown", "Initializing", "initialize() is running")
     init_at = _iso_or_none(worker.init_finished_at or worker.init_started_at)
     check_reason = "".join(word.capitalize() for word in f"check_{check.status.value}".split("_"))
-    passed = ("True" if check.healthy else "False", check_reason, check.error or "")
+    passed: _Condition = ("True" if check.healthy else "False", check_reason, check.error or "")
     check_at = _iso_or_none(worker.check_changed_at)
+    ready: _Condition
     if initialized[0] != "True":
-        ready = (initialized[0], initialized[1], initialized[2])
+        ready = initialized
         ready_at = init_at
     elif passed[0] != "True":
         ready = ("False", "HealthCheckFailed", passed[2])
@@ -285,7 +300,7 @@ def conditions(worker: WorkerSnapshot, check: CheckResult) -> list[dict[str, Any
     ]
 
 
-def _condition(kind: str, value: tuple[str, str, str], at: str | None) -> dict[str, Any]:
+def _condition(kind: ConditionType, value: _Condition, at: str | None) -> ConditionDoc:
     status, reason, message = value
     return {
         "type": kind,
@@ -306,14 +321,24 @@ def active_faults(faults: Faults) -> dict[str, Any]:
     }
 
 
-def _history(record: InitRecord) -> dict[str, Any]:
+def _error(error: ErrorInfo) -> ErrorDoc:
+    return {
+        "type": error.type,
+        "message": error.message,
+        "at": error.at,
+        "attempt": error.attempt,
+        "traceback": error.traceback,
+    }
+
+
+def _history(record: InitRecord) -> HistoryDoc:
     return {
         "attempts": record.attempts,
         "failures": record.failures,
         "consecutive_failures": record.consecutive_failures,
         "attempts_to_ready": record.attempts_to_ready,
         "first_failure_at": record.first_failure_at,
-        "recent_errors": [e.to_json() for e in record.recent_errors],
+        "recent_errors": [_error(e) for e in record.recent_errors],
     }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 from .._errors import InferenceError
 from ._tracker import Tracker
@@ -211,7 +211,10 @@ class HealthMixin:
     def health_status(self) -> dict[str, Any]:
         """Build the status document; see ``docs/status.md`` for every field."""
         overridden = type(self).health_check is not HealthMixin.health_check
-        return _tracker(self).status(self.health_check if overridden else None, _device(self))
+        document = _tracker(self).status(self.health_check if overridden else None, _device(self))
+        # Typed inside (``_document.StatusDoc``); a plain dict to users, whose overrides of
+        # describe_handle() may add fields of their own.
+        return cast("dict[str, Any]", document)
 
 
 def _next_after_mixin(cls: type, name: str) -> Any:

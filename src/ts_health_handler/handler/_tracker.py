@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+from .._document import StatusDoc
 from .._errors import ConfigError, InferenceError, InitializationError
 from .._lifecycle import CheckStatus, HealthStatus, InitPhase
 from .._text import clip, clip_utf8, valid_utf8
@@ -384,7 +385,7 @@ class Tracker:
 
     # -- describe --------------------------------------------------------------------------
 
-    def status(self, check: Callable[[], Any] | None, device: str | None) -> dict[str, Any]:
+    def status(self, check: Callable[[], Any] | None, device: str | None) -> StatusDoc:
         """The status document (see the module docstring for the path it takes).
 
         Args:

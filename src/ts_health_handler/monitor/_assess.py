@@ -6,10 +6,11 @@ parsed) and returns a :class:`ModelHealth`. ``docs/probe.md`` explains the order
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
+from .._document import StatusDoc
 from .._lifecycle import InitPhase, ModelState
 from .._text import one_line
 from ..record import InitRecord, parse_iso
@@ -42,7 +43,8 @@ class Observation:
 
     Attributes:
         describe: the model version's entry of ``GET /models/{name}``.
-        status: our status document from ``customizedMetadata``, or ``None``.
+        status: our status document from ``customizedMetadata`` (checked when read), or
+            ``None``.
         status_error: why ``status`` is ``None`` (not asked, timed out, not ours...).
         record: the persisted initialization record of the registration described now, or
             ``None`` (``_match``).
@@ -56,7 +58,7 @@ class Observation:
     """
 
     describe: ModelEntry
-    status: Mapping[str, Any] | None = None
+    status: StatusDoc | None = None
     status_error: str | None = None
     record: InitRecord | None = None
     record_path: str | None = None
@@ -78,18 +80,6 @@ class ModelHealth:
     reason: str
     observation: Observation | None = None
 
-    def ok(self, allow_degraded: bool = False, allow_saturated: bool = False) -> bool:
-        """True when the model should receive traffic.
-
-        ``allow_degraded`` and ``allow_saturated`` count those states as serving: the
-        readiness policy in ``docs/kubernetes.md`` keeps such a pod in the Service.
-        """
-        return (
-            self.state is State.READY
-            or (allow_degraded and self.state is State.DEGRADED)
-            or (allow_saturated and self.state is State.SATURATED)
-        )
-
     @property
     def default(self) -> bool:
         """Whether this is the model's default version (unknown counts as default)."""
@@ -107,8 +97,8 @@ class ModelHealth:
     @property
     def held(self) -> bool:
         """Initialization failed and the handler holds the failure (no retry will come)."""
-        seen = self.observation
-        return seen is not None and (seen.status or {}).get("status") == "failed"
+        status = None if self.observation is None else self.observation.status
+        return status is not None and status["status"] == "failed"
 
 
 def assess(model: str, version: str, seen: Observation) -> ModelHealth:
@@ -164,8 +154,8 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
         if death is not None:
             text += f"; the last worker process ended while serving: {death.describe()}"
         return verdict(State.INITIALIZING, text)
-    status = seen.status or {}
-    if status.get("status") == "failed":
+    status = seen.status
+    if status is not None and status["status"] == "failed":
         return verdict(State.FAILING, f"initialization failed and is held; {_held_text(status)}")
     watch = after_ready(seen.beats, ready, record, seen.now)
     if watch.state is not None:
@@ -178,7 +168,7 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
         )
     if watch.unstable is not None:
         return verdict(State.UNSTABLE, f"{watch.unstable} ({worker_text})")
-    if status.get("status") == "degraded":
+    if status is not None and status["status"] == "degraded":
         return verdict(State.DEGRADED, f"{_check_text(status)} ({worker_text})")
     reason = worker_text
     if queue is not None:
@@ -266,22 +256,19 @@ def _other_worker_failing(seen: Observation) -> str | None:
     return f"{_short_type(error.type)}: {_message(error.message)}"
 
 
-def _held_text(status: Mapping[str, Any]) -> str:
-    init = status.get("initialization")
-    error = init.get("error") if isinstance(init, Mapping) else None
-    if isinstance(error, Mapping):
-        kind = _short_type(str(error.get("type", "Error")))
-        text = f"{kind}: {_message(str(error.get('message', '')))}"
+def _held_text(status: StatusDoc) -> str:
+    error = status["initialization"].get("error")
+    if error is not None:
+        text = f"{_short_type(error['type'])}: {_message(error['message'])}"
     else:
         text = "no error reported"
     return f"TorchServe will not retry (health.on_init_failure: hold): {text}"
 
 
-def _check_text(status: Mapping[str, Any]) -> str:
-    check = status.get("check")
-    if not isinstance(check, Mapping):
-        return "the health check fails"
-    text = f"health check {check.get('status', 'failed')}"
-    if check.get("error"):
-        text += f": {_message(str(check['error']))}"
+def _check_text(status: StatusDoc) -> str:
+    check = status["check"]
+    text = f"health check {check['status']}"
+    error = check.get("error")
+    if error:
+        text += f": {_message(error)}"
     return text

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from .._document import StatusDoc
 from .._errors import ServerError
 from ..record import InitRecord, RecordError, StateStore, read_record
 from ..record._beat import Beat, read_beats
@@ -128,7 +128,7 @@ def observe_entry(
 ) -> ModelHealth:
     """Judge one described version: its status document (when a worker is READY) and its
     record, then :func:`assess`."""
-    status: dict[str, Any] | None = None
+    status: StatusDoc | None = None
     status_error: str | None = "not asked: no READY worker"
     directory = StateStore(settings.state_dir, entry.name, entry.version).directory
     beats = current_beats(read_beats(directory), entry)
@@ -161,12 +161,23 @@ def observe_entry(
 
 @dataclass(frozen=True)
 class PingResult:
-    """What ``/ping`` said for ``status``: healthy or not and its text, or why it failed."""
+    """What ``/ping`` said for ``status``: healthy or not and its text, or why it failed.
+
+    ``PingResult()`` is a ``/ping`` not answered yet: not ok, since nothing is known.
+    """
 
     healthy: bool | None = None
     status: str | None = None
     error: str | None = None
-    code: ExitCode = ExitCode.OK
+    #: The exit code of the failure that ``error`` names (unreachable, bad answer, usage).
+    failure: ExitCode | None = None
+
+    @property
+    def code(self) -> ExitCode:
+        """OK only for a Healthy answer; the failure's code; else not ready."""
+        if self.failure is not None:
+            return self.failure
+        return ExitCode.OK if self.healthy is True else ExitCode.NOT_READY
 
 
 def ask_ping(client: TorchServeClient) -> PingResult:
@@ -177,5 +188,5 @@ def ask_ping(client: TorchServeClient) -> PingResult:
         code = exit_code_for(exc)
         if code is ExitCode.USAGE:
             raise
-        return PingResult(error=str(exc), code=code)
-    return PingResult(healthy, status, None, ExitCode.OK if healthy else ExitCode.NOT_READY)
+        return PingResult(error=str(exc), failure=code)
+    return PingResult(healthy, status)

@@ -39,7 +39,9 @@ class Io:
     secrets: set[str] = field(default_factory=set)
 
     def clean(self, text: str) -> str:
-        for secret in self.secrets:
+        # Longest first, so that a secret holding another is replaced whole; sorted() takes
+        # a copy at once, while ts-health serve's observer may add keys.
+        for secret in sorted(self.secrets, key=len, reverse=True):
             if secret:
                 text = text.replace(secret, "<redacted>")
         return printable(text)

@@ -11,6 +11,7 @@ from typing import Any
 from ._assess import ModelHealth, State
 from ._exit import ExitCode
 from ._observe import PingResult
+from ._policy import READY_ONLY, ReadinessPolicy
 from ._settings import Settings
 
 __all__ = [
@@ -24,16 +25,15 @@ __all__ = [
 ]
 
 
-def health_json(
-    health: ModelHealth, allow_degraded: bool = False, allow_saturated: bool = False
-) -> dict[str, Any]:
-    """One model version in ``--json`` output (fields in ``docs/probe.md``)."""
+def health_json(health: ModelHealth, policy: ReadinessPolicy = READY_ONLY) -> dict[str, Any]:
+    """One model version in ``--json`` output (fields in ``docs/probe.md``); ``ok`` as the
+    readiness ``policy`` says."""
     data: dict[str, Any] = {
         "model": health.model,
         "version": health.version,
         "default": health.default,
         "state": health.state.value,
-        "ok": health.ok(allow_degraded, allow_saturated),
+        "ok": policy.admits(health.state),
         "reason": health.reason,
     }
     seen = health.observation
@@ -64,11 +64,11 @@ def health_json(
 
 
 def model_ok(health: ModelHealth, settings: Settings) -> bool:
-    return health.ok(settings.allow_degraded, settings.allow_saturated)
+    return settings.readiness.admits(health.state)
 
 
 def model_json(health: ModelHealth, settings: Settings) -> dict[str, Any]:
-    return health_json(health, settings.allow_degraded, settings.allow_saturated)
+    return health_json(health, settings.readiness)
 
 
 def model_exit_code(health: ModelHealth, settings: Settings) -> ExitCode:
@@ -77,20 +77,26 @@ def model_exit_code(health: ModelHealth, settings: Settings) -> ExitCode:
     return ExitCode.UNREACHABLE if health.state is State.UNREACHABLE else ExitCode.NOT_READY
 
 
-def status_code(ping: PingResult, results: Sequence[ModelHealth], settings: Settings) -> int:
-    """The exit code of ``status``: unreachable wins, then the worst of the others."""
+def status_code(
+    ping: PingResult, results: Sequence[ModelHealth], settings: Settings, complete: bool = True
+) -> int:
+    """The exit code of ``status``: unreachable wins, then the worst of the others; not ready
+    at least when ``results`` lack a model (not ``complete``)."""
     codes = [ping.code, *(model_exit_code(h, settings) for h in results)]
+    if not complete:
+        codes.append(ExitCode.NOT_READY)
     return ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
 
 
 def status_document(
-    settings: Settings, ping: PingResult, results: Sequence[ModelHealth]
+    settings: Settings, ping: PingResult, results: Sequence[ModelHealth], complete: bool = True
 ) -> dict[str, Any]:
     """The ``status --json`` document (fields in ``docs/probe.md``); ``ts-health serve``
-    answers ``/status`` with it too."""
+    answers ``/status`` with it too, not ``complete`` while a watched model has not been
+    observed (or its observation failed)."""
     return {
         "command": "status",
-        "exit_code": status_code(ping, results, settings),
+        "exit_code": status_code(ping, results, settings, complete),
         "server": {
             "inference_url": settings.inference_url,
             "management_url": settings.management_url,
@@ -103,11 +109,14 @@ def status_document(
     }
 
 
-def unreachable_document(settings: Settings, ping: PingResult, error: str) -> dict[str, Any]:
-    """The ``status --json`` document when the management API cannot list the models."""
+def unreachable_document(
+    settings: Settings, ping: PingResult, error: str, code: ExitCode = ExitCode.UNREACHABLE
+) -> dict[str, Any]:
+    """The ``status --json`` document when the models cannot be listed: the management API
+    is unreachable (``code``), or, in ``ts-health serve``, has not been asked yet."""
     return {
         "command": "status",
-        "exit_code": ExitCode.UNREACHABLE,
+        "exit_code": code,
         "server": {
             "inference_url": settings.inference_url,
             "management_url": settings.management_url,

@@ -14,6 +14,7 @@ from ..record import ENV_STATE_DIR, resolve_state_dir
 from ..torchserve._answers import KeyFileError, Keys
 from ..torchserve._client import Api, TorchServeClient
 from ._exit import UsageError
+from ._policy import READY_ONLY, ReadinessPolicy
 
 __all__ = [
     "Settings",
@@ -50,9 +51,8 @@ class Settings:
     describe_timeout: float
     state_dir: Path
     json: bool
-    allow_degraded: bool
-    #: Count ``saturated`` (a full job queue) as ready.
-    allow_saturated: bool = False
+    #: Which states count as ready (``--allow-degraded``, ``--allow-saturated``).
+    readiness: ReadinessPolicy = READY_ONLY
     #: Renew an expired (or about to expire) management key through TorchServe's token API.
     renew_key: bool = False
 
@@ -231,7 +231,6 @@ def resolve_settings(args: argparse.Namespace, environ: Mapping[str, str]) -> Se
         ),
         state_dir=resolve_state_dir(state_dir),
         json=bool(args.json),
-        allow_degraded=bool(getattr(args, "allow_degraded", False)),
-        allow_saturated=bool(getattr(args, "allow_saturated", False)),
+        readiness=ReadinessPolicy.from_args(args),
         renew_key=bool(getattr(args, "renew_key", False)),
     )

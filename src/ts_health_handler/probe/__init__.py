@@ -23,6 +23,7 @@ from typing import Final
 from ..monitor._assess import ModelHealth, Observation, State, assess
 from ..monitor._exit import ExitCode, UsageError
 from ..monitor._observe import observe
+from ..monitor._policy import ReadinessPolicy
 from ..monitor._report import health_json
 from ..monitor._settings import (
     DEFAULT_DESCRIBE_TIMEOUT,
@@ -65,6 +66,7 @@ __all__ = [
     "ExitCode",
     "ModelHealth",
     "Observation",
+    "ReadinessPolicy",
     "Settings",
     "State",
     "UsageError",

@@ -7,8 +7,8 @@ of ``ts-health status --json``), ``/metrics`` and ``/``. See ``docs/serve.md``.
 
 Imported only by ``ts-health serve``: the other commands stay standard-library only.
 The package is split along its ideas: ``_options``, ``_observer`` (the background loop) with
-``_snapshot`` and ``_history``, ``_readiness`` (pure verdicts), ``_routes`` (pure answers),
-``_metrics``, ``_page``, ``_http_server`` and ``_command``.
+``_snapshot`` and ``_history``, ``_readiness`` (pure readiness answers), ``_routes`` (pure
+answers), ``_metrics``, ``_page``, ``_http_server`` (the listener) and ``_command``.
 """
 
 from __future__ import annotations

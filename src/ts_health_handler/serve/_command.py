@@ -1,4 +1,4 @@
-"""``ts-health serve``: start the observer and the HTTP server, stop both on a signal."""
+"""``ts-health serve``: start the observer and the HTTP listener, stop both on a signal."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from typing import Final
 
 from ..monitor._exit import UsageError
 from ..monitor._output import Io
-from ..monitor._settings import Settings
-from ._http_server import HealthServer
+from ..monitor._settings import Settings, client_for
+from ._http_server import HttpListener
 from ._observer import ClientFactory, Observer, _default_client
 from ._options import ServeOptions, serve_options
 from ._routes import Answer, Request, View, answer
@@ -23,7 +23,7 @@ __all__ = ["HealthApp", "cmd_serve"]
 
 
 class HealthApp:
-    """The observer and the HTTP server of ``ts-health serve``, started and stopped together.
+    """The observer and the HTTP listener of ``ts-health serve``, started and stopped together.
 
     Tests use it in-process: ``with HealthApp(settings, options) as app: app.url``.
     """
@@ -45,13 +45,13 @@ class HealthApp:
             settings, options, client_factory=client_factory, clock=clock, wall=wall
         )
         try:
-            self.server: Final = HealthServer((options.host, options.port), self.answer)
+            self.listener: Final = HttpListener((options.host, options.port), self.answer)
         except OSError as exc:
             raise UsageError(
                 f"cannot listen on {options.host}:{options.port}: {exc.strerror or exc}"
             ) from None
         self._thread = threading.Thread(
-            target=self.server.serve_forever,
+            target=self.listener.serve_forever,
             kwargs={"poll_interval": 0.5},
             name="ts-health-http",
             daemon=True,
@@ -59,7 +59,7 @@ class HealthApp:
 
     @property
     def url(self) -> str:
-        return self.server.url
+        return self.listener.url
 
     def answer(self, request: Request) -> Answer:
         view = View(
@@ -73,8 +73,8 @@ class HealthApp:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.listener.shutdown()
+        self.listener.server_close()
         self.observer.stop()
 
     def __enter__(self) -> HealthApp:
@@ -109,9 +109,15 @@ def cmd_serve(
     *,
     environ: Mapping[str, str] | None = None,
 ) -> int:
-    """Serve until SIGTERM or SIGINT; exit 0 then."""
+    """Serve until SIGTERM or SIGINT; exit 0 then.
+
+    Its lines on stderr pass ``io`` as the other commands' do: tokens and keys (the key
+    file's, as the observer reads it) redacted, control characters escaped.
+    """
     options = serve_options(args, os.environ if environ is None else environ)
-    app = HealthApp(settings, options)
+    if options.auth_token:
+        io.secrets.add(options.auth_token)
+    app = HealthApp(settings, options, client_factory=lambda s: client_for(s, secrets=io.secrets))
     stop = threading.Event()
     caught: list[str] = []
 
@@ -124,7 +130,7 @@ def cmd_serve(
     }
     try:
         app.start()
-        io.stderr.write(_start_line(app) + "\n")
+        io.err(_start_line(app))
         io.stderr.flush()
         while not stop.wait(1.0):
             pass
@@ -132,6 +138,6 @@ def cmd_serve(
         app.stop()
         for number, handler in previous.items():
             signal.signal(number, handler)
-    io.stderr.write(f"ts-health serve: stopped ({', '.join(caught) or 'done'})\n")
+    io.err(f"ts-health serve: stopped ({', '.join(caught) or 'done'})")
     io.stderr.flush()
     return 0

@@ -33,7 +33,7 @@ from ._routes import Answer, Request, error_answer
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer
 
-__all__ = ["HealthServer"]
+__all__ = ["HttpListener"]
 
 MAX_CONNECTIONS: Final = 64
 MAX_REQUEST_LINE: Final = 8192
@@ -93,7 +93,7 @@ class _Writer(io.BufferedIOBase):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: HealthServer
+    server: HttpListener
     server_version = "ts-health"
     sys_version = ""
     protocol_version = "HTTP/1.1"
@@ -158,7 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
 
-class HealthServer(ThreadingHTTPServer):
+class HttpListener(ThreadingHTTPServer):
     """A threading HTTP server answering with ``answer``; see the module for its bounds."""
 
     daemon_threads = True

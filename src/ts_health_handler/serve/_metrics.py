@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from .._lifecycle import ModelState
 from .._text import one_line
+from ..monitor._policy import ReadinessPolicy
 from ._options import ServeOptions
 from ._readiness import watched
 from ._snapshot import Snapshot
@@ -34,13 +35,13 @@ class _SnapshotCollector(Collector):
         self,
         snapshot: Snapshot,
         options: ServeOptions,
-        allow_degraded: bool,
+        policy: ReadinessPolicy,
         now: float,
         wall: float,
     ) -> None:
         self.snapshot = snapshot
         self.options = options
-        self.allow_degraded = allow_degraded
+        self.policy = policy
         self.now = now
         self.wall = wall
 
@@ -98,9 +99,8 @@ class _SnapshotCollector(Collector):
             "Inference requests that raised, by the READY worker processes (heartbeats).",
             labels=VERSION_LABELS,
         )
-        verdicts = {
-            (v.model, v.version): v
-            for v in watched(snapshot, self.options, self.allow_degraded, now)
+        by_version = {
+            (v.model, v.version): v for v in watched(snapshot, self.options, self.policy, now)
         }
         for seen in snapshot.listed():
             for health in seen.healths:
@@ -109,8 +109,8 @@ class _SnapshotCollector(Collector):
                     state.add_metric([*labels, word.value], 1.0 if word is health.state else 0.0)
                 text = one_line(health.reason, REASON_LABEL_LIMIT)
                 reason.add_metric([*labels, health.state.value, text], 1.0)
-                verdict = verdicts.get((health.model, health.version))
-                ready.add_metric(labels, 1.0 if verdict and verdict.ready else 0.0)
+                readiness = by_version.get((health.model, health.version))
+                ready.add_metric(labels, 1.0 if readiness and readiness.ready else 0.0)
                 observed = health.observation
                 if observed is not None:
                     workers.add_metric(labels, float(observed.describe.ready_workers))
@@ -169,9 +169,9 @@ def _server_metrics(snapshot: Snapshot, now: float) -> Iterable[Metric]:
 
 
 def metrics_text(
-    snapshot: Snapshot, options: ServeOptions, allow_degraded: bool, now: float, wall: float
+    snapshot: Snapshot, options: ServeOptions, policy: ReadinessPolicy, now: float, wall: float
 ) -> bytes:
     """The Prometheus exposition of ``snapshot`` at monotonic ``now`` (epoch ``wall``)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SnapshotCollector(snapshot, options, allow_degraded, now, wall))
+    registry.register(_SnapshotCollector(snapshot, options, policy, now, wall))
     return generate_latest(registry)

@@ -1,10 +1,11 @@
 """The background loop: ask TorchServe every ``--interval`` seconds, keep the latest answer.
 
-Each question (``/ping``, the model list, each model's describe) runs on its own worker
-thread, at most one of each kind at a time: a hung describe delays only its own model, whose
-observation then ages until the readiness answers call it stale. Every request is bounded by
-the client's ``--request-timeout`` / ``--describe-timeout``, so a worker is never lost for
-longer. The loop itself only hands out work, so it keeps its pace whatever TorchServe does.
+Each question (``/ping``, the model list, each model's describe) runs on a thread of a
+:class:`_Pool`, at most one of each kind at a time: a hung describe delays only its own model,
+whose observation then ages until the readiness answers call it stale. Every request is
+bounded by the client's ``--request-timeout`` / ``--describe-timeout``, so a thread is never
+lost for longer. The loop itself only hands out work, so it keeps its pace whatever TorchServe
+does.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ._snapshot import ModelSeen, Snapshot
 __all__ = ["Observer"]
 
 #: Describes in flight at once: as ``ts-health status`` does, TorchServe is not flooded.
-MODEL_WORKERS: Final = 8
+DESCRIBE_THREADS: Final = 8
 
 ClientFactory = Callable[[Settings], TorchServeClient]
 
@@ -37,8 +38,9 @@ def _default_client(settings: Settings) -> TorchServeClient:
     return client_for(settings)
 
 
-class _Workers:
-    """Daemon threads taking jobs from a queue; a job already queued or running is skipped.
+class _Pool:
+    """A thread pool (not TorchServe's workers): daemon threads taking jobs from a queue; a
+    job already queued or running is skipped.
 
     Daemon threads, so that stopping never waits for a request in flight.
     """
@@ -108,8 +110,8 @@ class Observer:
         self._lock = threading.Lock()
         self._snapshot = Snapshot(started=clock(), names=options.models if options.models else None)
         self._stop = threading.Event()
-        self._server_jobs = _Workers(2, "ts-health-observe")
-        self._model_jobs = _Workers(MODEL_WORKERS, "ts-health-describe")
+        self._server_jobs = _Pool(2, "ts-health-observe")
+        self._model_jobs = _Pool(DESCRIBE_THREADS, "ts-health-describe")
         self._thread = threading.Thread(target=self._loop, name="ts-health-observer", daemon=True)
 
     @property
@@ -140,7 +142,7 @@ class Observer:
         try:
             client = self._client_factory(self.settings)
         except ServerError as exc:  # an unreadable key file: nothing can be asked
-            self._ping_done(PingResult(error=str(exc), code=ExitCode.USAGE))
+            self._ping_done(PingResult(error=str(exc), failure=ExitCode.USAGE))
             if not self.options.models:
                 self._listed(None, str(exc))
             return
@@ -247,7 +249,7 @@ def _ping(client: TorchServeClient) -> PingResult:
     try:
         return ask_ping(client)
     except ServerError as exc:  # a refused token: kept, shown, and /live fails
-        return PingResult(error=str(exc), code=ExitCode.USAGE)
+        return PingResult(error=str(exc), failure=ExitCode.USAGE)
 
 
 def _count(counts: Mapping[str, int], kind: str) -> dict[str, int]:

@@ -41,8 +41,6 @@ class ServeOptions:
     models: tuple[str, ...] = ()
     #: Required for ``/status``, ``/metrics`` and ``/`` when set.
     auth_token: str | None = None
-    #: ``--allow-saturated``: a full job queue still counts as ready (a busy pod serves).
-    allow_saturated: bool = False
 
     def __repr__(self) -> str:  # never show the token
         token = "set" if self.auth_token else "none"
@@ -107,5 +105,4 @@ def serve_options(args: argparse.Namespace, environ: Mapping[str, str]) -> Serve
         stale_after=stale_after,
         models=models,
         auth_token=_token(args, environ),
-        allow_saturated=bool(getattr(args, "allow_saturated", False)),
     )

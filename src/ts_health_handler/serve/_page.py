@@ -111,7 +111,7 @@ def page_html(
     snapshot: Snapshot, settings: Settings, options: ServeOptions, now: float, wall: float
 ) -> bytes:
     """The status page of ``snapshot`` at monotonic ``now`` (epoch ``wall``)."""
-    ready, reason, _ = server_ready(snapshot, options, settings.allow_degraded, now)
+    ready, reason, _ = server_ready(snapshot, options, settings.readiness, now)
     live = liveness(snapshot, options, now)
     ready_class, live_class = ("ok" if ready else "bad"), ("ok" if live.live else "bad")
     rows = "".join(row for seen in snapshot.listed() for row in _rows(seen, snapshot))

@@ -1,28 +1,30 @@
 """Readiness and liveness as served: pure functions of a snapshot and the time.
 
-Policy (``docs/serve.md``): a model version is ready when its state is ``ready`` (also
-``degraded`` with ``--allow-degraded``) and its observation is younger than
-``--stale-after``. ``saturated`` is not ready: TorchServe answers new requests 503 (the same
-verdict as ``ts-health ready``). The server is ready when every watched model version is;
-with no model registered, or none observed yet, it is not.
+Policy (``docs/serve.md``): a model version is ready when the readiness policy admits its
+state (``ready``; also ``degraded`` with ``--allow-degraded``, ``saturated`` with
+``--allow-saturated``: the same :class:`~..monitor._policy.ReadinessPolicy` as
+``ts-health ready``) and its observation is younger than ``--stale-after``. The server is
+ready when every watched model version is; with no model registered, or none observed yet,
+it is not.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..monitor._policy import ReadinessPolicy
 from ._options import ServeOptions
 from ._snapshot import ModelSeen, Snapshot
 
-__all__ = ["Live", "Verdict", "liveness", "model_ready", "server_ready", "stale_text"]
+__all__ = ["Live", "Readiness", "liveness", "model_ready", "server_ready", "stale_text"]
 
-#: Words of our own for a model without a verdict (the others are the probe's states).
+#: Words of our own for a model without a state (the others are the probe's states).
 NOT_REGISTERED = "not_registered"
 UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)
-class Verdict:
+class Readiness:
     """Readiness of one model version (``version`` ``None``: the model as a whole)."""
 
     model: str
@@ -45,7 +47,7 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Live:
-    """Liveness: the process answers, and TorchServe's ``/ping`` said Healthy lately."""
+    """Liveness: the process found, and TorchServe's ``/ping`` said Healthy lately."""
 
     live: bool
     reason: str
@@ -59,21 +61,21 @@ def _age(at: float | None, now: float) -> float | None:
     return None if at is None else max(0.0, now - at)
 
 
-def _verdicts(
-    seen: ModelSeen, options: ServeOptions, allow_degraded: bool, now: float
-) -> list[Verdict]:
+def _of_versions(
+    seen: ModelSeen, options: ServeOptions, policy: ReadinessPolicy, now: float
+) -> list[Readiness]:
     if seen.error is not None:
         state = UNKNOWN if seen.registered else NOT_REGISTERED
-        return [Verdict(seen.name, None, state, seen.error, False)]
+        return [Readiness(seen.name, None, state, seen.error, False)]
     age = now - seen.at
     stale = age > options.stale_after
     return [
-        Verdict(
+        Readiness(
             h.model,
             h.version,
             h.state.value,
             stale_text(age) if stale else h.reason,
-            h.ok(allow_degraded, options.allow_saturated) and not stale,
+            policy.admits(h.state) and not stale,
             h.default,
         )
         for h in seen.healths
@@ -81,22 +83,22 @@ def _verdicts(
 
 
 def watched(
-    snapshot: Snapshot, options: ServeOptions, allow_degraded: bool, now: float
-) -> list[Verdict]:
-    """A verdict for each watched model version (listed, or named with ``--model``)."""
-    verdicts: list[Verdict] = []
+    snapshot: Snapshot, options: ServeOptions, policy: ReadinessPolicy, now: float
+) -> list[Readiness]:
+    """The readiness of each watched model version (listed, or named with ``--model``)."""
+    found: list[Readiness] = []
     for name in snapshot.names or ():
         seen = snapshot.models.get(name)
         if seen is None:
-            verdicts.append(Verdict(name, None, UNKNOWN, "not observed yet", False))
+            found.append(Readiness(name, None, UNKNOWN, "not observed yet", False))
         else:
-            verdicts.extend(_verdicts(seen, options, allow_degraded, now))
-    return verdicts
+            found.extend(_of_versions(seen, options, policy, now))
+    return found
 
 
 def server_ready(
-    snapshot: Snapshot, options: ServeOptions, allow_degraded: bool, now: float
-) -> tuple[bool, str, list[Verdict]]:
+    snapshot: Snapshot, options: ServeOptions, policy: ReadinessPolicy, now: float
+) -> tuple[bool, str, list[Readiness]]:
     """``(ready, reason, unready versions)`` of the server as a whole."""
     if snapshot.names is None:
         why = snapshot.names_error or f"no observation yet ({now - snapshot.started:.0f} s)"
@@ -108,23 +110,23 @@ def server_ready(
             return False, stale_text(age) + f" (model list){detail}", []
         if not snapshot.names:
             return False, "no models registered", []
-    verdicts = watched(snapshot, options, allow_degraded, now)
-    unready = [v for v in verdicts if not v.ready]
+    found = watched(snapshot, options, policy, now)
+    unready = [v for v in found if not v.ready]
     if unready:
-        count = f"{len(unready)} of {len(verdicts)} model versions not ready"
+        count = f"{len(unready)} of {len(found)} model versions not ready"
         return False, count, unready
-    return True, f"{len(verdicts)} model versions ready", []
+    return True, f"{len(found)} model versions ready", []
 
 
 def model_ready(
     snapshot: Snapshot,
     options: ServeOptions,
-    allow_degraded: bool,
+    policy: ReadinessPolicy,
     now: float,
     name: str,
     version: str | None,
-) -> Verdict | None:
-    """The verdict on ``name`` (its default version) or on one ``version``; ``None`` when the
+) -> Readiness | None:
+    """The readiness of ``name`` (its default version) or of one ``version``; ``None`` when the
     model (or version) is not registered, as far as a fresh observation tells."""
     seen = snapshot.models.get(name)
     names = snapshot.names
@@ -135,15 +137,15 @@ def model_ready(
             )
             if fresh:
                 return None
-        return Verdict(name, version, UNKNOWN, "not observed yet", False)
+        return Readiness(name, version, UNKNOWN, "not observed yet", False)
     if seen.error is not None and not seen.registered:
         return None
-    verdicts = _verdicts(seen, options, allow_degraded, now)
+    found = _of_versions(seen, options, policy, now)
     if seen.error is not None:
-        return verdicts[0]
-    for verdict in verdicts:
-        if (version is None and verdict.default) or verdict.version == version:
-            return verdict
+        return found[0]
+    for each in found:
+        if (version is None and each.default) or each.version == version:
+            return each
     return None
 
 

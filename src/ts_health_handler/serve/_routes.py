@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote
 
+from ..monitor._exit import ExitCode
 from ..monitor._observe import PingResult
+from ..monitor._policy import ReadinessPolicy
 from ..monitor._report import status_document, unreachable_document
 from ..monitor._settings import Settings
 from ._metrics import CONTENT_TYPE, metrics_text
 from ._options import ServeOptions
 from ._page import page_html
-from ._readiness import Verdict, liveness, model_ready, server_ready
+from ._readiness import Readiness, liveness, model_ready, server_ready
 from ._snapshot import Snapshot
 
 __all__ = ["Answer", "Request", "View", "answer", "error_answer"]
@@ -60,8 +62,9 @@ class View:
     wall: float
 
     @property
-    def allow_degraded(self) -> bool:
-        return self.settings.allow_degraded
+    def policy(self) -> ReadinessPolicy:
+        """Which states count as ready (``--allow-degraded``, ``--allow-saturated``)."""
+        return self.settings.readiness
 
 
 def _json(status: int, data: Any, *headers: tuple[str, str]) -> Answer:
@@ -93,9 +96,7 @@ def _unauthorized() -> Answer:
 
 
 def _ready(view: View, reasons: bool) -> Answer:
-    ready, reason, unready = server_ready(
-        view.snapshot, view.options, view.allow_degraded, view.now
-    )
+    ready, reason, unready = server_ready(view.snapshot, view.options, view.policy, view.now)
     data: dict[str, Any] = {"ready": ready}
     if reasons:
         data["reason"] = reason
@@ -112,26 +113,36 @@ def _live(view: View, reasons: bool) -> Answer:
 
 
 def _model(view: View, reasons: bool, name: str, version: str | None) -> Answer:
-    verdict: Verdict | None = model_ready(
-        view.snapshot, view.options, view.allow_degraded, view.now, name, version
+    readiness: Readiness | None = model_ready(
+        view.snapshot, view.options, view.policy, view.now, name, version
     )
-    if verdict is None:
+    if readiness is None:
         what = f"model {name!r}" + (f" version {version!r}" if version else "")
         return error_answer(404, f"{what} is not registered")
-    data: dict[str, Any] = {"name": name, "ready": verdict.ready}
-    data.update(version=verdict.version, state=verdict.state)
+    data: dict[str, Any] = {"name": name, "ready": readiness.ready}
+    data.update(version=readiness.version, state=readiness.state)
     if reasons:
-        data["reason"] = verdict.reason
-    return _json(200 if verdict.ready else 503, data)
+        data["reason"] = readiness.reason
+    return _json(200 if readiness.ready else 503, data)
 
 
 def _status(view: View) -> Answer:
+    """``ts-health status --json`` from the snapshot: what is not known yet is not ok."""
     snapshot = view.snapshot
     ping = snapshot.ping or PingResult(error="no /ping answer yet")
     if snapshot.names is None:
-        why = snapshot.names_error or "no observation yet"
-        return _json(200, unreachable_document(view.settings, ping, why))
-    return _json(200, status_document(view.settings, ping, snapshot.healths()))
+        if snapshot.names_error is None:
+            document = unreachable_document(
+                view.settings, ping, "no observation yet", ExitCode.NOT_READY
+            )
+        else:
+            document = unreachable_document(view.settings, ping, snapshot.names_error)
+        return _json(200, document)
+    complete = all(
+        (seen := snapshot.models.get(name)) is not None and seen.error is None
+        for name in snapshot.names
+    )
+    return _json(200, status_document(view.settings, ping, snapshot.healths(), complete))
 
 
 def _split(path: str) -> list[str] | None:
@@ -160,7 +171,7 @@ PROTECTED: Final[dict[str, Callable[[View], Answer]]] = {
     "/metrics": lambda v: Answer(
         200,
         CONTENT_TYPE,
-        metrics_text(v.snapshot, v.options, v.allow_degraded, v.now, v.wall),
+        metrics_text(v.snapshot, v.options, v.policy, v.now, v.wall),
     ),
     "/": lambda v: Answer(
         200, "text/html; charset=utf-8", page_html(v.snapshot, v.settings, v.options, v.now, v.wall)

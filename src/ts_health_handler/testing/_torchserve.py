@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 from .._errors import ServerError
@@ -347,7 +347,7 @@ class TorchServe:
         document, why = status_from_metadata(metadata)
         if document is None:
             raise ServerError(f"{name}: {why}: {clip(repr(metadata), 500)}")
-        return document
+        return cast("dict[str, Any]", document)
 
     def worker_statuses(self, name: str, *, version: str | None = None) -> list[str]:
         """The ``status`` of each worker of the model (``READY``, ``UNLOADING``, ...)."""

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Final, Union
 from urllib.parse import quote
 
+from .._document import StatusDoc, parse_status
 from .._errors import ServerError
 
 __all__ = [
@@ -51,9 +52,6 @@ __all__ = [
     "parse_instant",
     "status_from_metadata",
 ]
-
-#: The ``status`` words of our status document.
-STATUS_WORDS: Final = ("ready", "degraded", "failed")
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -171,8 +169,12 @@ def parse_describe(data: Any) -> list[ModelEntry]:
     return [ModelEntry.from_json(item) for item in data]
 
 
-def status_from_metadata(metadata: Any) -> tuple[dict[str, Any] | None, str | None]:
-    """Our status document from ``customizedMetadata``: ``(document, None)`` or ``(None, why)``."""
+def status_from_metadata(metadata: Any) -> tuple[StatusDoc | None, str | None]:
+    """Our status document from ``customizedMetadata``: ``(document, None)`` or ``(None, why)``.
+
+    The one place where what TorchServe hands back becomes a :class:`StatusDoc`: checked
+    whole by :func:`~.._document.parse_status`, so readers can trust its types.
+    """
     if metadata is None or metadata == "" or metadata == {}:
         return None, "the handler reports no ts-health status (is HealthMixin one of its bases?)"
     if isinstance(metadata, str):
@@ -180,12 +182,10 @@ def status_from_metadata(metadata: Any) -> tuple[dict[str, Any] | None, str | No
             metadata = json.loads(metadata)
         except ValueError:
             return None, "customizedMetadata is not JSON; not a ts-health status"
-    if not isinstance(metadata, dict) or metadata.get("status") not in STATUS_WORDS:
-        return (
-            None,
-            "customizedMetadata is not a ts-health status (no status ready/degraded/failed)",
-        )
-    return metadata, None
+    try:
+        return parse_status(metadata), None
+    except ValueError as exc:
+        return None, f"customizedMetadata is not a ts-health status ({exc})"
 
 
 def model_path(model: str, version: str | None = None, *, root: str = "/models") -> str:

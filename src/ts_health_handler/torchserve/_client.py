@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Any, Final, Union
 from urllib.parse import quote, urlencode
 
+from .._document import StatusDoc
 from .._errors import ServerError
 from ._answers import (
     JobQueue,
@@ -259,7 +260,7 @@ class TorchServeClient:
         entries = self.describe_all(model, version, customized=customized, timeout=timeout)
         return _pick(entries, version)
 
-    def status_document(self, model: str, version: str) -> tuple[dict[str, Any] | None, str | None]:
+    def status_document(self, model: str, version: str) -> tuple[StatusDoc | None, str | None]:
         """Our status from ``?customized=true``: ``(document, None)`` or ``(None, why not)``.
 
         Never raises for the answer: a busy worker, a handler without ``HealthMixin`` or a
