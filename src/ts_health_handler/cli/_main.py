@@ -37,10 +37,10 @@ __all__ = ["build_parser", "main", "run"]
 
 EPILOG: Final = """\
 exit codes:
-  0  ok: alive / ready (degraded too with --allow-degraded, saturated with
-     --allow-saturated)
-  1  not ready: initializing, failing, unhealthy, saturated, degraded; /ping unhealthy;
-     wait gave up
+  0  ok: alive / ready (degraded, saturated, unstable too with --allow-degraded,
+     --allow-saturated, --allow-unstable)
+  1  not ready: initializing, failing, unhealthy, stuck, saturated, unstable,
+     degraded; /ping unhealthy; wait gave up
   2  usage or configuration error: bad option, bad URL, unreadable key file, key
      expired, token refused, unknown model
   3  unreachable: connection refused, timeout, unknown host

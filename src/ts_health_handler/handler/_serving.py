@@ -42,7 +42,8 @@ class Serving:
         tracker: whose counters (``requests_total``, ``in_handle``, ``last_request_at``)
             the beat reports.
         beat_path: this worker thread's beat file.
-        exit: ends the process (``os._exit``; replaced in tests).
+        exit_later: ``(delay_s, status)``: end the process after the delay (a daemon timer
+            calling ``os._exit``; replaced in tests).
     """
 
     def __init__(
@@ -52,13 +53,13 @@ class Serving:
         worker: str,
         beat_path: Path,
         clock: Callable[[], float],
-        exit: Callable[[int], None] = os._exit,
+        exit_later: Callable[[float, int], None] | None = None,
     ) -> None:
         self._tracker: Final = tracker
         self._config: Final = config
         self._worker: Final = worker
         self._clock: Final = clock
-        self._exit: Final = exit
+        self._exit_later: Final = exit_later or _exit_later
         self._patterns: Final = tuple(re.compile(p, re.IGNORECASE) for p in config.fatal_errors)
         #: Failed requests in a row, and the request count at the latest failure.
         self._streak = 0
@@ -108,9 +109,7 @@ class Serving:
         """Tell the heartbeat, then end the process once the failing request is answered."""
         self.restarting = True
         self.watchdog.beat_now()
-        timer = threading.Timer(FATAL_EXIT_DELAY_S, self._exit, args=(FATAL_EXIT_STATUS,))
-        timer.daemon = True
-        timer.start()
+        self._exit_later(FATAL_EXIT_DELAY_S, FATAL_EXIT_STATUS)
 
     def _activity(self) -> tuple[bool, float | None, int]:
         """What changes when a request starts or ends (a few attribute reads)."""
@@ -142,6 +141,12 @@ class Serving:
             unstable_after_deaths=config.unstable_after_deaths,
             death_window_s=config.death_window_s,
         )
+
+
+def _exit_later(delay_s: float, status: int) -> None:
+    timer = threading.Timer(delay_s, os._exit, args=(status,))
+    timer.daemon = True
+    timer.start()
 
 
 def qualified_name(kind: type) -> str:

@@ -27,6 +27,9 @@ class ReadinessPolicy:
 
     allow_degraded: bool = field(default=False, metadata={"help": "a failing user check"})
     allow_saturated: bool = field(default=False, metadata={"help": "a full job queue"})
+    allow_unstable: bool = field(
+        default=False, metadata={"help": "worker processes dying while serving, now and then"}
+    )
 
     def admits(self, state: ModelState) -> bool:
         """Whether a model version in ``state`` should receive traffic."""
