@@ -36,6 +36,7 @@ __all__ = [
     "CheckWord",
     "ConditionDoc",
     "ErrorDoc",
+    "HeartbeatDoc",
     "HistoryDoc",
     "InitializationDoc",
     "ModelDoc",
@@ -140,6 +141,20 @@ class _RequestsRequired(TypedDict):
 
 class RequestsDoc(_RequestsRequired, total=False):
     last_request_at: Optional[str]
+    consecutive_failures: int
+    last_error: Optional[ErrorDoc]
+    fatal: Optional[ErrorDoc]
+
+
+class _HeartbeatRequired(TypedDict):
+    interval_s: float
+
+
+class HeartbeatDoc(_HeartbeatRequired, total=False):
+    """``heartbeat``: this READY worker's watchdog (absent outside TorchServe)."""
+
+    path: Optional[str]
+    error: Optional[str]
 
 
 class _CheckRequired(TypedDict):
@@ -185,6 +200,7 @@ class StatusDoc(_StatusRequired, total=False):
     # Optional only because a handler older than these fields does not send them.
     ready: bool
     conditions: list[ConditionDoc]
+    heartbeat: HeartbeatDoc
 
 
 #: Longest value shown in a complaint.

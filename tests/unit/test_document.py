@@ -97,8 +97,11 @@ def test_every_object_of_the_schema_has_its_typeddict() -> None:
         "document.initialization.history",
         "document.initialization.history.recent_errors[]",
         "document.requests",
+        "document.requests.last_error",
+        "document.requests.fatal",
         "document.check",
         "document.state_store",
+        "document.heartbeat",
     ]
 
 

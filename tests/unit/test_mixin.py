@@ -576,10 +576,15 @@ def test_mixin_alone_has_no_handle_but_answers_describe(make: Make) -> None:
     assert describe(handler, context)["status"] == "ready"
     with pytest.raises(NotImplementedError, match=r"OnlyInit has no handle\(\)"):
         infer(handler, context, [{}])
-    assert describe(handler, context)["requests"] == {
+    requests = describe(handler, context)["requests"]
+    assert requests["last_error"]["type"] == "NotImplementedError"
+    assert requests == {
         "total": 1,
         "failed": 1,
         "last_request_at": T0_ISO,
+        "consecutive_failures": 1,
+        "last_error": requests["last_error"],
+        "fatal": None,
     }
 
 
@@ -711,7 +716,15 @@ def test_status_document_fields_order_and_values(make: Make, clock: Any) -> None
         "error",
         "history",
     ]
-    assert document["requests"] == {"total": 0, "failed": 0, "last_request_at": None}
+    assert document["requests"] == {
+        "total": 0,
+        "failed": 0,
+        "last_request_at": None,
+        "consecutive_failures": 0,
+        "last_error": None,
+        "fatal": None,
+    }
+    assert "heartbeat" not in document  # outside TorchServe: no worker id, no watchdog
     assert document["faults"] == {}
     assert document["versions"] == {
         "ts_health_handler": __version__,
@@ -860,6 +873,15 @@ def test_requests_are_counted(make: Make, clock: Any) -> None:
         "total": 3,
         "failed": 1,
         "last_request_at": "2025-06-15T15:06:51.500Z",
+        "consecutive_failures": 1,
+        "last_error": {
+            "type": "ZeroDivisionError",
+            "message": "x",
+            "at": "2025-06-15T15:06:51.500Z",
+            "attempt": 3,
+            "traceback": None,
+        },
+        "fatal": None,
     }
 
 

@@ -332,7 +332,14 @@ def test_status_reads_the_record_once_and_reports_the_state_once(
         "uptime_s": 10.0,
         "device": "cpu",
     }
-    assert first["requests"] == {"total": 4, "failed": 1, "last_request_at": utc_iso(EPOCH + 2)}
+    assert first["requests"] == {
+        "total": 4,
+        "failed": 1,
+        "last_request_at": utc_iso(EPOCH + 2),
+        "consecutive_failures": 0,  # counters set by hand: no failure went through handle()
+        "last_error": None,
+        "fatal": None,
+    }
     assert first["initialization"]["history"]["attempts"] == 1
     assert first["state_store"]["ok"] is True
     assert [c[:2] for c in ctx.metrics.calls if c[0] == "ts_health_worker_state"] == [

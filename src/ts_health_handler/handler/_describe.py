@@ -188,6 +188,13 @@ class WorkerSnapshot:
     store_path: str | None
     #: When the user check's outcome (healthy or not) last changed, ``None`` before its first run.
     check_changed_at: float | None = None
+    #: After READY (``_serving``): failed requests in a row, the last failure, a fatal error.
+    consecutive_failures: int = 0
+    request_error: ErrorInfo | None = None
+    fatal: ErrorInfo | None = None
+    #: The heartbeat file and why the last write failed; ``None`` outside TorchServe.
+    heartbeat_path: str | None = None
+    heartbeat_error: str | None = None
 
 
 def document_status(phase: InitPhase, check: CheckResult) -> HealthStatus:
@@ -223,7 +230,7 @@ def build_status(
         versions: :func:`library_versions`.
     """
     status = document_status(worker.phase, check)
-    return {
+    document: StatusDoc = {
         "status": status.value,
         "schema_version": STATUS_SCHEMA_VERSION,
         "ready": status is HealthStatus.READY,
@@ -249,6 +256,9 @@ def build_status(
             "total": worker.requests_total,
             "failed": worker.requests_failed,
             "last_request_at": _iso_or_none(worker.last_request_at),
+            "consecutive_failures": worker.consecutive_failures,
+            "last_error": None if worker.request_error is None else _error(worker.request_error),
+            "fatal": None if worker.fatal is None else _error(worker.fatal),
         },
         "check": check.to_json(),
         "state_store": {
@@ -259,6 +269,13 @@ def build_status(
         "faults": active_faults(worker.config.faults),
         "versions": dict(versions),
     }
+    if worker.heartbeat_path is not None:
+        document["heartbeat"] = {
+            "path": worker.heartbeat_path,
+            "interval_s": worker.config.heartbeat_interval_s,
+            "error": worker.heartbeat_error,
+        }
+    return document
 
 
 #: A condition's status, reason and message.

@@ -41,7 +41,10 @@ class Serving:
     Args:
         tracker: whose counters (``requests_total``, ``in_handle``, ``last_request_at``)
             the beat reports.
-        beat_path: this worker thread's beat file.
+        worker: TorchServe's worker id; ``None`` outside TorchServe (unit tests with a mocked
+            context): the streak is counted, but there is no heartbeat and no restart (only
+            TorchServe would start the next process).
+        beat_path: this worker thread's beat file (``None``: no heartbeat).
         exit_later: ``(delay_s, status)``: end the process after the delay (a daemon timer
             calling ``os._exit``; replaced in tests).
     """
@@ -50,8 +53,8 @@ class Serving:
         self,
         tracker: Tracker,
         config: HealthConfig,
-        worker: str,
-        beat_path: Path,
+        worker: str | None,
+        beat_path: Path | None,
         clock: Callable[[], float],
         exit_later: Callable[[float, int], None] | None = None,
     ) -> None:
@@ -69,8 +72,10 @@ class Serving:
         self.fatal: ErrorInfo | None = None
         self.restarting = False
         self.describe_at: float | None = None
-        self.watchdog: Final = Watchdog(
-            self.beat, beat_path, config.heartbeat_interval_s, self._activity
+        self.watchdog: Final = (
+            None
+            if beat_path is None or worker is None
+            else Watchdog(self.beat, beat_path, config.heartbeat_interval_s, self._activity)
         )
 
     @property
@@ -102,13 +107,14 @@ class Serving:
         )
         if fatal and self.fatal is None:
             self.fatal = error
-            if self._config.on_fatal_error is FatalErrorPolicy.RESTART:
+            if self._config.on_fatal_error is FatalErrorPolicy.RESTART and self.watchdog:
                 self._restart()
 
     def _restart(self) -> None:
         """Tell the heartbeat, then end the process once the failing request is answered."""
         self.restarting = True
-        self.watchdog.beat_now()
+        if self.watchdog is not None:
+            self.watchdog.beat_now()
         self._exit_later(FATAL_EXIT_DELAY_S, FATAL_EXIT_STATUS)
 
     def _activity(self) -> tuple[bool, float | None, int]:
@@ -122,7 +128,7 @@ class Serving:
         started = tracker.last_request_at
         config = self._config
         return Beat(
-            worker=self._worker,
+            worker=self._worker or "",
             pid=os.getpid(),
             at=self._clock(),
             interval_s=config.heartbeat_interval_s,

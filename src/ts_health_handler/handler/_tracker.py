@@ -266,12 +266,13 @@ class Tracker:
         self._start_serving()
 
     def _start_serving(self) -> None:
-        """Inside TorchServe, watch the requests and beat (a worker initializes once)."""
-        path = self._beat_path()
-        if path is None or self._serving is not None or self._identity.worker is None:
+        """Watch the requests; inside TorchServe also beat (a worker initializes once)."""
+        if self._serving is not None:
             return
+        path = self._beat_path()
         self._serving = Serving(self, self._config, self._identity.worker, path, self._clock)
-        self._serving.watchdog.start()
+        if self._serving.watchdog is not None:
+            self._serving.watchdog.start()
 
     def _failed(self, exc: BaseException, started: float) -> None:
         finished = self._clock()
@@ -427,7 +428,21 @@ class Tracker:
             last_request_at=self.last_request_at,
             store_path=None if self._store is None else str(self._store.path),
             check_changed_at=self._check_changed_at,
+            **self._serving_fields(),
         )
+
+    def _serving_fields(self) -> dict[str, Any]:
+        serving = self._serving
+        if serving is None:
+            return {}
+        watchdog = serving.watchdog
+        return {
+            "consecutive_failures": serving.consecutive_failures,
+            "request_error": serving.last_error,
+            "fatal": serving.fatal,
+            "heartbeat_path": None if watchdog is None else str(watchdog.path),
+            "heartbeat_error": None if watchdog is None else watchdog.error,
+        }
 
     def _run_check(self, check: Callable[[], Any] | None) -> CheckResult:
         if check is None:
