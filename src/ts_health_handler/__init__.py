@@ -19,12 +19,14 @@ from ._version import __version__
 if TYPE_CHECKING:
     from ._errors import ConfigError, HealthError, InferenceError, InitializationError
     from ._lifecycle import CheckStatus, HealthStatus, InitPhase
+    from .handler._canary import Canary, device_info
     from .handler._config import Faults, HealthConfig, InitFailurePolicy
     from .handler._handler import HealthHandler
     from .handler._mixin import HealthMixin
     from .record import ErrorInfo, InitRecord, RecordError, StateStore, resolve_state_dir
 
 __all__ = [
+    "Canary",
     "CheckStatus",
     "ConfigError",
     "ErrorInfo",
@@ -42,10 +44,12 @@ __all__ = [
     "RecordError",
     "StateStore",
     "__version__",
+    "device_info",
     "resolve_state_dir",
 ]
 
 _HOMES = {
+    "Canary": ".handler._canary",
     "CheckStatus": "._lifecycle",
     "ConfigError": "._errors",
     "ErrorInfo": ".record",
@@ -62,6 +66,7 @@ _HOMES = {
     "InitializationError": "._errors",
     "RecordError": ".record",
     "StateStore": ".record",
+    "device_info": ".handler._canary",
     "resolve_state_dir": ".record",
 }
 
