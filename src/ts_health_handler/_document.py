@@ -36,6 +36,7 @@ __all__ = [
     "CheckWord",
     "ConditionDoc",
     "ErrorDoc",
+    "GpuDoc",
     "HeartbeatDoc",
     "HistoryDoc",
     "InitializationDoc",
@@ -100,10 +101,25 @@ class _WorkerRequired(TypedDict):
     pid: int
 
 
+class _GpuRequired(TypedDict):
+    device: str
+
+
+class GpuDoc(_GpuRequired, total=False):
+    """``worker.gpu``: the CUDA device's memory in bytes; absent on a CPU."""
+
+    memory_allocated: int
+    memory_reserved: int
+    max_memory_allocated: int
+    #: Why the figures could not be read (a broken context).
+    memory_error: str
+
+
 class WorkerDoc(_WorkerRequired, total=False):
     started_at: Optional[str]
     uptime_s: Optional[float]
     device: Optional[str]
+    gpu: GpuDoc
 
 
 class _HistoryRequired(TypedDict):

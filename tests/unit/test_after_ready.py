@@ -16,6 +16,7 @@ import pytest
 
 from ts_health_handler import ConfigError, HealthConfig
 from ts_health_handler._lifecycle import InitPhase, ModelState
+from ts_health_handler.handler import _canary as canary_module
 from ts_health_handler.handler import _tracker as tracker_module
 from ts_health_handler.handler._identity import Identity
 from ts_health_handler.handler._serving import Serving
@@ -384,3 +385,26 @@ def test_no_second_describe_while_ours_is_unanswered(tmp_path: Path) -> None:
     forget_pending(tmp_path)
     assert not (tmp_path / PENDING_FILE).exists()
     remember_pending(tmp_path / "missing", NOW)  # never raises
+
+
+# -- the device -----------------------------------------------------------------------------
+
+
+def test_the_document_names_the_gpus_memory_and_nothing_on_a_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ts_health_handler._document import parse_status
+
+    figures = {"device": "cuda:0", "memory_allocated": 5, "memory_reserved": 8,
+               "max_memory_allocated": 6}  # fmt: skip
+    asked: list[str] = []
+    monkeypatch.setattr(
+        canary_module, "device_info", lambda device: asked.append(device) or figures
+    )
+    tracker = Tracker(clock=lambda: NOW, sleep=lambda s: None)
+    on_gpu = tracker.status(None, "cuda:0")
+    assert on_gpu["worker"]["gpu"] == figures
+    assert parse_status(json.loads(json.dumps(on_gpu)))["worker"]["gpu"] == figures
+    on_cpu = tracker.status(None, "cpu")
+    assert "gpu" not in on_cpu["worker"]
+    assert asked == ["cuda:0"]  # a CPU never asks torch

@@ -92,6 +92,7 @@ def test_every_object_of_the_schema_has_its_typeddict() -> None:
         "document.conditions[]",
         "document.model",
         "document.worker",
+        "document.worker.gpu",
         "document.initialization",
         "document.initialization.error",
         "document.initialization.history",

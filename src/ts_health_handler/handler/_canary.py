@@ -29,12 +29,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from .._text import clip
+
+if TYPE_CHECKING:
+    from .._document import GpuDoc
 from ..record import utc_iso
 
-__all__ = ["Canary", "device_info"]
+__all__ = ["Canary", "device_info", "gpu_memory"]
 
 #: Longest error message kept in a result (the whole check result is bounded to 4000).
 ERROR_LIMIT: Final = 500
@@ -70,6 +73,14 @@ def device_info(device: Any) -> dict[str, Any]:
         }
     except Exception as exc:
         return {"device": name, "memory_error": _error_text(exc)}
+
+
+def gpu_memory(device: str | None) -> GpuDoc | None:
+    """The status document's ``worker.gpu``: :func:`device_info` of a CUDA device; ``None``
+    on anything else, without importing torch."""
+    if device is None or not device.startswith("cuda"):
+        return None
+    return cast("GpuDoc", device_info(device))
 
 
 class Canary:

@@ -23,6 +23,7 @@ from .._document import (
     ConditionStatus,
     ConditionType,
     ErrorDoc,
+    GpuDoc,
     HistoryDoc,
     StatusDoc,
 )
@@ -216,6 +217,7 @@ def build_status(
     pid: int,
     device: str | None,
     versions: Mapping[str, str | None],
+    gpu: GpuDoc | None = None,
 ) -> StatusDoc:
     """The status document; ``docs/status.md`` describes every field.
 
@@ -228,6 +230,7 @@ def build_status(
         pid: the worker process.
         device: the handler's device (``None`` when unknown).
         versions: :func:`library_versions`.
+        gpu: the CUDA device's memory (``_canary.device_info``); ``None`` on a CPU.
     """
     status = document_status(worker.phase, check)
     document: StatusDoc = {
@@ -269,6 +272,8 @@ def build_status(
         "faults": active_faults(worker.config.faults),
         "versions": dict(versions),
     }
+    if gpu is not None:
+        document["worker"]["gpu"] = gpu
     if worker.heartbeat_path is not None:
         document["heartbeat"] = {
             "path": worker.heartbeat_path,

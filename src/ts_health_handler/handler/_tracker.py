@@ -39,6 +39,7 @@ from ..record import (
 )
 from ..record._beat import beat_path, read_beat
 from ..record._deaths import Death, death_from_beat
+from ._canary import gpu_memory
 from ._config import HealthConfig, InitFailurePolicy
 from ._describe import CheckResult, CheckRunner, WorkerSnapshot, build_status, library_versions
 from ._identity import Identity, current_identity
@@ -407,6 +408,7 @@ class Tracker:
             pid=os.getpid(),
             device=device,
             versions=library_versions(),
+            gpu=gpu_memory(device),
         )
         self._report(HealthStatus(document["status"]))
         return document
