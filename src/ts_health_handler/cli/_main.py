@@ -1,38 +1,45 @@
-"""The ``ts-health`` command line: options, dispatch, and errors turned into exit codes."""
+"""The ``ts-health`` command line: options, dispatch, and errors turned into exit codes.
+
+Parsing needs only ``argparse`` and the options' names and defaults (``monitor._defaults``):
+``--help`` and a usage error import nothing else. A command imports what it runs when it
+runs, so ``ready`` never loads ``serve`` and no command loads what only another needs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import HealthError
 from .._text import one_line
 from .._version import __version__
-from ..monitor._exit import ExitCode, exit_code_for, label_for
-from ..monitor._output import Io
-from ..monitor._settings import (
+from ..monitor._defaults import (
     DEFAULT_DESCRIBE_TIMEOUT,
     DEFAULT_INFERENCE_URL,
     DEFAULT_MANAGEMENT_URL,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_WAIT_INTERVAL,
     ENV_DESCRIBE_TIMEOUT,
     ENV_INFERENCE_URL,
     ENV_KEY_FILE,
     ENV_MANAGEMENT_URL,
     ENV_REQUEST_TIMEOUT,
     ENV_TOKEN,
-    Settings,
-    resolve_settings,
     seconds,
 )
-from ..probe._commands import COMMANDS as PROBE_COMMANDS
-from ..probe._commands import DEFAULT_WAIT_INTERVAL
+from ..monitor._exit import ExitCode, exit_code_for, label_for
+
+if TYPE_CHECKING:
+    from ..monitor._output import Io
+    from ..monitor._settings import Settings
 
 __all__ = ["build_parser", "main", "run"]
+
+#: A command: resolved settings, the parsed arguments, where output goes; the exit code.
+Command = Callable[["Settings", argparse.Namespace, "Io"], int]
 
 EPILOG: Final = """\
 exit codes:
@@ -54,6 +61,18 @@ Connection options work before and after the command. See docs/probe.md.
 """
 
 
+def _probe(name: str) -> Command:
+    """The probe's command ``name``, imported when it runs."""
+
+    def command(settings: Settings, args: argparse.Namespace, io: Io) -> int:
+        from ..probe._commands import COMMANDS as PROBE_COMMANDS
+
+        return PROBE_COMMANDS[name](settings, args, io)
+
+    command.__name__ = command.__qualname__ = f"cmd_{name}"
+    return command
+
+
 def _serve(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     # Imported here: the other commands never load the server (nor prometheus_client).
     from ..serve import cmd_serve
@@ -62,8 +81,8 @@ def _serve(settings: Settings, args: argparse.Namespace, io: Io) -> int:
 
 
 #: Every command: the probe's, and ``serve``; only this module knows both.
-COMMANDS: Final[dict[str, Callable[[Settings, argparse.Namespace, Io], int]]] = {
-    **PROBE_COMMANDS,
+COMMANDS: Final[dict[str, Command]] = {
+    **{name: _probe(name) for name in ("ping", "ready", "status", "wait")},
     "serve": _serve,
 }
 
@@ -262,13 +281,17 @@ def run(
     io: Io | None = None,
 ) -> int:
     """Parse ``argv``, run the command, return the exit code; never raises, never a traceback."""
-    io = io or Io(sys.stdout, sys.stderr)
     environ = os.environ if environ is None else environ
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed on one line
         return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
+    # Only now: --help and usage errors need neither.
+    from ..monitor._output import Io
+    from ..monitor._settings import resolve_settings
+
+    io = io or Io(sys.stdout, sys.stderr)
     want_json = bool(getattr(args, "json", False))
     try:
         settings = resolve_settings(args, environ)
@@ -279,6 +302,8 @@ def run(
         code = exit_code_for(exc)
         io.err(f"ts-health: {label_for(code)}: {one_line(str(exc))}")
         if want_json:
+            import json
+
             document = {"command": args.command, "exit_code": code, "error": str(exc)}
             io.out(json.dumps(document, indent=2))
         return code

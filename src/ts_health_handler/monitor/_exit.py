@@ -6,7 +6,7 @@ import enum
 from typing import Final
 
 from .._errors import HealthError
-from ..torchserve._http import BadAnswer, Unreachable
+from ..torchserve._errors import BadAnswer, Unreachable
 
 __all__ = ["ExitCode", "UsageError", "exit_code_for", "label_for"]
 

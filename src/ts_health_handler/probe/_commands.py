@@ -8,6 +8,7 @@ from typing import Final
 
 from .._errors import ServerError
 from ..monitor._assess import ModelHealth, State
+from ..monitor._defaults import DEFAULT_WAIT_INTERVAL
 from ..monitor._exit import ExitCode, UsageError, exit_code_for
 from ..monitor._observe import PingResult, ask_ping, observe, observe_model
 from ..monitor._output import Io
@@ -23,8 +24,6 @@ from ..torchserve._client import Unreachable
 from ._render import health_line, status_table
 
 __all__ = ["COMMANDS", "DEFAULT_WAIT_INTERVAL", "server_line"]
-
-DEFAULT_WAIT_INTERVAL: Final = 1.0
 
 
 def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:

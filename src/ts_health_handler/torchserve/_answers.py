@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Final, Union
 from urllib.parse import quote
 
-from .._errors import ServerError
+from ._errors import KeyFileError
 
 __all__ = [
     "JobQueue",
@@ -58,10 +58,6 @@ STATUS_WORDS: Final = ("ready", "degraded", "failed")
 PathLike = Union[str, "os.PathLike[str]"]
 
 _INSTANT: Final = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
-
-
-class KeyFileError(ServerError):
-    """TorchServe's ``key_file.json`` is missing, not JSON, or lacks a key."""
 
 
 def count_or_none(value: Any) -> int | None:

@@ -25,7 +25,6 @@ from .._errors import ServerError
 from .._text import one_line
 from ._answers import (
     JobQueue,
-    KeyFileError,
     Keys,
     ModelEntry,
     Worker,
@@ -33,7 +32,8 @@ from ._answers import (
     parse_describe,
     status_from_metadata,
 )
-from ._http import BadAnswer, Response, Unreachable, request
+from ._errors import BadAnswer, KeyExpired, KeyFileError, NotRegistered, Refused, Unreachable
+from ._http import Response, request
 
 __all__ = [
     "Api",
@@ -54,18 +54,6 @@ __all__ = [
 #: TorchServe's largest page of ``GET /models``.
 PAGE_SIZE: Final = 100
 MAX_PAGES: Final = 1000
-
-
-class Refused(ServerError):
-    """TorchServe wanted a token, or refused the one sent."""
-
-
-class KeyExpired(Refused):
-    """The key file says the key an API wants has expired; nothing was sent."""
-
-
-class NotRegistered(ServerError):
-    """The model (or version) asked about is not registered."""
 
 
 # -- asking ----------------------------------------------------------------------------------

@@ -1,39 +1,34 @@
 """HTTP for talking to TorchServe: one bounded request, standard library only.
 
 The only module that imports ``http.client`` (rather than ``urllib.request``: it imports in
-half the time, and the probe runs every few seconds). Every failure becomes an
-:class:`Unreachable` or a :class:`BadAnswer` with a one-line message naming the server.
+half the time, and the probe runs every few seconds), and only when a request is sent: it
+brings ``email`` and ``ssl`` with it. Every failure becomes an :class:`Unreachable` or a
+:class:`BadAnswer` with a one-line message naming the server.
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import json
 import socket
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from .._errors import ServerError
 from .._text import one_line
 from .._version import __version__
+from ._errors import BadAnswer, Unreachable
+
+if TYPE_CHECKING:
+    import http.client
 
 __all__ = ["BadAnswer", "Response", "Unreachable", "request"]
 
 #: Longest answer read; a describe of a few hundred models stays far below it.
 BODY_LIMIT: Final = 16 * 1024 * 1024
-
-
-class Unreachable(ServerError):
-    """No answer: connection refused or reset, timeout, unknown host."""
-
-
-class BadAnswer(ServerError):
-    """An answer, but not one TorchServe gives: not HTTP, not JSON, the wrong shape."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +93,8 @@ def request(
         Unreachable: no answer in time, refused, reset, unknown host.
         BadAnswer: the answer is not HTTP or longer than :data:`BODY_LIMIT`.
     """
+    import http.client  # here, not above: only a request needs it (and its email, ssl)
+
     parts = urlsplit(url)
     host = parts.hostname or ""
     where = where or f"{parts.scheme}://{parts.netloc}"
@@ -186,5 +183,7 @@ def _read(answer: http.client.HTTPResponse, sock: socket.socket | None, deadline
             return b"".join(chunks)
         size += len(chunk)
         if size > BODY_LIMIT:
+            import http.client  # already loaded by request()
+
             raise http.client.HTTPException("answer longer than 16 MiB")
         chunks.append(chunk)

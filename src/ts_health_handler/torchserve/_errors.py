@@ -1,0 +1,37 @@
+"""What can go wrong when asking TorchServe: the client's exceptions, in a module of their own.
+
+Each is a :class:`~ts_health_handler._errors.ServerError` with a one-line message naming the
+server. They live apart from ``_http`` and ``_client`` so that code which only names them
+(the exit codes of ``ts-health``, its ``--help``) imports neither ``http.client`` nor the
+client.
+"""
+
+from __future__ import annotations
+
+from .._errors import ServerError
+
+__all__ = ["BadAnswer", "KeyExpired", "KeyFileError", "NotRegistered", "Refused", "Unreachable"]
+
+
+class Unreachable(ServerError):
+    """No answer: connection refused or reset, timeout, unknown host."""
+
+
+class BadAnswer(ServerError):
+    """An answer, but not one TorchServe gives: not HTTP, not JSON, the wrong shape."""
+
+
+class Refused(ServerError):
+    """TorchServe wanted a token, or refused the one sent."""
+
+
+class KeyExpired(Refused):
+    """The key file says the key an API wants has expired; nothing was sent."""
+
+
+class NotRegistered(ServerError):
+    """The model (or version) asked about is not registered."""
+
+
+class KeyFileError(ServerError):
+    """TorchServe's ``key_file.json`` is missing, not JSON, or lacks a key."""
