@@ -7,8 +7,7 @@ parsed) and returns a :class:`ModelHealth`. ``docs/probe.md`` explains the order
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from .._lifecycle import InitPhase, ModelState
 from .._text import one_line
@@ -24,8 +23,7 @@ State = ModelState
 REASON_MESSAGE_LIMIT: Final = 300
 
 
-@dataclass(frozen=True)
-class Observation:
+class Observation(NamedTuple):
     """Everything the probe saw about one model version, as plain data.
 
     Attributes:
@@ -54,8 +52,7 @@ class Observation:
     default: bool = True
 
 
-@dataclass(frozen=True)
-class ModelHealth:
+class ModelHealth(NamedTuple):
     """The verdict on one model version: a state, a one-line reason, the evidence."""
 
     model: str

@@ -7,8 +7,7 @@ one customized describe (``docs/probe.md``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .._errors import ServerError
 from ..record import InitRecord, RecordError, StateStore, read_record
@@ -130,8 +129,7 @@ def observe_entry(
     return assess(entry.name, entry.version, seen)
 
 
-@dataclass(frozen=True)
-class PingResult:
+class PingResult(NamedTuple):
     """What ``/ping`` said for ``status``: healthy or not and its text, or why it failed."""
 
     healthy: bool | None = None

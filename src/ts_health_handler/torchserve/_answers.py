@@ -31,10 +31,9 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Final, Union
+from typing import Any, Final, NamedTuple, Union
 from urllib.parse import quote
 
 from ._errors import KeyFileError
@@ -72,8 +71,7 @@ def count_or_none(value: Any) -> int | None:
     return int(value)
 
 
-@dataclass(frozen=True)
-class Worker:
+class Worker(NamedTuple):
     """One worker of a model version, as describe lists it."""
 
     status: str
@@ -86,8 +84,7 @@ class Worker:
         return self.status == "READY"
 
 
-@dataclass(frozen=True)
-class JobQueue:
+class JobQueue(NamedTuple):
     """``jobQueueStatus``: free slots and requests waiting (absent before TorchServe 0.11)."""
 
     remaining: int
@@ -98,8 +95,7 @@ class JobQueue:
         return self.remaining <= 0
 
 
-@dataclass(frozen=True)
-class ModelEntry:
+class ModelEntry(NamedTuple):
     """One version's entry of ``GET /models/{name}``, parsed once."""
 
     name: str
@@ -204,8 +200,7 @@ def parse_instant(text: str) -> float:
     return whole.timestamp() + int(fraction) / 10.0 ** len(fraction)
 
 
-@dataclass(frozen=True)
-class Keys:
+class Keys(NamedTuple):
     """The keys of a server with token authorization, from its ``key_file.json``.
 
     ``repr`` leaves the keys out, so that no traceback or log line can show them.

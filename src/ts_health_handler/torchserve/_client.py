@@ -16,9 +16,8 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from urllib.parse import quote
 
 from .._errors import ServerError
@@ -59,8 +58,7 @@ MAX_PAGES: Final = 1000
 # -- asking ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Api:
+class Api(NamedTuple):
     """One TorchServe API (inference or management): where it is and the token it wants.
 
     ``repr`` leaves the token out, so that no traceback or log line can show it.

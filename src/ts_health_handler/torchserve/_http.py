@@ -14,8 +14,8 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from urllib.parse import urlsplit
 
 from .._text import one_line
@@ -31,13 +31,12 @@ __all__ = ["BadAnswer", "Response", "Unreachable", "request"]
 BODY_LIMIT: Final = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     """An HTTP answer, read in full; error statuses are answers too, not exceptions."""
 
     status: int
     body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
 
     @property
     def text(self) -> str:
