@@ -342,7 +342,7 @@ def test_an_answer_that_is_not_http(ts_health: Callable[..., Result]) -> None:
     assert result.code == EXIT_BAD_ANSWER
     assert result.lines == [
         f"ts-health: bad answer: the inference API at http://127.0.0.1:{port} answered "
-        "GET /ping with something that is not HTTP (BadStatusLine)"
+        "GET /ping with something that is not HTTP (a bad status line)"
     ]
 
 
