@@ -87,6 +87,37 @@ COMMANDS: Final[dict[str, Command]] = {
 }
 
 
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, given the terminal's width: asking for it itself, it imports
+    ``shutil`` (and with it zlib, bz2 and lzma) to build any parser, not only for ``--help``."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = _columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size()`` finds it: ``$COLUMNS``, else the
+    width of the terminal on stdout, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    stdout = sys.__stdout__
+    if columns <= 0 and stdout is not None:
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors on one line, exit code 2."""
 
@@ -165,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ts-health",
         description="Is a TorchServe model ready, and if not, why?",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     parser.add_argument(
         "--version",
@@ -182,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=help_text,
             epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_Formatter,
         )
         return sub
 
