@@ -405,6 +405,32 @@ def test_token_missing(fake: FakeTorchServe, ts_health: Callable[..., Result]) -
     assert result.json()["exit_code"] == EXIT_USAGE
 
 
+def test_the_client_names_no_option_and_the_command_line_adds_its_own(
+    fake: FakeTorchServe,
+) -> None:
+    # The client serves ts-health serve and the test runner too: only ts-health adds its flags.
+    from ts_health_handler.monitor._exit import message_for
+    from ts_health_handler.torchserve._client import Api, KeyExpired, Refused, TorchServeClient
+
+    fake.required["/models"] = "Bearer right"
+    inference = Api("inference API", fake.url)
+    without = TorchServeClient(inference, Api("management API", fake.url))
+    with pytest.raises(Refused) as missing:
+        without.describe("m")
+    expiring = Api("management API", fake.url, "k", expires_at=NOW - 1, key_type="management")
+    with pytest.raises(KeyExpired) as expired:
+        TorchServeClient(inference, expiring, wall=lambda: NOW).describe("m")
+
+    assert missing.value.missing
+    assert expired.value.key_type == "management"
+    assert "--" not in str(missing.value) + str(expired.value)
+    assert message_for(missing.value) == (
+        f"{missing.value}; pass --key-file with TorchServe's key_file.json (written in its "
+        "working directory) or --token"
+    )
+    assert message_for(expired.value) == f"{expired.value}, or pass --renew-key"
+
+
 def test_token_refused_in_status_is_not_hidden(
     fake: FakeTorchServe, ts_health: Callable[..., Result]
 ) -> None:

@@ -30,7 +30,7 @@ from ..monitor._defaults import (
     ENV_TOKEN,
     seconds,
 )
-from ..monitor._exit import ExitCode, exit_code_for, label_for
+from ..monitor._exit import ExitCode, exit_code_for, label_for, message_for
 
 if TYPE_CHECKING:
     from ..monitor._output import Io
@@ -330,12 +330,12 @@ def run(
             io.secrets.add(settings.token)
         return COMMANDS[args.command](settings, args, io)
     except HealthError as exc:
-        code = exit_code_for(exc)
-        io.err(f"ts-health: {label_for(code)}: {one_line(str(exc))}")
+        code, message = exit_code_for(exc), message_for(exc)
+        io.err(f"ts-health: {label_for(code)}: {one_line(message)}")
         if want_json:
             import json
 
-            document = {"command": args.command, "exit_code": code, "error": str(exc)}
+            document = {"command": args.command, "exit_code": code, "error": message}
             io.out(json.dumps(document, indent=2))
         return code
     except KeyboardInterrupt:

@@ -9,7 +9,7 @@ from typing import Final
 from .._errors import ServerError
 from ..monitor._assess import ModelHealth, State
 from ..monitor._defaults import DEFAULT_WAIT_INTERVAL
-from ..monitor._exit import ExitCode, UsageError, exit_code_for
+from ..monitor._exit import ExitCode, UsageError, exit_code_for, message_for
 from ..monitor._observe import PingResult, ask_ping, observe, observe_model
 from ..monitor._output import Io
 from ..monitor._report import (
@@ -129,7 +129,7 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
         io.unreachable([last])
     else:
         assert last_error is not None
-        reason, code = str(last_error), exit_code_for(last_error)
+        reason, code = message_for(last_error), exit_code_for(last_error)
         io.error(code, reason)
     text = f"timed out after {args.timeout:g} s waiting for model {args.model}: {reason}"
     return _wait_done(settings, io, code, text, waited, last)

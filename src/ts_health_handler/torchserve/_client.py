@@ -130,7 +130,7 @@ class TorchServeClient:
         """GET ``path``; a refused (or missing) token raises :class:`Refused`, a key that
         the key file says has expired :class:`KeyExpired` (without asking)."""
         if api.expires_at is not None and self.wall() >= api.expires_at:
-            raise KeyExpired(self._expired_text(api))
+            raise KeyExpired(self._expired_text(api), key_type=api.key_type)
         wanted = self.request_timeout if timeout is None else timeout
         if self.deadline is not None:
             wanted = max(0.05, min(wanted, self.deadline - self.clock()))
@@ -161,7 +161,7 @@ class TorchServeClient:
             '-H "Authorization: Bearer <the API key in the key file>"'
         )
         if kind == "management":
-            how = f"renew it with {command}, or pass --renew-key"
+            how = f"renew it with {command}"
         else:
             how = f"renewing it ({command}) gives every client of the {api.name} a new key"
         return (
@@ -309,9 +309,8 @@ def _check_refusal(api: Api, path: str, response: Response, source: str | None) 
     summary = one_line(response.error_summary(), 300)
     if api.token is None:
         raise Refused(
-            f"the {api.name} at {api.base} wants a token for GET {path} ({summary}); pass "
-            "--key-file with TorchServe's key_file.json (written in its working directory) "
-            "or --token"
+            f"the {api.name} at {api.base} wants a token for GET {path} ({summary})",
+            missing=True,
         )
     raise Refused(
         f"the {api.name} at {api.base} refused the token from {source} for GET {path} "

@@ -2,8 +2,12 @@
 
 Each is a :class:`~ts_health_handler._errors.ServerError` with a one-line message naming the
 server. They live apart from ``_http`` and ``_client`` so that code which only names them
-(the exit codes of ``ts-health``, its ``--help``) imports neither ``http.client`` nor the
-client.
+(the exit codes of ``ts-health``, its ``--help``) imports neither.
+
+The messages speak of TorchServe, never of a command's options: the client serves the
+probe, ``ts-health serve`` and the test runner alike. What a command line can add (the
+option that fixes the error) it reads from the attributes, e.g. :attr:`Refused.missing`
+(``monitor._exit.message_for``).
 """
 
 from __future__ import annotations
@@ -22,11 +26,28 @@ class BadAnswer(ServerError):
 
 
 class Refused(ServerError):
-    """TorchServe wanted a token, or refused the one sent."""
+    """TorchServe wanted a token, or refused the one sent.
+
+    Attributes:
+        missing: no token was sent: TorchServe wants one.
+    """
+
+    def __init__(self, message: str, *, missing: bool = False) -> None:
+        super().__init__(message)
+        self.missing = missing
 
 
 class KeyExpired(Refused):
-    """The key file says the key an API wants has expired; nothing was sent."""
+    """The key file says the key an API wants has expired; nothing was sent.
+
+    Attributes:
+        key_type: the key file's section the key is from: ``management`` or ``inference``
+            (``None``: not known).
+    """
+
+    def __init__(self, message: str, *, key_type: str | None = None) -> None:
+        super().__init__(message)
+        self.key_type = key_type
 
 
 class NotRegistered(ServerError):
