@@ -924,6 +924,38 @@ def test_wait_for_an_unreachable_server(ts_health: Callable[..., Result]) -> Non
     ]
 
 
+def test_wait_with_a_refused_token_says_so_once(
+    fake: FakeTorchServe, ts_health: Callable[..., Result]
+) -> None:
+    # As `ready` would: no model state to answer with, only an error: one line, on stderr.
+    fake.required["/models"] = "Bearer right"
+    clock = Clock()
+    result = ts_health(
+        "wait", "m", "--timeout", "3", "--token", SECRET, clock=clock, sleep=clock.sleep
+    )
+    assert result.code == EXIT_USAGE
+    assert result.out == ""
+    assert result.err == (
+        f"ts-health: error: timed out after 3 s waiting for model m: the management API at "
+        f"{fake.url} refused the token from --token for GET /models/m (400 InvalidKeyException: "
+        "Token Authorization failed. Token either incorrect, expired, or not provided correctly); "
+        "keys change when TorchServe restarts or expire\n"
+    )
+    assert clock.sleeps == [1.0, 1.0, 1.0]  # a key file may be rewritten: wait polls on
+
+    missing = ts_health("wait", "m", "--timeout", "1", "--json", clock=clock, sleep=clock.sleep)
+    assert missing.code == EXIT_USAGE
+    (line,) = missing.err.splitlines()
+    assert line.startswith("ts-health: error: timed out after 1 s waiting for model m: ")
+    assert line.endswith(
+        "; pass --key-file with TorchServe's key_file.json (written in its working directory) "
+        "or --token"
+    )
+    document = missing.json()
+    assert document["reason"] == line.removeprefix("ts-health: error: ")
+    assert (document["exit_code"], document["model"]) == (EXIT_USAGE, None)
+
+
 def test_wait_for_a_model_never_registered(
     fake: FakeTorchServe, ts_health: Callable[..., Result]
 ) -> None:
