@@ -232,3 +232,25 @@ def test_no_line_breaks_or_controls_are_sent(path: str, headers: dict[str, str])
     with pytest.raises(ValueError, match="invalid") as caught:
         request("GET", "http://127.0.0.1:9/" + path.lstrip("/"), timeout=1, headers=headers)
     assert "secret" not in str(caught.value)
+
+
+def test_an_https_url_speaks_tls() -> None:
+    # A plain-HTTP server on an https URL: the TLS handshake fails, and says so.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+
+    def plain() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=plain, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(Unreachable, match=rf"^cannot reach https://127.0.0.1:{port}: .*SSL"):
+            request("GET", f"https://127.0.0.1:{port}/ping", timeout=5)
+    finally:
+        thread.join(5)
+        listener.close()
