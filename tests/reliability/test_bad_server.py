@@ -80,8 +80,13 @@ def test_probe_against_a_bad_server(behaviour: str, command: str, tmp_path: Path
     assert all(line.startswith("ts-health: ") for line in errors), run.stderr
     if run.code > EXIT_NOT_READY:
         assert errors, f"exit {run.code} without an error on stderr: {run.output}"
-    if command == "wait":
-        assert run.stdout.startswith(f"timed out after {WAIT_TIMEOUT:g} s"), run.output
+    if command == "wait":  # as `ready` would for the last poll, after "timed out after ...: "
+        timed_out = f"timed out after {WAIT_TIMEOUT:g} s waiting for model m: "
+        if run.code == EXIT_BAD_ANSWER:  # no model state, only the error: once, on stderr
+            assert not run.stdout, run.output
+            assert errors[0].startswith(f"ts-health: bad answer: {timed_out}"), run.stderr
+        else:
+            assert run.stdout.startswith(timed_out + "unreachable: model m ?: "), run.output
     if command.startswith("status"):
         # A table: the server line (with /ping's failure), then the models or why none.
         assert run.output.strip(), "no output"

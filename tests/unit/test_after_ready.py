@@ -4,7 +4,6 @@ guard). Real TorchServe: tests/integration/test_after_ready.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -335,7 +334,7 @@ def test_deaths_in_the_window_make_it_unstable() -> None:
     other = InitRecord.started(
         None, model_name="m", model_version="1.0", now=NOW, worker_pid=1, worker_id="9001"
     )
-    other = dataclasses.replace(other, deaths=record.deaths)
+    other = other._replace(deaths=record.deaths)
     mine = narrow(other, ["9001"])  # the deaths were of thread 9000, not described now
     assert after_ready([beat()], 1, mine, NOW).unstable is None
     watch = after_ready([beat(unstable_after_deaths=4)], 1, record, NOW)

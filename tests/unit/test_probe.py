@@ -337,7 +337,7 @@ def test_an_answer_that_is_not_http(ts_health: Callable[..., Result]) -> None:
     assert result.code == EXIT_BAD_ANSWER
     assert result.lines == [
         f"ts-health: bad answer: the inference API at http://127.0.0.1:{port} answered "
-        "GET /ping with something that is not HTTP (BadStatusLine)"
+        "GET /ping with something that is not HTTP (a bad status line)"
     ]
 
 
@@ -398,6 +398,32 @@ def test_token_missing(fake: FakeTorchServe, ts_health: Callable[..., Result]) -
     assert "wants a token for GET /models/m (400 InvalidKeyException" in result.err
     assert "--key-file" in result.err
     assert result.json()["exit_code"] == EXIT_USAGE
+
+
+def test_the_client_names_no_option_and_the_command_line_adds_its_own(
+    fake: FakeTorchServe,
+) -> None:
+    # The client serves ts-health serve and the test runner too: only ts-health adds its flags.
+    from ts_health_handler.monitor._exit import message_for
+    from ts_health_handler.torchserve._client import Api, KeyExpired, Refused, TorchServeClient
+
+    fake.required["/models"] = "Bearer right"
+    inference = Api("inference API", fake.url)
+    without = TorchServeClient(inference, Api("management API", fake.url))
+    with pytest.raises(Refused) as missing:
+        without.describe("m")
+    expiring = Api("management API", fake.url, "k", expires_at=NOW - 1, key_type="management")
+    with pytest.raises(KeyExpired) as expired:
+        TorchServeClient(inference, expiring, wall=lambda: NOW).describe("m")
+
+    assert missing.value.missing
+    assert expired.value.key_type == "management"
+    assert "--" not in str(missing.value) + str(expired.value)
+    assert message_for(missing.value) == (
+        f"{missing.value}; pass --key-file with TorchServe's key_file.json (written in its "
+        "working directory) or --token"
+    )
+    assert message_for(expired.value) == f"{expired.value}, or pass --renew-key"
 
 
 def test_token_refused_in_status_is_not_hidden(
@@ -891,6 +917,38 @@ def test_wait_for_an_unreachable_server(ts_health: Callable[..., Result]) -> Non
     assert result.err.splitlines() == [
         f"ts-health: unreachable: cannot connect to the management API at {url}: connection refused"
     ]
+
+
+def test_wait_with_a_refused_token_says_so_once(
+    fake: FakeTorchServe, ts_health: Callable[..., Result]
+) -> None:
+    # As `ready` would: no model state to answer with, only an error: one line, on stderr.
+    fake.required["/models"] = "Bearer right"
+    clock = Clock()
+    result = ts_health(
+        "wait", "m", "--timeout", "3", "--token", SECRET, clock=clock, sleep=clock.sleep
+    )
+    assert result.code == EXIT_USAGE
+    assert result.out == ""
+    assert result.err == (
+        f"ts-health: error: timed out after 3 s waiting for model m: the management API at "
+        f"{fake.url} refused the token from --token for GET /models/m (400 InvalidKeyException: "
+        "Token Authorization failed. Token either incorrect, expired, or not provided correctly); "
+        "keys change when TorchServe restarts or expire\n"
+    )
+    assert clock.sleeps == [1.0, 1.0, 1.0]  # a key file may be rewritten: wait polls on
+
+    missing = ts_health("wait", "m", "--timeout", "1", "--json", clock=clock, sleep=clock.sleep)
+    assert missing.code == EXIT_USAGE
+    (line,) = missing.err.splitlines()
+    assert line.startswith("ts-health: error: timed out after 1 s waiting for model m: ")
+    assert line.endswith(
+        "; pass --key-file with TorchServe's key_file.json (written in its working directory) "
+        "or --token"
+    )
+    document = missing.json()
+    assert document["reason"] == line.removeprefix("ts-health: error: ")
+    assert (document["exit_code"], document["model"]) == (EXIT_USAGE, None)
 
 
 def test_wait_for_a_model_never_registered(

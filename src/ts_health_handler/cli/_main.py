@@ -1,39 +1,47 @@
-"""The ``ts-health`` command line: options, dispatch, and errors turned into exit codes."""
+"""The ``ts-health`` command line: options, dispatch, and errors turned into exit codes.
+
+Parsing needs only ``argparse`` and the options' names and defaults (``monitor._defaults``):
+``--help`` and a usage error import nothing else. A command imports what it runs when it
+runs, so ``ready`` never loads ``serve`` and no command loads what only another needs.
+"""
 
 from __future__ import annotations
 
 import argparse
-import json
+import gc
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import HealthError
 from .._text import one_line
 from .._version import __version__
-from ..monitor._exit import ExitCode, exit_code_for, label_for
-from ..monitor._output import Io
-from ..monitor._policy import ReadinessPolicy
-from ..monitor._settings import (
+from ..monitor._defaults import (
     DEFAULT_DESCRIBE_TIMEOUT,
     DEFAULT_INFERENCE_URL,
     DEFAULT_MANAGEMENT_URL,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_WAIT_INTERVAL,
     ENV_DESCRIBE_TIMEOUT,
     ENV_INFERENCE_URL,
     ENV_KEY_FILE,
     ENV_MANAGEMENT_URL,
     ENV_REQUEST_TIMEOUT,
     ENV_TOKEN,
-    Settings,
-    resolve_settings,
     seconds,
 )
-from ..probe._commands import COMMANDS as PROBE_COMMANDS
-from ..probe._commands import DEFAULT_WAIT_INTERVAL
+from ..monitor._exit import ExitCode, exit_code_for, label_for, message_for
+from ..monitor._policy import ReadinessPolicy
+
+if TYPE_CHECKING:
+    from ..monitor._output import Io
+    from ..monitor._settings import Settings
 
 __all__ = ["build_parser", "main", "run"]
+
+#: A command: resolved settings, the parsed arguments, where output goes; the exit code.
+Command = Callable[["Settings", argparse.Namespace, "Io"], int]
 
 EPILOG: Final = """\
 exit codes:
@@ -55,6 +63,18 @@ Connection options work before and after the command. See docs/probe.md.
 """
 
 
+def _probe(name: str) -> Command:
+    """The probe's command ``name``, imported when it runs."""
+
+    def command(settings: Settings, args: argparse.Namespace, io: Io) -> int:
+        from ..probe._commands import COMMANDS as PROBE_COMMANDS
+
+        return PROBE_COMMANDS[name](settings, args, io)
+
+    command.__name__ = command.__qualname__ = f"cmd_{name}"
+    return command
+
+
 def _serve(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     # Imported here: the other commands never load the server (nor prometheus_client).
     from ..serve import cmd_serve
@@ -63,10 +83,41 @@ def _serve(settings: Settings, args: argparse.Namespace, io: Io) -> int:
 
 
 #: Every command: the probe's, and ``serve``; only this module knows both.
-COMMANDS: Final[dict[str, Callable[[Settings, argparse.Namespace, Io], int]]] = {
-    **PROBE_COMMANDS,
+COMMANDS: Final[dict[str, Command]] = {
+    **{name: _probe(name) for name in ("ping", "ready", "status", "wait")},
     "serve": _serve,
 }
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's formatter, given the terminal's width: asking for it itself, it imports
+    ``shutil`` (and with it zlib, bz2 and lzma) to build any parser, not only for ``--help``."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        width = _columns() - 2 if width is None else width
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _columns() -> int:
+    """The terminal's width as ``shutil.get_terminal_size()`` finds it: ``$COLUMNS``, else the
+    width of the terminal on stdout, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    stdout = sys.__stdout__
+    if columns <= 0 and stdout is not None:
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
 
 
 class _Parser(argparse.ArgumentParser):
@@ -147,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ts-health",
         description="Is a TorchServe model ready, and if not, why?",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_Formatter,
     )
     parser.add_argument(
         "--version",
@@ -164,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help_text,
             description=help_text,
             epilog=EPILOG,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=_Formatter,
         )
         return sub
 
@@ -245,13 +296,17 @@ def run(
     io: Io | None = None,
 ) -> int:
     """Parse ``argv``, run the command, return the exit code; never raises, never a traceback."""
-    io = io or Io(sys.stdout, sys.stderr)
     environ = os.environ if environ is None else environ
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed on one line
         return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
+    # Only now: --help and usage errors need neither.
+    from ..monitor._output import Io
+    from ..monitor._settings import resolve_settings
+
+    io = io or Io(sys.stdout, sys.stderr)
     want_json = bool(getattr(args, "json", False))
     try:
         settings = resolve_settings(args, environ)
@@ -259,10 +314,12 @@ def run(
             io.secrets.add(settings.token)
         return COMMANDS[args.command](settings, args, io)
     except HealthError as exc:
-        code = exit_code_for(exc)
-        io.err(f"ts-health: {label_for(code)}: {one_line(str(exc))}")
+        code, message = exit_code_for(exc), message_for(exc)
+        io.err(f"ts-health: {label_for(code)}: {one_line(message)}")
         if want_json:
-            document = {"command": args.command, "exit_code": code, "error": str(exc)}
+            import json
+
+            document = {"command": args.command, "exit_code": code, "error": message}
             io.out(json.dumps(document, indent=2))
         return code
     except KeyboardInterrupt:
@@ -277,9 +334,18 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script ``ts-health``: UTF-8 out whatever the locale, then :func:`run`."""
+    """Console script ``ts-health``: UTF-8 out whatever the locale, then :func:`run`.
+
+    Meant to end the process (``python -m ts_health_handler``, the console script): see the
+    last step.
+    """
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
         if reconfigure is not None:
             reconfigure(encoding="utf-8", errors="backslashreplace")
-    return run(argv)
+    code = run(argv)
+    # The process ends next, and the interpreter's last garbage collection would walk every
+    # object the imports made: about a tenth of a `ready` run. Nothing of ours waits on it
+    # (no file is left open; stdout and stderr are flushed at exit all the same).
+    gc.freeze()
+    return code

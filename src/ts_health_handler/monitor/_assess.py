@@ -7,8 +7,7 @@ parsed) and returns a :class:`ModelHealth`. ``docs/probe.md`` explains the order
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from .._document import StatusDoc
 from .._lifecycle import InitPhase, ModelState
@@ -37,8 +36,7 @@ def _queue_text(queue: JobQueue) -> str:
     return f"{queue.pending} pending, {queue.remaining} free"
 
 
-@dataclass(frozen=True)
-class Observation:
+class Observation(NamedTuple):
     """Everything the probe saw about one model version, as plain data.
 
     Attributes:
@@ -70,8 +68,7 @@ class Observation:
     default: bool = True
 
 
-@dataclass(frozen=True)
-class ModelHealth:
+class ModelHealth(NamedTuple):
     """The verdict on one model version: a state, a one-line reason, the evidence."""
 
     model: str

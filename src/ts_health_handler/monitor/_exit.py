@@ -6,9 +6,9 @@ import enum
 from typing import Final
 
 from .._errors import HealthError
-from ..torchserve._http import BadAnswer, Unreachable
+from ..torchserve._errors import BadAnswer, KeyExpired, Refused, Unreachable
 
-__all__ = ["ExitCode", "UsageError", "exit_code_for", "label_for"]
+__all__ = ["ExitCode", "UsageError", "exit_code_for", "label_for", "message_for"]
 
 
 class ExitCode(enum.IntEnum):
@@ -51,6 +51,21 @@ def exit_code_for(error: HealthError) -> ExitCode:
     if isinstance(error, BadAnswer):
         return ExitCode.BAD_ANSWER
     return ExitCode.USAGE
+
+
+def message_for(error: HealthError) -> str:
+    """The error's message as ``ts-health`` prints it: the client's words, then the option
+    that fixes the error where there is one (the client itself names no option: the test
+    runner uses it too)."""
+    text = str(error)
+    if isinstance(error, KeyExpired):
+        return f"{text}, or pass --renew-key" if error.key_type == "management" else text
+    if isinstance(error, Refused) and error.missing:
+        return (
+            f"{text}; pass --key-file with TorchServe's key_file.json (written in its working "
+            "directory) or --token"
+        )
+    return text
 
 
 def label_for(code: ExitCode) -> str:

@@ -18,8 +18,7 @@ server, and only TorchServe knows which of them make up the registration served 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from ..record import InitRecord, parse_iso
 from ..record._registration import narrow
@@ -32,8 +31,7 @@ __all__ = ["Match", "match"]
 CLOCK_SLACK_S: Final = 2.0
 
 
-@dataclass(frozen=True)
-class Match:
+class Match(NamedTuple):
     """The current record narrowed to the registration (and its file), and the newest other
     record (history)."""
 

@@ -8,7 +8,7 @@ one customized describe (``docs/probe.md``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .._document import StatusDoc
 from .._errors import ServerError
@@ -159,8 +159,7 @@ def observe_entry(
     return assess(entry.name, entry.version, seen)
 
 
-@dataclass(frozen=True)
-class PingResult:
+class PingResult(NamedTuple):
     """What ``/ping`` said for ``status``: healthy or not and its text, or why it failed.
 
     ``PingResult()`` is a ``/ping`` not answered yet: not ok, since nothing is known.

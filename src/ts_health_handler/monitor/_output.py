@@ -8,8 +8,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from .._text import printable
 from ._exit import ExitCode, label_for
@@ -21,7 +20,6 @@ if TYPE_CHECKING:
 __all__ = ["Io"]
 
 
-@dataclass(frozen=True)
 class Io:
     """Where output goes, and the clocks; replaced by tests.
 
@@ -30,13 +28,24 @@ class Io:
     and other controls escaped); JSON escapes them itself.
     """
 
-    stdout: IO[str]
-    stderr: IO[str]
-    clock: Callable[[], float] = time.monotonic
-    wall: Callable[[], float] = time.time
-    sleep: Callable[[float], None] = time.sleep
-    #: Tokens and keys in use; filled as they are read (see :func:`client_for`).
-    secrets: set[str] = field(default_factory=set)
+    __slots__ = ("clock", "secrets", "sleep", "stderr", "stdout", "wall")
+
+    def __init__(
+        self,
+        stdout: IO[str],
+        stderr: IO[str],
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        secrets: set[str] | None = None,
+    ) -> None:
+        self.stdout: Final = stdout
+        self.stderr: Final = stderr
+        self.clock: Final = clock
+        self.wall: Final = wall
+        self.sleep: Final = sleep
+        #: Tokens and keys in use; filled as they are read (see :func:`client_for`).
+        self.secrets: Final = set() if secrets is None else secrets
 
     def clean(self, text: str) -> str:
         # Longest first, so that a secret holding another is replaced whole; sorted() takes

@@ -2,34 +2,38 @@
 
 ``ts-health ready``, ``wait`` and ``status`` (their exit codes and each model's ``ok``) and
 ``ts-health serve`` (``/ready``, the Open Inference Protocol's ready paths, ``/metrics``, the
-page) all ask :meth:`ReadinessPolicy.admits`. Standard library only.
+page) all ask :meth:`ReadinessPolicy.admits`. Standard library only, and light: the command
+line builds its ``--allow-*`` options from it before anything else is imported.
 """
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, field, fields
-from typing import Final
+from typing import Final, NamedTuple
 
 from .._lifecycle import ModelState
 
 __all__ = ["READY_ONLY", "ReadinessPolicy"]
 
+#: What each ``allow_<state>`` admits, for its option's help.
+ALLOWS: Final = {
+    "allow_degraded": "a failing user check",
+    "allow_saturated": "a full job queue",
+    "allow_unstable": "worker processes dying while serving, now and then",
+}
 
-@dataclass(frozen=True)
-class ReadinessPolicy:
+
+class ReadinessPolicy(NamedTuple):
     """``ready`` is always ready; another state is when its ``allow_<state>`` field is set.
 
     Each field is the option ``--allow-<state>`` of ``ready``, ``status``, ``wait`` and
-    ``serve`` (help: ``count <state> (<help>) as ready``): adding a state to the policy is
-    adding a field here.
+    ``serve`` (help: ``count <state> (<what it admits>) as ready``): adding a state to the
+    policy is adding a field here and its line in :data:`ALLOWS`.
     """
 
-    allow_degraded: bool = field(default=False, metadata={"help": "a failing user check"})
-    allow_saturated: bool = field(default=False, metadata={"help": "a full job queue"})
-    allow_unstable: bool = field(
-        default=False, metadata={"help": "worker processes dying while serving, now and then"}
-    )
+    allow_degraded: bool = False
+    allow_saturated: bool = False
+    allow_unstable: bool = False
 
     def admits(self, state: ModelState) -> bool:
         """Whether a model version in ``state`` should receive traffic."""
@@ -38,17 +42,17 @@ class ReadinessPolicy:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ReadinessPolicy:
         """The policy of the parsed ``--allow-*`` options (absent ones are off)."""
-        return cls(**{f.name: bool(getattr(args, f.name, False)) for f in fields(cls)})
+        return cls(**{name: bool(getattr(args, name, False)) for name in cls._fields})
 
     @staticmethod
     def add_options(parser: argparse.ArgumentParser) -> None:
         """Add ``--allow-<state>`` for every field."""
-        for option in fields(ReadinessPolicy):
-            state = option.name.removeprefix("allow_")
+        for name in ReadinessPolicy._fields:
+            state = name.removeprefix("allow_")
             parser.add_argument(
                 f"--allow-{state.replace('_', '-')}",
                 action="store_true",
-                help=f"count {state} ({option.metadata['help']}) as ready",
+                help=f"count {state} ({ALLOWS[name]}) as ready",
             )
 
 

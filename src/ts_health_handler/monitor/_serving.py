@@ -11,8 +11,7 @@ worker serves, requests still get answers, and the others are named in the reaso
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from .._lifecycle import ModelState
 from .._text import one_line
@@ -28,8 +27,7 @@ DEFAULT_DEATH_WINDOW_S: Final = 600.0
 MESSAGE_LIMIT: Final = 300
 
 
-@dataclass(frozen=True)
-class Watch:
+class Watch(NamedTuple):
     """What the heartbeats and the deaths say about a version with READY workers."""
 
     #: ``stuck`` or ``failing`` when every READY worker is; else ``None``.
@@ -38,7 +36,7 @@ class Watch:
     #: Why the version is ``unstable`` (too many deaths while serving), if it is.
     unstable: str | None = None
     #: What a READY verdict should still mention (one worker of several stuck, a death).
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = ()
 
 
 def after_ready(beats: Sequence[Beat], ready: int, record: InitRecord | None, now: float) -> Watch:

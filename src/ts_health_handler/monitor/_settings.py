@@ -5,18 +5,40 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from ..record import ENV_STATE_DIR, resolve_state_dir
 from ..torchserve._answers import KeyFileError, Keys
 from ..torchserve._client import Api, TorchServeClient
+from ._defaults import (
+    DEFAULT_DESCRIBE_TIMEOUT,
+    DEFAULT_INFERENCE_URL,
+    DEFAULT_MANAGEMENT_URL,
+    DEFAULT_REQUEST_TIMEOUT,
+    ENV_DESCRIBE_TIMEOUT,
+    ENV_INFERENCE_URL,
+    ENV_KEY_FILE,
+    ENV_MANAGEMENT_URL,
+    ENV_REQUEST_TIMEOUT,
+    ENV_TOKEN,
+    seconds,
+)
 from ._exit import UsageError
 from ._policy import READY_ONLY, ReadinessPolicy
 
 __all__ = [
+    "DEFAULT_DESCRIBE_TIMEOUT",
+    "DEFAULT_INFERENCE_URL",
+    "DEFAULT_MANAGEMENT_URL",
+    "DEFAULT_REQUEST_TIMEOUT",
+    "ENV_DESCRIBE_TIMEOUT",
+    "ENV_INFERENCE_URL",
+    "ENV_KEY_FILE",
+    "ENV_MANAGEMENT_URL",
+    "ENV_REQUEST_TIMEOUT",
+    "ENV_TOKEN",
     "Settings",
     "check_base_url",
     "clean_token",
@@ -25,21 +47,8 @@ __all__ = [
     "seconds",
 ]
 
-ENV_INFERENCE_URL: Final = "TS_HEALTH_INFERENCE_URL"
-ENV_MANAGEMENT_URL: Final = "TS_HEALTH_MANAGEMENT_URL"
-ENV_TOKEN: Final = "TS_HEALTH_TOKEN"
-ENV_KEY_FILE: Final = "TS_HEALTH_KEY_FILE"
-ENV_REQUEST_TIMEOUT: Final = "TS_HEALTH_REQUEST_TIMEOUT"
-ENV_DESCRIBE_TIMEOUT: Final = "TS_HEALTH_DESCRIBE_TIMEOUT"
 
-DEFAULT_INFERENCE_URL: Final = "http://127.0.0.1:8080"
-DEFAULT_MANAGEMENT_URL: Final = "http://127.0.0.1:8081"
-DEFAULT_REQUEST_TIMEOUT: Final = 5.0
-DEFAULT_DESCRIBE_TIMEOUT: Final = 2.0
-
-
-@dataclass(frozen=True)
-class Settings:
+class Settings(NamedTuple):
     """Resolved options: command line first, then environment, then defaults."""
 
     inference_url: str
@@ -169,17 +178,6 @@ def check_base_url(option: str, url: str) -> str:
         raise UsageError(f"invalid {option} {url!r}: {expected} (no query)")
     del port  # parsed only to reject a malformed port early
     return url.rstrip("/")
-
-
-def seconds(text: str) -> float:
-    """An argparse type: a number of seconds above 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
-    return value
 
 
 def _setting(args: argparse.Namespace, name: str, environ: Mapping[str, str], env: str) -> Any:

@@ -13,19 +13,15 @@ milliseconds. It merges four sources, each described in ``docs/probe.md``:
 This package holds the commands ``ping``, ``ready``, ``status`` and ``wait`` (``_commands``)
 and their text (``_render``); what they observe and judge is ``ts_health_handler.monitor``,
 shared with ``ts-health serve``, and the command line above both is ``ts_health_handler.cli``.
-The monitor's public names are re-exported here.
+The monitor's public names are re-exported here, each loaded on first access.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Final
 
-from ..monitor._assess import ModelHealth, Observation, State, assess
-from ..monitor._exit import ExitCode, UsageError
-from ..monitor._observe import observe
-from ..monitor._policy import ReadinessPolicy
-from ..monitor._report import health_json
-from ..monitor._settings import (
+from ..monitor._defaults import (
     DEFAULT_DESCRIBE_TIMEOUT,
     DEFAULT_INFERENCE_URL,
     DEFAULT_MANAGEMENT_URL,
@@ -36,13 +32,18 @@ from ..monitor._settings import (
     ENV_MANAGEMENT_URL,
     ENV_REQUEST_TIMEOUT,
     ENV_TOKEN,
-    Settings,
-    client_for,
-    resolve_settings,
 )
-from ..record import ENV_STATE_DIR
-from ._commands import COMMANDS
-from ._render import health_line, status_table
+from ..monitor._exit import ExitCode, UsageError
+
+if TYPE_CHECKING:
+    from ..monitor._assess import ModelHealth, Observation, State, assess
+    from ..monitor._observe import observe
+    from ..monitor._policy import ReadinessPolicy
+    from ..monitor._report import health_json
+    from ..monitor._settings import Settings, client_for, resolve_settings
+    from ..record import ENV_STATE_DIR
+    from ._commands import COMMANDS
+    from ._render import health_line, status_table
 
 __all__ = [
     "COMMANDS",
@@ -79,9 +80,41 @@ __all__ = [
     "status_table",
 ]
 
+#: Where the names not imported above live; each is imported on first access, so that
+#: importing this package (as ``ts-health --help`` does) loads neither the client nor the records.
+_HOMES: Final = {
+    "COMMANDS": "._commands",
+    "ENV_STATE_DIR": "..record",
+    "ModelHealth": "..monitor._assess",
+    "Observation": "..monitor._assess",
+    "ReadinessPolicy": "..monitor._policy",
+    "Settings": "..monitor._settings",
+    "State": "..monitor._assess",
+    "assess": "..monitor._assess",
+    "client_for": "..monitor._settings",
+    "health_json": "..monitor._report",
+    "health_line": "._render",
+    "observe": "..monitor._observe",
+    "resolve_settings": "..monitor._settings",
+    "status_table": "._render",
+}
+
 EXIT_OK: Final = ExitCode.OK
 EXIT_NOT_READY: Final = ExitCode.NOT_READY
 EXIT_USAGE: Final = ExitCode.USAGE
 EXIT_UNREACHABLE: Final = ExitCode.UNREACHABLE
 EXIT_BAD_ANSWER: Final = ExitCode.BAD_ANSWER
 EXIT_INTERNAL: Final = ExitCode.INTERNAL
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(home, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from .._errors import ServerError
 from ..monitor._assess import ModelHealth, State
-from ..monitor._exit import ExitCode, UsageError, exit_code_for
+from ..monitor._defaults import DEFAULT_WAIT_INTERVAL
+from ..monitor._exit import ExitCode, UsageError, exit_code_for, message_for
 from ..monitor._observe import PingResult, ask_ping, observe, observe_model
 from ..monitor._output import Io
 from ..monitor._report import (
@@ -23,8 +24,6 @@ from ..torchserve._client import Unreachable
 from ._render import health_line, status_table
 
 __all__ = ["COMMANDS", "DEFAULT_WAIT_INTERVAL", "server_line"]
-
-DEFAULT_WAIT_INTERVAL: Final = 1.0
 
 
 def cmd_ping(settings: Settings, args: argparse.Namespace, io: Io) -> int:
@@ -125,29 +124,39 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
         if io.clock() >= deadline:
             break
         io.sleep(max(0.0, min(args.interval, deadline - io.clock())))
+    # What `ready` would print for the last poll, after how long it waited: a verdict on
+    # stdout (with its error on stderr when unreachable), or only an error, once, on stderr.
+    timed_out = f"timed out after {args.timeout:g} s waiting for model {args.model}: "
     if last is not None:
-        reason, code = health_line(last), model_exit_code(last, settings)
         io.unreachable([last])
-    else:
-        assert last_error is not None
-        reason, code = str(last_error), exit_code_for(last_error)
-        io.error(code, reason)
-    text = f"timed out after {args.timeout:g} s waiting for model {args.model}: {reason}"
-    return _wait_done(settings, io, code, text, waited, last)
+        code = model_exit_code(last, settings)
+        return _wait_done(settings, io, code, timed_out + health_line(last), waited, last)
+    assert last_error is not None
+    code, text = exit_code_for(last_error), timed_out + message_for(last_error)
+    io.error(code, text)
+    if settings.json:
+        io.emit(settings, text, _wait_document(settings, code, text, waited, None))
+    return code
 
 
 def _wait_done(
-    settings: Settings, io: Io, code: int, text: str, waited: float, health: ModelHealth | None
+    settings: Settings, io: Io, code: int, text: str, waited: float, health: ModelHealth
 ) -> int:
-    document = {
+    document = _wait_document(settings, code, text, waited, health)
+    io.emit(settings, f"{text} (after {waited:.1f} s)" if code == ExitCode.OK else text, document)
+    return code
+
+
+def _wait_document(
+    settings: Settings, code: int, text: str, waited: float, health: ModelHealth | None
+) -> dict[str, Any]:
+    return {
         "command": "wait",
         "exit_code": code,
         "waited_s": round(waited, 3),
         "reason": text,
         "model": None if health is None else model_json(health, settings),
     }
-    io.emit(settings, f"{text} (after {waited:.1f} s)" if code == ExitCode.OK else text, document)
-    return code
 
 
 COMMANDS: Final[dict[str, Callable[[Settings, argparse.Namespace, Io], int]]] = {

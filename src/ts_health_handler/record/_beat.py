@@ -14,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from urllib.parse import quote
 
 from ._fields import RecordError, field, mapping
@@ -31,8 +29,7 @@ BEAT_SCHEMA_VERSION: Final = 1
 BEAT_MODE: Final = 0o644
 
 
-@dataclass(frozen=True)
-class Beat:
+class Beat(NamedTuple):
     """One heartbeat: times are epoch seconds (wall clock) as the worker saw them."""
 
     worker: str
@@ -76,7 +73,7 @@ class Beat:
         return max(3 * self.interval_s, self.interval_s + 5.0)
 
     def to_json(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data = self._asdict()
         data["last_error"] = None if self.last_error is None else self.last_error.to_json()
         data["fatal"] = None if self.fatal is None else self.fatal.to_json()
         return {"schema_version": BEAT_SCHEMA_VERSION, **data}
@@ -121,6 +118,8 @@ def beat_path(directory: Path, server: str | None, worker: str) -> Path:
 
 def write_beat(path: Path, beat: Beat) -> None:
     """Replace ``path`` with ``beat`` atomically (one writer per file: no lock needed)."""
+    import tempfile  # here: readers of beats (the probe) never need it
+
     payload = json.dumps(beat.to_json()).encode("utf-8")
     fd, temp = tempfile.mkstemp(prefix=".beat.", suffix=".tmp", dir=path.parent)
     try:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from ._fields import RecordError, field, mapping
 
@@ -36,8 +35,7 @@ class DeathCause(str, enum.Enum):
     FATAL_RESTART = "fatal_restart"
 
 
-@dataclass(frozen=True)
-class Death:
+class Death(NamedTuple):
     """One worker process that ended while it served (times in epoch seconds)."""
 
     worker: str

@@ -10,7 +10,6 @@ order in which workers start, so the record is narrowed where TorchServe's answe
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Collection, Sequence
 
 from .._lifecycle import InitPhase
@@ -35,8 +34,7 @@ def narrow(record: InitRecord, worker_ids: Collection[str]) -> InitRecord:
     others = [r for r in record.workers if r.id not in ids]
     previous = _summary(others) if others else record.previous
     if not runs:
-        return dataclasses.replace(
-            record,
+        return record._replace(
             phase=InitPhase.INITIALIZING,
             attempts=0,
             failures=0,
@@ -63,8 +61,7 @@ def narrow(record: InitRecord, worker_ids: Collection[str]) -> InitRecord:
     streaks = [r.first_failure_at for r in runs if r.consecutive_failures and r.first_failure_at]
     since = min(r.first_started_at for r in runs)
     finished = [r.last_finished_at for r in runs if r.last_finished_at]
-    return dataclasses.replace(
-        record,
+    return record._replace(
         phase=newest.phase,
         attempts=sum(r.attempts for r in runs),
         failures=sum(r.failures for r in runs),

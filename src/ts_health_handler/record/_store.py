@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Final
@@ -85,6 +84,8 @@ def resolve_state_dir(configured: str | None = None) -> Path:
     from_env = os.environ.get(ENV_STATE_DIR)
     if from_env:
         return Path(from_env)
+    import tempfile  # here: a reader given its state directory never needs it
+
     return Path(tempfile.gettempdir()) / "ts-health"
 
 
@@ -171,6 +172,8 @@ class StateStore:
                     fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     def _write(self, record: InitRecord) -> None:
+        import tempfile  # here: the probe only reads records
+
         payload = json.dumps(record.to_json(), indent=2, sort_keys=False).encode("utf-8")
         fd, temp = tempfile.mkstemp(prefix=".init.", suffix=".tmp", dir=self.directory)
         try:

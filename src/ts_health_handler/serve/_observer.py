@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from .._errors import ServerError
-from ..monitor._exit import ExitCode
+from ..monitor._exit import ExitCode, message_for
 from ..monitor._observe import PingResult, ask_ping, observe_model
 from ..monitor._settings import Settings, client_for
 from ..torchserve._client import NotRegistered, TorchServeClient
@@ -142,9 +142,9 @@ class Observer:
         try:
             client = self._client_factory(self.settings)
         except ServerError as exc:  # an unreadable key file: nothing can be asked
-            self._ping_done(PingResult(error=str(exc), failure=ExitCode.USAGE))
+            self._ping_done(PingResult(error=message_for(exc), failure=ExitCode.USAGE))
             if not self.options.models:
-                self._listed(None, str(exc))
+                self._listed(None, message_for(exc))
             return
         self._server_jobs.submit("ping", lambda: self._ping_done(_ping(client)))
         if not self.options.models:
@@ -159,7 +159,7 @@ class Observer:
         try:
             names = client.models()
         except ServerError as exc:
-            self._listed(None, str(exc))
+            self._listed(None, message_for(exc))
             return
         self._listed(tuple(names), None)
         for name in names:
@@ -176,7 +176,7 @@ class Observer:
         except NotRegistered as exc:
             seen = ModelSeen(name, (), self._clock(), str(exc), registered=False)
         except ServerError as exc:  # a refused token, a bad answer
-            seen = ModelSeen(name, (), self._clock(), str(exc))
+            seen = ModelSeen(name, (), self._clock(), message_for(exc))
         self._seen(seen)
 
     # -- swapping in a new snapshot ------------------------------------------------------
@@ -249,7 +249,7 @@ def _ping(client: TorchServeClient) -> PingResult:
     try:
         return ask_ping(client)
     except ServerError as exc:  # a refused token: kept, shown, and /live fails
-        return PingResult(error=str(exc), failure=ExitCode.USAGE)
+        return PingResult(error=message_for(exc), failure=ExitCode.USAGE)
 
 
 def _count(counts: Mapping[str, int], kind: str) -> dict[str, int]:

@@ -31,14 +31,13 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Final, Union
+from typing import Any, Final, NamedTuple, Union
 from urllib.parse import quote
 
 from .._document import StatusDoc, parse_status
-from .._errors import ServerError
+from ._errors import KeyFileError
 
 __all__ = [
     "JobQueue",
@@ -58,10 +57,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 _INSTANT: Final = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z")
 
 
-class KeyFileError(ServerError):
-    """TorchServe's ``key_file.json`` is missing, not JSON, or lacks a key."""
-
-
 def count_or_none(value: Any) -> int | None:
     """A count from TorchServe's JSON, or ``None`` when it is not one.
 
@@ -74,8 +69,7 @@ def count_or_none(value: Any) -> int | None:
     return int(value)
 
 
-@dataclass(frozen=True)
-class Worker:
+class Worker(NamedTuple):
     """One worker of a model version, as describe lists it."""
 
     status: str
@@ -88,8 +82,7 @@ class Worker:
         return self.status == "READY"
 
 
-@dataclass(frozen=True)
-class JobQueue:
+class JobQueue(NamedTuple):
     """``jobQueueStatus``: free slots and requests waiting (absent before TorchServe 0.11)."""
 
     remaining: int
@@ -100,8 +93,7 @@ class JobQueue:
         return self.remaining <= 0
 
 
-@dataclass(frozen=True)
-class ModelEntry:
+class ModelEntry(NamedTuple):
     """One version's entry of ``GET /models/{name}``, parsed once."""
 
     name: str
@@ -209,8 +201,7 @@ def parse_instant(text: str) -> float:
     return whole.timestamp() + int(fraction) / 10.0 ** len(fraction)
 
 
-@dataclass(frozen=True)
-class Keys:
+class Keys(NamedTuple):
     """The keys of a server with token authorization, from its ``key_file.json``.
 
     ``repr`` leaves the keys out, so that no traceback or log line can show them.

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from .._errors import ServerError
 from .._text import one_line
-from ._http import BadAnswer, Response, request
+from ._errors import BadAnswer, KeyExpired, NotRegistered, Refused, Rejected
+from ._http import Response, request
 
 __all__ = [
     "Api",
@@ -35,33 +34,7 @@ __all__ = [
 NOT_FOUND: Final = ("ModelNotFoundException", "ModelVersionNotFoundException")
 
 
-class Rejected(ServerError):
-    """TorchServe answered with an error status: it understood the request and turned it down
-    (a model whose workers fail to start, a taken name, a model answering with an error).
-
-    Attributes:
-        response: TorchServe's answer; ``None`` when nothing was sent (:class:`KeyExpired`).
-    """
-
-    def __init__(self, message: str, response: Response | None = None) -> None:
-        super().__init__(message)
-        self.response: Final = response
-
-
-class Refused(Rejected):
-    """TorchServe wanted a token, or refused the one sent."""
-
-
-class KeyExpired(Refused):
-    """The key file says the key an API wants has expired; nothing was sent."""
-
-
-class NotRegistered(Rejected):
-    """The model (or version) asked about is not registered."""
-
-
-@dataclass(frozen=True)
-class Api:
+class Api(NamedTuple):
     """One TorchServe API (inference or management): where it is and the token it wants.
 
     ``repr`` leaves the token out, so that no traceback or log line can show it.
@@ -146,10 +119,9 @@ def check_refusal(api: Api, asked: str, response: Response, source: str | None) 
     summary = one_line(response.error_summary(), 300)
     if api.token is None:
         raise Refused(
-            f"the {api.name} at {api.base} wants a token for {asked} ({summary}); pass "
-            "--key-file with TorchServe's key_file.json (written in its working directory) "
-            "or --token",
+            f"the {api.name} at {api.base} wants a token for {asked} ({summary})",
             response,
+            missing=True,
         )
     raise Refused(
         f"the {api.name} at {api.base} refused the token from {source} for {asked} "

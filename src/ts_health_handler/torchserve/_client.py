@@ -25,7 +25,6 @@ from .._document import StatusDoc
 from .._errors import ServerError
 from ._answers import (
     JobQueue,
-    KeyFileError,
     Keys,
     ModelEntry,
     Worker,
@@ -35,10 +34,6 @@ from ._answers import (
 )
 from ._api import (
     Api,
-    KeyExpired,
-    NotRegistered,
-    Refused,
-    Rejected,
     check_done,
     check_refusal,
     check_registered,
@@ -46,7 +41,16 @@ from ._api import (
     shape_error,
     unexpected,
 )
-from ._http import BadAnswer, Response, Unreachable
+from ._errors import (
+    BadAnswer,
+    KeyExpired,
+    KeyFileError,
+    NotRegistered,
+    Refused,
+    Rejected,
+    Unreachable,
+)
+from ._http import Response
 
 __all__ = [
     "Api",
@@ -121,7 +125,7 @@ class TorchServeClient:
         :class:`Refused`. A key the key file says has expired raises :class:`KeyExpired`
         without asking."""
         if api.expires_at is not None and self.wall() >= api.expires_at:
-            raise KeyExpired(self._expired_text(api))
+            raise KeyExpired(self._expired_text(api), key_type=api.key_type)
         wanted = self.request_timeout if timeout is None else timeout
         if self.deadline is not None:
             wanted = max(0.05, min(wanted, self.deadline - self.clock()))
@@ -156,7 +160,7 @@ class TorchServeClient:
             '-H "Authorization: Bearer <the API key in the key file>"'
         )
         if kind == "management":
-            how = f"renew it with {command}, or pass --renew-key"
+            how = f"renew it with {command}"
         else:
             how = f"renewing it ({command}) gives every client of the {api.name} a new key"
         return (

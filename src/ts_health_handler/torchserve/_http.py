@@ -1,48 +1,48 @@
 """HTTP for talking to TorchServe: one bounded request, standard library only.
 
-The only module that imports ``http.client`` (rather than ``urllib.request``: it imports in
-half the time, and the probe runs every few seconds). Every failure becomes an
-:class:`Unreachable` or a :class:`BadAnswer` with a one-line message naming the server.
+The only module that speaks HTTP as a client. It speaks the little HTTP/1.1 a TorchServe
+client needs over a socket of its own, not through ``http.client``: importing that module
+loads ``email`` and ``ssl``, about a third of the probe's start-up, and the probe runs every
+few seconds. ``ssl`` is imported only for an ``https`` URL.
+
+One request per connection (``Connection: close``). The answer's body ends where its
+``Content-Length`` says, with its last chunk (``Transfer-Encoding: chunked``), or with the
+connection (RFC 9112, section 6.3). Before every read the socket's timeout is set to the time
+left, so a server trickling its answer cannot outlast the request's ``timeout``. Every failure
+becomes an :class:`Unreachable` or a :class:`BadAnswer` with a one-line message naming the
+server.
 """
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import json
 import socket
-import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final
-from urllib.parse import urlsplit
+from types import MappingProxyType
+from typing import Any, Final, NamedTuple
+from urllib.parse import SplitResult, urlsplit
 
-from .._errors import ServerError
 from .._text import one_line
 from .._version import __version__
+from ._errors import BadAnswer, Unreachable
 
 __all__ = ["BadAnswer", "Response", "Unreachable", "request"]
 
 #: Longest answer read; a describe of a few hundred models stays far below it.
 BODY_LIMIT: Final = 16 * 1024 * 1024
+#: Longest line of an answer's head (its status line, a header), as ``http.client`` allows.
+LINE_LIMIT: Final = 65536
+#: Most header lines in an answer's head, as ``http.client`` allows.
+HEADER_LIMIT: Final = 100
 
 
-class Unreachable(ServerError):
-    """No answer: connection refused or reset, timeout, unknown host."""
-
-
-class BadAnswer(ServerError):
-    """An answer, but not one TorchServe gives: not HTTP, not JSON, the wrong shape."""
-
-
-@dataclass(frozen=True)
-class Response:
+class Response(NamedTuple):
     """An HTTP answer, read in full; error statuses are answers too, not exceptions."""
 
     status: int
     body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = MappingProxyType({})
 
     @property
     def text(self) -> str:
@@ -98,94 +98,258 @@ def request(
     Raises:
         Unreachable: no answer in time, refused, reset, unknown host.
         BadAnswer: the answer is not HTTP or longer than :data:`BODY_LIMIT`.
+        ValueError: a header or the path holds a line break or another control character.
     """
     parts = urlsplit(url)
     host = parts.hostname or ""
+    secure = parts.scheme == "https"
+    port = parts.port or (443 if secure else 80)
     where = where or f"{parts.scheme}://{parts.netloc}"
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     what = f"{method} {path}"
-    kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    head = _head(method, path or "/", parts, headers or {}, body)
     deadline = time.monotonic() + timeout
-    sent = {
-        "Accept": "application/json",
-        "User-Agent": f"ts-health/{__version__}",
-        "Connection": "close",
-        **(headers or {}),
-    }
-    connection = kind(host, parts.port, timeout=max(timeout, 0.001))
-    # Socket timeouts bound each recv(), not the whole answer: a server trickling a byte
-    # at a time would outlast any of them. The watchdog shuts the socket at the deadline.
-    expired = threading.Event()
-    watchdog: threading.Timer | None = None
+    sock: socket.socket | None = None
     try:
-        try:
-            connection.request(method, path or "/", body=body, headers=sent)
-            # getresponse() drops connection.sock when the server closes; keep the socket.
-            sock = connection.sock
-            watchdog = threading.Timer(
-                max(0.0, deadline - time.monotonic()), _expire, (sock, expired)
-            )
-            watchdog.daemon = True
-            watchdog.start()
-            _shrink_timeout(sock, deadline)
-            answer = connection.getresponse()
-            content = _read(answer, sock, deadline)
-        except Exception:
-            if expired.is_set():
-                raise TimeoutError from None
-            raise
-        if expired.is_set():
-            raise TimeoutError
-        return Response(answer.status, content, dict(answer.getheaders()))
+        sock = _connect(host, port, secure, deadline)
+        sock.settimeout(_left(deadline))
+        sock.sendall(head + (body or b""))
+        return _answer(_Reader(sock, deadline), method)
     except ConnectionRefusedError:
         raise Unreachable(f"cannot connect to {where}: connection refused") from None
     except (TimeoutError, socket.timeout):  # one class since 3.10, two on 3.9
         raise Unreachable(f"{where} did not answer {what} within {timeout:g} s") from None
     except socket.gaierror:
         raise Unreachable(f"cannot resolve host {host!r} of {where}") from None
-    except (http.client.RemoteDisconnected, ConnectionResetError):
+    except (_Closed, ConnectionResetError, BrokenPipeError):
         raise Unreachable(f"{where} closed the connection without answering {what}") from None
-    except http.client.HTTPException as exc:
+    except _NotHttp as exc:
         raise BadAnswer(
-            f"{where} answered {what} with something that is not HTTP ({type(exc).__name__})"
+            f"{where} answered {what} with something that is not HTTP ({exc})"
+        ) from None
+    except _TooLong:
+        raise BadAnswer(
+            f"{where} answered {what} with more than {BODY_LIMIT // (1024 * 1024)} MiB"
         ) from None
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise Unreachable(f"cannot reach {where}: {reason}") from None
     finally:
-        if watchdog is not None:
-            watchdog.cancel()
-        connection.close()
+        if sock is not None:
+            sock.close()
 
 
-def _expire(sock: socket.socket | None, expired: threading.Event) -> None:
-    expired.set()
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+class _NotHttp(Exception):
+    """What was received is not an HTTP answer; the message says how."""
 
 
-def _shrink_timeout(sock: socket.socket | None, deadline: float) -> None:
-    """Bound the next socket operation by what is left of the whole request's time."""
+class _Closed(Exception):
+    """The server closed the connection before a byte of the answer."""
+
+
+class _TooLong(Exception):
+    """The answer's body is longer than :data:`BODY_LIMIT`."""
+
+
+def _left(deadline: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
         raise TimeoutError
-    if sock is not None:
-        # Closed by getresponse() (the answer holds its own reference): each read keeps the
-        # timeout set before, and the deadline is still checked between reads.
-        with contextlib.suppress(OSError):
-            sock.settimeout(left)
+    return left
 
 
-def _read(answer: http.client.HTTPResponse, sock: socket.socket | None, deadline: float) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
+def _head(
+    method: str, target: str, parts: SplitResult, headers: Mapping[str, str], body: bytes | None
+) -> bytes:
+    """The request line and headers, as ``http.client`` would send them."""
+    host = parts.hostname or ""
+    if not host.isascii():
+        host = host.encode("idna").decode("ascii")
+    if ":" in host:
+        host = f"[{host}]"  # IPv6
+    if parts.port is not None and parts.port != (443 if parts.scheme == "https" else 80):
+        host = f"{host}:{parts.port}"
+    sent = {
+        "Host": host,
+        "Accept": "application/json",
+        "User-Agent": f"ts-health/{__version__}",
+        "Connection": "close",
+        **headers,
+    }
+    if body is not None or method in ("PATCH", "POST", "PUT"):
+        sent["Content-Length"] = str(len(body or b""))
+    if any(_unsafe(c) for c in target):
+        raise ValueError("invalid request path: it holds a space or a control character")
+    lines = [f"{method} {target} HTTP/1.1"]
+    for name, value in sent.items():
+        if not name or any(_unsafe(c) or c == ":" for c in name):
+            raise ValueError(f"invalid header name {name!r}")
+        if any(_unsafe(c) and c not in " \t" for c in value):
+            # Not shown: the value may be a token.
+            raise ValueError(f"invalid value of header {name}: it holds a control character")
+        lines.append(f"{name}: {value}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _unsafe(char: str) -> bool:
+    return char <= " " or char == "\x7f"
+
+
+def _connect(host: str, port: int, secure: bool, deadline: float) -> socket.socket:
+    # An ASCII host name (any IP address) goes to getaddrinfo() as bytes, which it takes as
+    # they are: a str would be encoded with the "idna" codec, whose first use imports
+    # stringprep and unicodedata (milliseconds, for nothing an ASCII name needs).
+    name = host.encode("ascii") if host.isascii() else host
+    sock = socket.create_connection((name, port), timeout=_left(deadline))  # type: ignore[arg-type]
+    if not secure:
+        return sock
+    import ssl
+
+    try:
+        context = ssl.create_default_context()
+        context.set_alpn_protocols(["http/1.1"])
+        sock.settimeout(_left(deadline))
+        return context.wrap_socket(sock, server_hostname=host)
+    except BaseException:
+        sock.close()
+        raise
+
+
+class _Reader:
+    """The bytes of one answer, each read bounded by the time left until ``deadline``."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.buffer = bytearray()
+        self.received = 0
+
+    def _more(self) -> bool:
+        """Receive what the server sent next; ``False`` when it closed the connection."""
+        self.sock.settimeout(_left(self.deadline))
+        data = self.sock.recv(65536)
+        self.received += len(data)
+        self.buffer += data
+        return bool(data)
+
+    def line(self) -> bytes | None:
+        """The next line without its CRLF (or LF); ``None`` when the connection ends first."""
+        start = 0
+        while True:
+            end = self.buffer.find(b"\n", start)
+            if end >= 0:
+                line = bytes(self.buffer[:end])
+                del self.buffer[: end + 1]
+                return line[:-1] if line.endswith(b"\r") else line
+            if len(self.buffer) > LINE_LIMIT:
+                raise _NotHttp(f"a line longer than {LINE_LIMIT} bytes")
+            start = len(self.buffer)
+            if not self._more():
+                return None
+
+    def exactly(self, size: int) -> bytes:
+        """The next ``size`` bytes."""
+        while len(self.buffer) < size:
+            if not self._more():
+                raise _NotHttp("the body ends before its length")
+        data = bytes(self.buffer[:size])
+        del self.buffer[:size]
+        return data
+
+    def rest(self) -> bytes:
+        """Everything until the server closes the connection."""
+        while len(self.buffer) <= BODY_LIMIT:
+            if not self._more():
+                data = bytes(self.buffer)
+                self.buffer.clear()
+                return data
+        raise _TooLong
+
+
+def _answer(reader: _Reader, method: str) -> Response:
+    """Read one answer: interim (1xx) answers are skipped, the body read as framed."""
     while True:
-        _shrink_timeout(sock, deadline)
-        chunk = answer.read(65536)
-        if not chunk:
+        status, headers = _status(reader), _headers(reader)
+        if not 100 <= status < 200 or status == 101:
+            break
+    fields = {name.lower(): value for name, value in headers.items()}
+    if method == "HEAD" or status in (204, 304) or status < 200:
+        body = b""
+    elif "chunked" in fields.get("transfer-encoding", "").lower():
+        body = _chunked(reader)
+    elif "content-length" in fields:
+        length = fields["content-length"].strip()
+        if not length.isdigit():
+            raise _NotHttp(f"Content-Length {length[:20]!r}")
+        if int(length) > BODY_LIMIT:
+            raise _TooLong
+        body = reader.exactly(int(length))
+    else:
+        body = reader.rest()
+    return Response(status, body, headers)
+
+
+def _status(reader: _Reader) -> int:
+    """The status code of ``HTTP/1.1 200 OK``."""
+    line = reader.line()
+    if line is None:
+        if reader.received:
+            raise _NotHttp("the answer ends within its status line")
+        raise _Closed
+    version, _, rest = line.partition(b" ")
+    code = rest[:3]
+    if (
+        not version.startswith(b"HTTP/")
+        or len(code) != 3
+        or not code.isdigit()
+        or rest[3:4] not in (b"", b" ")
+        or int(code) < 100
+    ):
+        raise _NotHttp("a bad status line")
+    return int(code)
+
+
+def _headers(reader: _Reader) -> dict[str, str]:
+    """The header lines up to the empty line, by name as sent (the last one of a name wins)."""
+    headers: dict[str, str] = {}
+    name = ""
+    for _ in range(HEADER_LIMIT + 1):
+        raw = reader.line()
+        if raw is None:
+            raise _NotHttp("the answer ends within its headers")
+        if not raw:
+            return headers
+        line = raw.decode("latin-1")
+        if line[0] in " \t" and name:  # a folded line continues the header before
+            headers[name] += " " + line.strip()
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            name = name.strip()
+            headers[name] = value.strip()
+    raise _NotHttp(f"more than {HEADER_LIMIT} header lines")
+
+
+def _chunked(reader: _Reader) -> bytes:
+    """A body in chunked transfer coding: sized chunks up to the empty one, then trailers."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        line = reader.line()
+        if line is None:
+            raise _NotHttp("the body ends before its last chunk")
+        size_text = line.split(b";", 1)[0].strip()
+        if not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
+            raise _NotHttp("a bad chunk size")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        total += size
+        if total > BODY_LIMIT:
+            raise _TooLong
+        chunks.append(reader.exactly(size))
+        if reader.line() != b"":
+            raise _NotHttp("a chunk longer than its size")
+    for _ in range(HEADER_LIMIT + 1):  # trailers, up to the empty line (or the end)
+        if not reader.line():
             return b"".join(chunks)
-        size += len(chunk)
-        if size > BODY_LIMIT:
-            raise http.client.HTTPException("answer longer than 16 MiB")
-        chunks.append(chunk)
+    raise _NotHttp(f"more than {HEADER_LIMIT} trailer lines")
