@@ -1,4 +1,9 @@
-"""Demo: serve the empty model and a failing model on a real TorchServe and show their health.
+"""Demo: serve three example models on a real TorchServe and show their health.
+
+- ``empty_model`` is ready;
+- ``failing_model`` cannot initialize (``/ping`` still says Healthy);
+- ``troubled_model`` is READY, then one request hangs in it (TorchServe still says READY).
+
 
 Run through ``bash scripts/demo.sh`` (which sets everything up first), or with the venv's
 python: ``.venv/bin/python examples/demo.py``. It archives both example models, starts
@@ -16,13 +21,18 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from ts_health_handler.testing import archive_model, serve
+from ts_health_handler.testing import archive_model, model_config, serve
 
 EXAMPLES = Path(__file__).resolve().parent
 FAILURE_WAIT_S = 60.0
+#: The troubled model calls a request stuck after this many seconds (the default is 3/4 of
+#: responseTimeout, 90 s); its watchdog beats twice a second.
+STUCK_AFTER_S = 3
 
 
 def show(title: str, body: object) -> None:
@@ -48,12 +58,26 @@ def demo(work: Path) -> int:
             store,
             config_file=EXAMPLES / name / "model-config.yml",
         )
-    print(f"archived empty_model.mar and failing_model.mar into {store}")
+    troubled = EXAMPLES / "troubled_model"
+    archive_model(
+        troubled / "handler.py",
+        "troubled_model",
+        store,
+        config=model_config(
+            troubled / "model-config.yml",
+            {"health": {"heartbeat_interval_s": 0.5, "stuck_after_s": STUCK_AFTER_S}},
+        ),
+    )
+    print(f"archived empty_model.mar, failing_model.mar and troubled_model.mar into {store}")
 
     with serve(store, env={"TS_HEALTH_STATE_DIR": str(state_dir)}) as server:
         print(f"TorchServe pid {server.pid}: {server.inference_url} / {server.management_url}")
         server.register("empty_model.mar")
+        server.register("troubled_model.mar")
         server.register("failing_model.mar", synchronous=False)
+        # One request that never returns (a deadlock, a stuck kernel), sent in the background.
+        hung = threading.Thread(target=_hang, args=(server,), daemon=True)
+        hung.start()
 
         # Wait (bounded) until the failing model has failed at least once.
         deadline = time.monotonic() + FAILURE_WAIT_S
@@ -64,8 +88,9 @@ def demo(work: Path) -> int:
                     break
             time.sleep(0.5)
 
+        time.sleep(STUCK_AFTER_S + 1.5)  # past the threshold, and one more beat
         show("TorchServe: GET /ping", server.ping())
-        for name in ("empty_model", "failing_model"):
+        for name in ("empty_model", "failing_model", "troubled_model"):
             show(f"TorchServe: workers of {name}", server.worker_statuses(name))
         show(
             "ts-health-handler: GET /models/empty_model?customized=true (customizedMetadata)",
@@ -91,11 +116,16 @@ def demo(work: Path) -> int:
         )
         show(f"ts-health status (exit code {probe.returncode})", probe.stdout + probe.stderr)
         print(
-            "\n/ping says Healthy while failing_model cannot start; ts-health says why. "
-            "Stopping TorchServe."
+            "\n/ping says Healthy while failing_model cannot start and troubled_model hangs in "
+            "a request it calls READY; ts-health says which and why. Stopping TorchServe."
         )
     print("TorchServe stopped.")
     return 0
+
+
+def _hang(server: Any) -> None:
+    with contextlib.suppress(Exception):  # the answer comes when TorchServe stops: an error
+        server.infer("troubled_model", "hang", timeout=600)
 
 
 if __name__ == "__main__":

@@ -25,4 +25,7 @@ def test_demo_shows_what_ping_hides() -> None:
     failing = next(line for line in out.splitlines() if line.startswith("failing_model"))
     assert " failing " in failing
     assert "model-config.yml has no handler.answer" in failing
+    troubled = next(line for line in out.splitlines() if line.startswith("troubled_model"))
+    assert " stuck " in troubled
+    assert "one request has run for" in troubled
     assert out.rstrip().endswith("TorchServe stopped.")
