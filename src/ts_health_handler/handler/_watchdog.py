@@ -54,6 +54,11 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.error: str | None = None
+        #: When the last beat was written (monotonic) and the activity it showed.
+        self._written = monotonic()
+        self._seen = activity()
+        #: Beats written: the first at :meth:`start`, then by :meth:`tick`.
+        self.writes = 0
 
     def start(self) -> None:
         """Write the first beat and start beating (once; later calls do nothing)."""
@@ -73,16 +78,22 @@ class Watchdog:
         """Write one beat now (also before the worker ends itself after a fatal error)."""
         with self._lock:  # the thread and an immediate beat never write at once
             try:
+                self._written, self._seen = self._monotonic(), self._activity()
                 write_beat(self.path, self._beat())
+                self.writes += 1
                 self.error = None
             except Exception as exc:  # a full disk or a removed directory: keep serving
                 self.error = f"{type(exc).__name__}: {exc}"
 
+    def tick(self) -> bool:
+        """One look: write a beat when the interval has passed, or when a request started or
+        ended and the last write is at least :data:`MIN_GAP_S` old. True when it wrote."""
+        since = self._monotonic() - self._written
+        if since >= self.interval_s or (self._activity() != self._seen and since >= MIN_GAP_S):
+            self.beat_now()
+            return True
+        return False
+
     def _run(self) -> None:
-        written, seen = self._monotonic(), self._activity()
         while not self._stop.wait(min(POLL_S, self.interval_s)):
-            now, activity = self._monotonic(), self._activity()
-            since = now - written
-            if since >= self.interval_s or (activity != seen and since >= MIN_GAP_S):
-                self.beat_now()
-                written, seen = now, activity
+            self.tick()
