@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_torchserve import FakeTorchServe, running
+from tests.support.fake_torchserve import FakeTorchServe, running
 from ts_health_handler.testing import ServerError, Tokens, TorchServe
 from ts_health_handler.torchserve._client import (
     Api,

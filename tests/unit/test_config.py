@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import json_strategies
+from tests.support import json_strategies
 from ts_health_handler import ConfigError, Faults, HealthConfig, HealthError, InitFailurePolicy
 
 # -- defaults and valid values ------------------------------------------------------------

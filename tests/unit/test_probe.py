@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from fake_torchserve import FakeTorchServe, running
-from status_docs import status_doc
+from tests.support.fake_torchserve import FakeTorchServe, running
+from tests.support.status_docs import status_doc
 from ts_health_handler import cli, probe
 from ts_health_handler.cli import run
 from ts_health_handler.monitor._output import Io

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from status_docs import status_doc
+from tests.support.status_docs import status_doc
 from ts_health_handler._document import StatusDoc, parse_status
 from ts_health_handler.monitor._policy import READY_ONLY, ReadinessPolicy
 from ts_health_handler.probe import ModelHealth, Observation, State, assess, health_json

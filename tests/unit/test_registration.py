@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from status_docs import status_doc
+from tests.support.status_docs import status_doc
 from ts_health_handler.monitor._match import match
 from ts_health_handler.probe import Observation, State, assess
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from serve_support import address, eventually, get, raw
+from tests.support.serve_support import address, eventually, get, raw
 from ts_health_handler.serve._http_server import MAX_CONNECTIONS, HttpListener
 from ts_health_handler.serve._routes import Answer, Request
 

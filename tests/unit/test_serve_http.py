@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from fake_torchserve import FakeTorchServe, running
-from serve_support import eventually, get, options, raw, settings_for
+from tests.support.fake_torchserve import FakeTorchServe, running
+from tests.support.serve_support import eventually, get, options, raw, settings_for
 from ts_health_handler.serve import HealthApp
 from ts_health_handler.serve._http_server import MAX_REQUEST_LINE
 

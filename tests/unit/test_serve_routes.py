@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serve_support import entry, health, options, settings_for, snapshot
-from status_docs import status_doc
+from tests.support.serve_support import entry, health, options, settings_for, snapshot
+from tests.support.status_docs import status_doc
 from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._exit import ExitCode

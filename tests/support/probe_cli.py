@@ -1,6 +1,6 @@
 """Run the installed ``ts-health`` against a real TorchServe, as a user's shell would.
 
-Shared by the integration tests (``tests/conftest.py`` puts this directory on ``sys.path``).
+Shared by the integration tests.
 """
 
 from __future__ import annotations

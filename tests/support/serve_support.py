@@ -1,7 +1,6 @@
 """Helpers for the tests of ``ts-health serve``: settings, snapshots by hand, an HTTP client.
 
-Shared by ``tests/unit`` and ``tests/integration`` (``tests/conftest.py`` puts this directory
-on ``sys.path``).
+Shared by ``tests/unit`` and ``tests/integration``.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from status_docs import status_doc
+from tests.support.status_docs import status_doc
 from ts_health_handler._document import parse_status
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._observe import PingResult

@@ -1,7 +1,6 @@
 """Archive an example model from ``examples/`` with changes to its ``model-config.yml``.
 
-Shared by ``tests/integration`` and ``tests/reliability`` (``tests/conftest.py`` puts this
-directory on ``sys.path``).
+Shared by ``tests/integration`` and ``tests/reliability``.
 """
 
 from __future__ import annotations
@@ -12,7 +11,7 @@ from typing import Any
 
 from ts_health_handler.testing import archive_model, model_config
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def archive_example(

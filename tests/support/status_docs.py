@@ -1,8 +1,7 @@
 """Status documents for tests: complete and valid, as the monitor receives them.
 
-Shared by ``tests/unit`` and ``tests/reliability`` (``tests/conftest.py`` puts this directory
-on ``sys.path``). Null fields are left out, as TorchServe 0.12 drops them from
-``customizedMetadata``.
+Shared by ``tests/unit`` and ``tests/reliability``. Null fields are left out, as TorchServe 0.12
+drops them from ``customizedMetadata``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A fake TorchServe on loopback for the probe's tests: both APIs' paths answered from a script.
 
-Shared by ``tests/unit`` and ``tests/reliability`` (``tests/conftest.py`` puts this directory on
-``sys.path``). Real-server tests use ``ts_health_handler.testing.serve`` instead.
+Shared by ``tests/unit`` and ``tests/reliability``. Real-server tests use
+``ts_health_handler.testing.serve`` instead.
 """
 
 from __future__ import annotations
