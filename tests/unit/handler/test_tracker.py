@@ -21,7 +21,9 @@ pytest.importorskip(
 
 from ts.metrics.metric_type_enum import MetricTypes
 
+from tests.support.records import NOW
 from ts_health_handler import HealthStatus, InferenceError, InitializationError, InitPhase
+from ts_health_handler.handler import _canary as canary_module
 from ts_health_handler.handler._describe import RESULT_LIMIT
 from ts_health_handler.handler._identity import current_identity
 from ts_health_handler.handler._tracker import (
@@ -542,3 +544,26 @@ def test_a_base_exception_in_initialize_is_recorded_as_the_cause_then_raised(
     assert (stored["phase"], stored["failures"]) == ("failed", 1)
     assert (stored["last_error"]["type"], stored["last_error"]["message"]) == (kind, message)
     assert tracker.snapshot().phase is InitPhase.FAILED
+
+
+# -- the device -----------------------------------------------------------------------------
+
+
+def test_the_document_names_the_gpus_memory_and_nothing_on_a_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ts_health_handler._document import parse_status
+
+    figures = {"device": "cuda:0", "memory_allocated": 5, "memory_reserved": 8,
+               "max_memory_allocated": 6}  # fmt: skip
+    asked: list[str] = []
+    monkeypatch.setattr(
+        canary_module, "device_info", lambda device: asked.append(device) or figures
+    )
+    tracker = Tracker(clock=lambda: NOW, sleep=lambda s: None)
+    on_gpu = tracker.status(None, "cuda:0")
+    assert on_gpu["worker"]["gpu"] == figures
+    assert parse_status(json.loads(json.dumps(on_gpu)))["worker"]["gpu"] == figures
+    on_cpu = tracker.status(None, "cpu")
+    assert "gpu" not in on_cpu["worker"]
+    assert asked == ["cuda:0"]  # a CPU never asks torch

@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.records import beat
 from tests.support.status_docs import status_doc
 from ts_health_handler._document import StatusDoc, parse_status
+from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._policy import READY_ONLY, ReadinessPolicy
 from ts_health_handler.probe import ModelHealth, Observation, State, assess, health_json
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
@@ -386,3 +388,22 @@ def test_odd_queue_numbers_never_make_a_model_saturated_by_accident(value: Any) 
     health = verdict(describe, status=doc())
     # 0.5 free slots is read as 0: full, as TorchServe would never say half a slot.
     assert health.state is (State.SATURATED if value == 0.5 else State.READY)
+
+
+# -- after READY: stuck before saturated ------------------------------------------------------
+
+
+def test_assess_puts_stuck_before_saturated_and_unstable_after() -> None:
+    entry = ModelEntry.from_json(
+        {
+            "modelName": "m",
+            "modelVersion": "1.0",
+            "jobQueueStatus": {"remainingCapacity": 0, "pendingRequests": 100},
+            "workers": [{"id": "9000", "status": "READY", "pid": 41}],
+        }
+    )
+    stuck = assess("m", "1.0", Observation(entry, beats=(beat(in_flight_since=NOW - 40),), now=NOW))
+    assert stuck.state is ModelState.STUCK
+    assert stuck.reason.endswith("(1/1 workers READY)")
+    full = assess("m", "1.0", Observation(entry, beats=(beat(),), now=NOW))
+    assert full.state is ModelState.SATURATED

@@ -1,45 +1,14 @@
-"""A record belongs to one registration of one server: transitions and matching, in-process."""
+"""A record belongs to one registration of one server: its transitions and ``narrow``. Which
+record TorchServe's describe picks: tests/unit/monitor/test_match.py."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from tests.support.status_docs import status_doc
-from ts_health_handler.monitor._match import match
-from ts_health_handler.probe import Observation, State, assess
-from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
+from tests.support.records import SERVER, attempt
+from ts_health_handler.record import InitPhase, InitRecord, utc_iso
 from ts_health_handler.record._record import MAX_RUNS
 from ts_health_handler.record._registration import narrow
-from ts_health_handler.torchserve._answers import ModelEntry, Worker
 
 T0 = 1_750_000_000.0
-SERVER = "100-5"
-
-
-def attempt(
-    previous: InitRecord | None,
-    worker: str | None,
-    pid: int,
-    *,
-    at: float,
-    fail: str | None = None,
-    alive: tuple[int, ...] = (),
-    server: str = SERVER,
-) -> InitRecord:
-    record = InitRecord.started(
-        previous,
-        model_name="m",
-        model_version="1.0",
-        now=at,
-        worker_pid=pid,
-        server=server,
-        worker_id=worker,
-        worker_alive=lambda p: p in alive,
-    )
-    if fail is None:
-        return record.succeeded(now=at + 1, duration_s=1.0, worker_pid=pid, worker_id=worker)
-    error = ErrorInfo("builtins.KeyError", fail, utc_iso(at + 1), record.attempts)
-    return record.failed(error, now=at + 1, duration_s=1.0, worker_pid=pid, worker_id=worker)
 
 
 # -- transitions ----------------------------------------------------------------------------
@@ -89,38 +58,6 @@ def test_narrowed_to_the_new_registration_the_old_build_is_previous() -> None:
     assert view.previous.last_error.message == "old build"
     assert view.previous.last_error.traceback is None
     assert view.previous.ended_at == broken.updated_at
-
-
-def test_one_worker_failing_before_the_other_starts_stays_in_the_registration() -> None:
-    # The race of two workers: 9001 fails and its process is gone before 9000 even enters
-    # initialize(). Nothing inside the worker may start a new record on that order.
-    record = attempt(None, "9001", 31, at=T0, fail="shard-b weights")
-    record = attempt(record, "9000", 11, at=T0 + 3, alive=())
-    view = narrow(record, ["9000", "9001"])
-    assert [r.id for r in view.workers] == ["9001", "9000"]
-    assert (view.attempts, view.failures, view.previous) == (2, 1, None)
-    assert view.last_error is not None
-    assert view.last_error.message == "shard-b weights"
-    describe = ModelEntry(
-        "m", "1.0", (Worker("READY", "9000", 11), entry(("9001", 31, T0)).workers[0])
-    )
-    health = observe(describe, record=view, status=status_doc())
-    assert health.reason == "1/2 workers READY; other worker failing: KeyError: shard-b weights"
-
-
-def test_scaling_up_and_down_while_failing_keeps_the_failures() -> None:
-    record = attempt(None, "9000", 11, at=T0, fail="oom")
-    record = attempt(record, "9000", 12, at=T0 + 2, fail="oom")
-    record = attempt(record, "9001", 13, at=T0 + 3, fail="oom")  # scale-up, none alive
-    record = attempt(record, "9000", 14, at=T0 + 5, fail="oom")
-    one = narrow(record, ["9000"])  # scaled back to 1: TorchServe dropped 9001
-    assert (one.attempts, one.failures, one.consecutive_failures) == (3, 3, 3)
-    assert one.first_failure_at == utc_iso(T0 + 1)
-    assert one.previous is not None
-    assert one.previous.failures == 1
-    health = observe(entry(("9000", 14, T0)), record=one)
-    assert health.state is State.FAILING
-    assert health.reason.startswith("initialization failed 3 times in a row (0/1 workers READY")
 
 
 def test_a_record_keeps_the_newest_runs_only() -> None:
@@ -174,85 +111,3 @@ def test_another_server_starts_over_without_history() -> None:
     record = attempt(None, "9000", 11, at=T0, fail="a")
     other = attempt(record, "9000", 51, at=T0 + 9, server="200-7")
     assert (other.server, other.attempts, other.failures, other.previous) == ("200-7", 1, 0, None)
-
-
-# -- matching records to what TorchServe describes ------------------------------------------
-
-
-def entry(*workers: tuple[str, int, float | None], status: str = "UNLOADING") -> ModelEntry:
-    return ModelEntry.from_json(
-        {
-            "modelName": "m",
-            "modelVersion": "1.0",
-            "minWorkers": 1,
-            "maxRetryTimeoutInSec": 300,
-            "workers": [
-                {"id": wid, "status": status, "pid": pid}
-                | ({} if start is None else {"startTime": utc_iso(start)})
-                for wid, pid, start in workers
-            ],
-        }
-    )
-
-
-def test_the_record_of_the_thread_described_now_is_current() -> None:
-    record = attempt(None, "9000", 11, at=T0 + 1, fail="x")
-    found = match(entry(("9000", 11, T0)), [("a.json", record)])
-    assert (found.current, found.path, found.previous) == (record, "a.json", None)
-
-
-def test_a_record_older_than_the_thread_is_from_an_earlier_server_run() -> None:
-    before_restart = attempt(None, "9000", 11, at=T0, fail="x")
-    found = match(entry(("9000", 77, T0 + 600)), [("old.json", before_restart)])
-    assert found.current is None
-    assert found.previous == before_restart
-
-
-def test_after_re_registration_the_old_threads_record_is_history() -> None:
-    old = attempt(None, "9000", 11, at=T0, fail="x")
-    found = match(entry(("9001", 12, T0 + 60)), [("r.json", old)])
-    assert (found.current, found.previous) == (None, old)
-
-
-def test_two_servers_fitting_in_time_are_told_apart_by_the_worker_pid() -> None:
-    mine = attempt(None, "9000", 11, at=T0 + 1, fail="mine")
-    theirs = attempt(None, "9000", 99, at=T0 + 2, fail="theirs", server="300-1")
-    found = match(entry(("9000", 11, T0)), [("t.json", theirs), ("m.json", mine)])
-    assert (found.current, found.path, found.previous) == (mine, "m.json", theirs)
-
-
-def test_a_record_without_worker_ids_is_taken_when_nothing_fits_better() -> None:
-    legacy = attempt(None, None, 11, at=T0, fail="x")
-    fits = attempt(None, "9000", 12, at=T0 + 1)
-    assert match(entry(("9000", 12, T0)), [("l.json", legacy)]).current == legacy
-    assert match(entry(("9000", 12, T0)), [("l.json", legacy), ("f.json", fits)]).current == fits
-
-
-# -- what the verdict makes of it -----------------------------------------------------------
-
-
-def observe(describe: ModelEntry, **seen: Any) -> Any:
-    return assess("m", "1.0", Observation(describe=describe, now=T0 + 100, **seen))
-
-
-def test_a_new_registration_is_initializing_with_the_old_failure_as_history() -> None:
-    old = attempt(None, "9000", 11, at=T0, fail="old build")
-    health = observe(entry(("9001", 12, T0 + 60)), previous=old)
-    assert health.state is State.INITIALIZING
-    assert health.reason == (
-        "no READY worker yet (0/1 workers READY; no initialization record; "
-        "an earlier registration or server run failed: KeyError: old build)"
-    )
-
-
-def test_a_ready_worker_with_another_failing_names_the_other_reason() -> None:
-    record = attempt(None, "9000", 11, at=T0)
-    record = attempt(record, "9001", 12, at=T0 + 5, fail="weights", alive=(11,))
-    failing = entry(("9001", 12, T0)).workers[0]
-    describe = ModelEntry("m", "1.0", (Worker("READY", "9000", 11), failing))
-    health = observe(describe, record=record, status=status_doc())
-    assert health.state is State.READY
-    assert health.reason == "1/2 workers READY; other worker failing: KeyError: weights"
-    # A worker that is only restarting (its run succeeded before) is not called failing.
-    recovered = attempt(record, "9001", 13, at=T0 + 9, alive=(11,))
-    assert observe(describe, record=recovered, status=status_doc()).reason == ("1/2 workers READY")
