@@ -8,12 +8,7 @@ from typing import Any
 
 import pytest
 
-from ts_health_handler import (
-    ErrorInfo,
-    InitPhase,
-    InitRecord,
-    RecordError,
-)
+from ts_health_handler import ErrorInfo, InitPhase, InitRecord, RecordError
 from ts_health_handler.record import RECENT_ERRORS, parse_iso, utc_iso
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40.000Z
