@@ -13,7 +13,6 @@ from tests.support.serve_support import entry, health, options, settings_for, sn
 from tests.support.status_docs import status_doc
 from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
-from ts_health_handler.monitor._exit import ExitCode
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._report import status_document
 from ts_health_handler.probe._render import status_table
@@ -348,17 +347,3 @@ def test_status_before_the_first_look_says_nothing_is_ok() -> None:
     assert ask(failed, "/status")[1]["exit_code"] == 1
     # Once everything is observed and ready, ok.
     assert ask(snapshot(READY), "/status")[1]["exit_code"] == 0
-
-
-@pytest.mark.parametrize(
-    ("ping", "code"),
-    [
-        (PingResult(), ExitCode.NOT_READY),
-        (PingResult(error="no /ping answer yet"), ExitCode.NOT_READY),
-        (PingResult(True, "Healthy"), ExitCode.OK),
-        (PingResult(False, "Unhealthy"), ExitCode.NOT_READY),
-        (PingResult(error="refused", failure=ExitCode.UNREACHABLE), ExitCode.UNREACHABLE),
-    ],
-)
-def test_a_ping_is_ok_only_when_it_answered_healthy(ping: PingResult, code: ExitCode) -> None:
-    assert ping.code is code
