@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.support.records import attempt
 from tests.support.status_docs import status_doc
-from ts_health_handler.monitor._match import match
+from ts_health_handler.monitor._match import Match, match
 from ts_health_handler.probe import Observation, State, assess
 from ts_health_handler.record import utc_iso
 from ts_health_handler.record._registration import narrow
@@ -66,6 +68,56 @@ def test_a_record_without_worker_ids_is_taken_when_nothing_fits_better() -> None
     fits = attempt(None, "9000", 12, at=T0 + 1)
     assert match(entry(("9000", 12, T0)), [("l.json", legacy)]).current == legacy
     assert match(entry(("9000", 12, T0)), [("l.json", legacy), ("f.json", fits)]).current == fits
+
+
+def test_nothing_found_matches_nothing() -> None:
+    assert match(entry(("9000", 11, T0)), []) == Match(None, None, None)
+
+
+def test_of_records_that_fit_alike_the_last_updated_is_current_and_the_other_history() -> None:
+    # Neither names the worker pid described now (its process restarted): both fit in time.
+    older = attempt(None, "9000", 11, at=T0 + 1, fail="older")
+    newer = attempt(None, "9000", 12, at=T0 + 5, fail="newer", server="100-6")
+    for found in ([("o.json", older), ("n.json", newer)], [("n.json", newer), ("o.json", older)]):
+        assert match(entry(("9000", 77, T0)), found) == Match(newer, "n.json", older)
+
+
+def test_the_previous_record_is_the_newest_of_the_others() -> None:
+    current = attempt(None, "9001", 21, at=T0 + 60)
+    old = attempt(None, "9000", 11, at=T0, fail="old")
+    older = attempt(None, "9000", 5, at=T0 - 600, fail="older", server="1-1")
+    found = match(entry(("9001", 21, T0 + 59)), [("a", older), ("b", current), ("c", old)])
+    assert found == Match(current, "b", old)
+
+
+@pytest.mark.parametrize(("started", "belongs"), [(T0 + 1.5, True), (T0 + 2.5, False)])
+def test_a_record_begun_up_to_two_seconds_before_its_thread_still_belongs_to_it(
+    started: float, belongs: bool
+) -> None:
+    # The frontend stamps startTime before the worker process runs, on another clock.
+    record = attempt(None, "9000", 11, at=T0, fail="x")
+    found = match(entry(("9000", 11, started)), [("r.json", record)])
+    assert (found.current, found.previous) == ((record, None) if belongs else (None, record))
+
+
+@pytest.mark.parametrize("start_time", [None, "", "yesterday"])
+def test_a_thread_without_a_readable_start_time_takes_its_record(start_time: str | None) -> None:
+    record = attempt(None, "9000", 11, at=T0, fail="x")
+    described = ModelEntry("m", "1.0", (Worker("UNLOADING", "9000", 11, start_time),))
+    assert match(described, [("r.json", record)]) == Match(record, "r.json", None)
+
+
+def test_the_current_record_is_narrowed_to_the_threads_described() -> None:
+    record = attempt(None, "9000", 11, at=T0, fail="an earlier thread")
+    record = attempt(record, "9001", 12, at=T0 + 5)  # 9000's process is gone
+    described = ModelEntry(
+        "m", "1.0", (Worker("READY"), Worker("READY", "9001", 12, utc_iso(T0 + 4)))
+    )
+    found = match(described, [("r.json", record)])
+    assert found.current is not None
+    assert [r.id for r in found.current.workers] == ["9001"]
+    assert found.current == narrow(record, ["9001"])
+    assert found.current != record
 
 
 # -- what the verdict makes of it -----------------------------------------------------------
