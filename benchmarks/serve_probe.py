@@ -41,7 +41,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # for tests.support
 
 from _common import HEALTH_MODEL, SERVER_CONFIG, archive, print_machine, probe_command  # noqa: E402
 
@@ -211,7 +211,7 @@ def readiness(args: argparse.Namespace, scratch: Path) -> None:
 
 
 def background(args: argparse.Namespace, scratch: Path) -> None:
-    from fake_torchserve import running
+    from tests.support.fake_torchserve import running
 
     print(f"\n## Observing: default interval, {args.idle_seconds:g} s per model count\n")
     print("| models | resident MB | background CPU % of one core |")

@@ -47,7 +47,7 @@ from typing import Final
 BENCH: Final = Path(__file__).resolve().parent
 REPO: Final = BENCH.parent
 sys.path.insert(0, str(BENCH))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO))  # for tests.support
 
 from _common import (  # noqa: E402
     HEALTH_MODEL,
@@ -68,7 +68,7 @@ TOP: Final = 12
 @contextlib.contextmanager
 def fake_server(state: Path) -> Iterator[tuple[str, str, str]]:
     """The tests' fake TorchServe answering like a served HealthMixin model, with its record."""
-    from fake_torchserve import running
+    from tests.support.fake_torchserve import running
     from ts_health_handler.record import InitRecord, StateStore, utc_iso
 
     now = time.time()

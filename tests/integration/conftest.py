@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from example_archive import archive_example
-from serve_support import ServeProcess
+from tests.support.example_archive import archive_example
+from tests.support.serve_support import ServeProcess
 from ts_health_handler.record import StateStore
 from ts_health_handler.testing import TorchServe, serve
 

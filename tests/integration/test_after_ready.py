@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from probe_cli import state_of, ts_health
-from serve_support import ServeProcess, eventually
+from tests.support.probe_cli import state_of, ts_health
+from tests.support.serve_support import ServeProcess, eventually
 from ts_health_handler.record import StateStore, read_record
 from ts_health_handler.testing import TorchServe, wait_for
 

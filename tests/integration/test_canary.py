@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from probe_cli import ts_health
+from tests.support.probe_cli import ts_health
 from ts_health_handler.testing import TorchServe
 
 pytestmark = [

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from dockerfile import instructions, one
+from tests.support.dockerfile import instructions, one
 
 pytestmark = pytest.mark.integration
 

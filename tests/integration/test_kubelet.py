@@ -22,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from dockerfile import instructions, one
-from example_archive import archive_example
-from kubelet import Image, Pod, running
+from tests.support.dockerfile import instructions, one
+from tests.support.example_archive import archive_example
+from tests.support.kubelet import Image, Pod, running
 from ts_health_handler.testing import wait_for
 from ts_health_handler.torchserve._answers import parse_instant
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from probe_cli import SCRIPT, ts_health
+from tests.support.probe_cli import SCRIPT, ts_health
 from ts_health_handler.record import StateStore, read_record
 from ts_health_handler.testing import TorchServe, archive_model, serve, wait_for
 

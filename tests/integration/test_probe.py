@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from probe_cli import state_of, ts_health
+from tests.support.probe_cli import state_of, ts_health
 from ts_health_handler.testing import TorchServe, wait_for
 
 pytestmark = pytest.mark.integration

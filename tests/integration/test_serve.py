@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from serve_support import TOKEN, Reply, ServeProcess, eventually
+from tests.support.serve_support import TOKEN, Reply, ServeProcess, eventually
 from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration

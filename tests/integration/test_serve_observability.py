@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from serve_support import eventually, get, options, settings_for
+from tests.support.serve_support import eventually, get, options, settings_for
 from ts_health_handler.serve import HealthApp
 from ts_health_handler.testing import TorchServe
 from ts_health_handler.testing._runner import _free_ports as free_ports

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from probe_cli import SCRIPT
+from tests.support.probe_cli import SCRIPT
 from ts_health_handler.testing import Tokens, TorchServe
 
 pytestmark = pytest.mark.integration

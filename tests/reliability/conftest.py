@@ -26,15 +26,15 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from reliability_support import (
+
+from tests.reliability.reliability_support import (
     SECRET_ENV,
     SERVER_CONFIG,
     ProbeRun,
     load_generator,
     run_probe,
 )
-
-from example_archive import archive_example
+from tests.support.example_archive import archive_example
 from ts_health_handler.testing import TorchServe, serve
 
 HERE = Path(__file__).resolve().parent

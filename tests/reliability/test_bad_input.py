@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-import json_strategies
-from fake_torchserve import FakeTorchServe, running
+from tests.support import json_strategies
+from tests.support.fake_torchserve import FakeTorchServe, running
 from ts_health_handler import RecordError
 from ts_health_handler.cli import run
 from ts_health_handler.monitor._output import Io

@@ -9,7 +9,8 @@ import json
 from pathlib import Path
 
 import pytest
-from reliability_support import BadServer, ProbeRun, run_probe
+
+from tests.reliability.reliability_support import BadServer, ProbeRun, run_probe
 
 EXIT_NOT_READY = 1
 EXIT_UNREACHABLE = 3

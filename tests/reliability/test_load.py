@@ -8,8 +8,8 @@ from collections.abc import Callable
 from types import ModuleType
 
 import pytest
-from reliability_support import status_by_worker, worker_pids
 
+from tests.reliability.reliability_support import status_by_worker, worker_pids
 from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from reliability_support import SECRET_ENV, SECRET_MARKER, ProbeRun, record_path, worker_pids
 
+from tests.reliability.reliability_support import (
+    SECRET_ENV,
+    SECRET_MARKER,
+    ProbeRun,
+    record_path,
+    worker_pids,
+)
 from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from reliability_support import ProbeRun, record_path
 
+from tests.reliability.reliability_support import ProbeRun, record_path
 from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from reliability_support import in_process_group, record_path, status_by_worker, worker_pids
 
+from tests.reliability.reliability_support import (
+    in_process_group,
+    record_path,
+    status_by_worker,
+    worker_pids,
+)
 from ts_health_handler.record import parse_iso
 from ts_health_handler.testing import TorchServe, wait_for
 

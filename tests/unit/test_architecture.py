@@ -1,5 +1,5 @@
 """The shape of the package, checked: which side may import which, one HTTP module, rooms of a
-readable size, torch and ts only where a worker or the test runner runs."""
+readable size (test files too), torch and ts only where a worker or the test runner runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "ts_health_handler"
+TESTS = Path(__file__).resolve().parents[1]
+#: A test file longer than this is split by concern (tests/unit mirrors the packages).
+TEST_FILE_LINES = 800
 MODULES = sorted(SRC.rglob("*.py"))
 #: The packages, each a side; the root's own modules are the common ground below them all.
 SIDES = ("handler", "record", "torchserve", "monitor", "probe", "serve", "cli", "testing")
@@ -105,6 +108,15 @@ def test_torch_and_ts_only_where_a_worker_or_the_test_runner_runs() -> None:
 def test_no_module_is_longer_than_500_lines(path: Path) -> None:
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= 500, f"{_rel(path)} has {lines} lines"
+
+
+def test_no_test_file_is_longer_than_800_lines() -> None:
+    lengths = {
+        path.relative_to(TESTS).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+        for path in TESTS.rglob("*.py")
+    }
+    assert len(lengths) > 50  # the walk found the test trees
+    assert {name: n for name, n in lengths.items() if n > TEST_FILE_LINES} == {}
 
 
 def test_the_runner_asks_torchserve_through_the_shared_client() -> None:

@@ -10,7 +10,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import pytest
 
-from status_docs import status_doc
+from tests.support.status_docs import status_doc
 from ts_health_handler import CheckStatus, HealthStatus, InitFailurePolicy, InitPhase
 from ts_health_handler._document import (
     CheckWord,

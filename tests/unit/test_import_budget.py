@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_torchserve import FakeTorchServe, running
+from tests.support.fake_torchserve import FakeTorchServe, running
 from ts_health_handler.record import InitRecord, StateStore, utc_iso
 
 #: Runs the command line in this interpreter, then reports ``sys.modules`` on stderr.

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dockerfile import instructions, one
+from tests.support.dockerfile import instructions, one
 from ts_health_handler import cli, probe
 
 yaml = pytest.importorskip("yaml")

@@ -1,0 +1,1 @@
+"""Helpers shared by several test trees: ``from tests.support.fake_torchserve import running``."""

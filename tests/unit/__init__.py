@@ -1,0 +1,1 @@
+"""Unit tests, in folders that mirror the packages of ``src/ts_health_handler``."""

@@ -1,0 +1,1 @@
+"""Tests of ``ts_health_handler.cli``: the ``ts-health`` command line."""

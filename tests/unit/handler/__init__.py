@@ -1,0 +1,1 @@
+"""Tests of ``ts_health_handler.handler``: what runs inside a TorchServe worker."""

@@ -1,0 +1,36 @@
+"""The describe guard: no describe while every READY worker is busy, nor while an earlier one
+waits unanswered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.support.records import NOW, beat
+from ts_health_handler.monitor._guard import (
+    PENDING_FILE,
+    forget_pending,
+    hold_describe,
+    remember_pending,
+)
+
+
+def test_no_describe_while_every_ready_worker_is_busy(tmp_path: Path) -> None:
+    busy = beat(in_flight_since=NOW - 3)
+    assert hold_describe([busy], 1, tmp_path, NOW, 2.0) is not None
+    assert hold_describe([busy, beat(worker="9001", pid=42)], 2, tmp_path, NOW, 2.0) is None
+    assert hold_describe([beat(in_flight_since=NOW - 1)], 1, tmp_path, NOW, 2.0) is None
+    assert hold_describe([beat(at=NOW - 60)], 1, tmp_path, NOW, 2.0) is not None  # frozen
+    assert hold_describe([], 1, tmp_path, NOW, 2.0) is None  # no evidence: ask
+
+
+def test_no_second_describe_while_ours_is_unanswered(tmp_path: Path) -> None:
+    remember_pending(tmp_path, NOW - 10)
+    assert (tmp_path / PENDING_FILE).exists()
+    held = hold_describe([beat(describe_at=NOW - 20)], 1, tmp_path, NOW, 2.0)
+    assert held == (
+        "not asked: an earlier describe, sent 10 s ago, still waits in the worker's queue"
+    )
+    assert hold_describe([beat(describe_at=NOW - 5)], 1, tmp_path, NOW, 2.0) is None
+    forget_pending(tmp_path)
+    assert not (tmp_path / PENDING_FILE).exists()
+    remember_pending(tmp_path / "missing", NOW)  # never raises

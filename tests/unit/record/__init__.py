@@ -1,0 +1,1 @@
+"""Tests of ``ts_health_handler.record``: the initialization record, its store, beats and deaths."""

@@ -1,0 +1,142 @@
+"""The deadline of ``ts-health serve``'s HTTP server, over real loopback sockets: a client that
+trickles its request, or never reads the answer, loses its connection slot after about the
+deadline, so slow clients cannot starve kubelet's probes of slots."""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.support.serve_support import address, eventually, get, raw
+from ts_health_handler.serve._http_server import MAX_CONNECTIONS, HttpListener
+from ts_health_handler.serve._routes import Answer, Request
+
+DEADLINE = 0.5
+#: Generous: a client dropped by the deadline is gone well before this many seconds.
+CUT_OFF = DEADLINE + 2.5
+#: A request that never ends: a client sends at most a few hundred bytes of it.
+ENDLESS = b"GET /live HTTP/1.1\r\nX-Slow: " + b"a" * 4000
+BIG = b"x" * (32 << 20)  # more than the sockets' buffers hold: sending it blocks
+
+
+def _answer(request: Request) -> Answer:
+    return Answer(200, "text/plain", BIG if request.target == "/big" else b"ok\n")
+
+
+@contextlib.contextmanager
+def serving(
+    answer: Callable[[Request], Answer] = _answer, *, deadline: float = DEADLINE, **extra: int
+) -> Iterator[str]:
+    server = HttpListener(("127.0.0.1", 0), answer, request_deadline=deadline, **extra)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
+    thread.start()
+    try:
+        yield server.url
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def status(url: str, seen: list[int | None], path: str = "/live") -> int | None:
+    """The status of one GET, or None when the server closed first (a 503 may come as a reset)."""
+    try:
+        code: int | None = get(url, path).status
+    except OSError:
+        code = None
+    seen.append(code)
+    return code
+
+
+def trickle(socks: list[socket.socket], started: float, every: float) -> list[float | None]:
+    """Send each socket one more byte of :data:`ENDLESS` every ``every`` seconds until the
+    server drops it (EOF or reset), for at most :data:`CUT_OFF` seconds after ``started``.
+
+    Returns, per socket, the seconds from ``started`` to its drop (None: not dropped). A socket
+    that receives anything is recorded as not dropped: these clients must get no answer.
+    """
+    dropped: dict[socket.socket, float | None] = {}
+    end = started + CUT_OFF
+    sent = 0
+    while len(dropped) < len(socks) and time.monotonic() < end:
+        for sock in socks:
+            if sock not in dropped:
+                with contextlib.suppress(OSError):  # a reset shows as EOF or an error below
+                    sock.send(ENDLESS[sent : sent + 1])
+        sent += 1
+        tick = min(time.monotonic() + every, end)
+        while (live := [s for s in socks if s not in dropped]) and (
+            left := tick - time.monotonic()
+        ) > 0:
+            readable, _, _ = select.select(live, [], [], left)
+            for sock in readable:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                dropped[sock] = None if data else time.monotonic() - started
+    return [dropped.get(sock) for sock in socks]
+
+
+def test_slow_clients_are_dropped_at_the_deadline_and_a_probe_gets_through() -> None:
+    with serving(deadline=1.0) as url:
+        started = time.monotonic()
+        slow = [socket.create_connection(address(url), timeout=10) for _ in range(MAX_CONNECTIONS)]
+        try:
+            drops: list[float | None] = []
+            trickling = threading.Thread(
+                target=lambda: drops.extend(trickle(slow, started, every=0.2)), daemon=True
+            )
+            trickling.start()
+            seen: list[int | None] = []
+            eventually(lambda: status(url, seen) == 200, CUT_OFF + 1.0, "a 200 past slow clients")
+            trickling.join(CUT_OFF + 5.0)
+        finally:
+            for sock in slow:
+                sock.close()
+    assert 503 in seen, seen  # the slow clients did hold every slot for a while
+    assert len(drops) == MAX_CONNECTIONS
+    assert all(d is not None and 0.9 <= d < 1.0 + CUT_OFF for d in drops), drops
+
+
+def test_a_trickling_client_is_cut_off_after_the_deadline() -> None:
+    with serving() as url:
+        started = time.monotonic()
+        with socket.create_connection(address(url), timeout=10) as sock:
+            (dropped,) = trickle([sock], started, every=DEADLINE / 5)
+    assert dropped is not None, "still connected, without an answer, after the cut-off"
+    assert DEADLINE * 0.9 <= dropped < CUT_OFF
+
+
+def test_a_client_that_never_reads_the_answer_loses_its_slot() -> None:
+    with serving(max_connections=1) as url, socket.socket() as stalled:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(address(url))
+        stalled.sendall(b"GET /big HTTP/1.1\r\n\r\n")
+        seen: list[int | None] = []
+        eventually(lambda: status(url, seen) == 200, CUT_OFF, "a 200 past a stalled reader")
+    assert 503 in seen, seen  # the stalled reader did hold the only slot for a while
+
+
+def test_a_normal_request_is_unaffected() -> None:
+    with serving() as url:
+        reply = get(url, "/live")
+        assert (reply.status, reply.body) == (200, b"ok\n")
+        big = raw(url, b"GET /big HTTP/1.1\r\n\r\n")  # read at once: all of it
+        assert big.endswith(b"\r\n\r\n" + BIG)
+        with socket.create_connection(address(url), timeout=10) as sock:
+            for piece in (b"GET /live HT", b"TP/1.1\r\nHost: x\r", b"\n\r\n"):
+                sock.sendall(piece)
+                time.sleep(DEADLINE / 10)  # in pieces, well within the deadline
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+
+
+def test_the_deadline_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="request_deadline must be positive"):
+        HttpListener(("127.0.0.1", 0), _answer, request_deadline=0)

@@ -1,0 +1,1 @@
+"""Tests of ``ts_health_handler.testing``: helpers, the pytest plugin and the runner."""
