@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple
 from urllib.parse import quote
 
-from ._fields import RecordError, field, mapping
+from ._fields import GONE, RecordError, field, load, mapping
 from ._record import ErrorInfo
 
 __all__ = ["BEAT_SCHEMA_VERSION", "Beat", "beat_path", "read_beat", "read_beats", "write_beat"]
@@ -139,14 +139,9 @@ def read_beat(path: Path) -> Beat | None:
     Raises:
         RecordError: not a valid beat. OSError: unreadable.
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    raw = load(path)
+    if raw is GONE:
         return None
-    try:
-        raw = json.loads(data.decode("utf-8"))
-    except (ValueError, RecursionError) as exc:
-        raise RecordError(path, f"not JSON ({exc})") from None
     return Beat.from_json(raw, str(path))
 
 

@@ -5,6 +5,7 @@ Standard library only; used by ``_record`` alone.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -14,7 +15,7 @@ from .._errors import HealthError
 from .._lifecycle import InitPhase
 from .._text import clip
 
-__all__ = ["RecordError", "field", "mapping", "phase", "seconds"]
+__all__ = ["GONE", "RecordError", "field", "load", "mapping", "phase", "seconds"]
 
 
 class RecordError(HealthError):
@@ -84,3 +85,26 @@ def phase(value: str, where: str) -> InitPhase:
 
 
 RecordError.__module__ = "ts_health_handler"
+
+
+def load(path: Path) -> Any:
+    """The JSON value in ``path``, or :data:`GONE` when the file does not exist.
+
+    Raises:
+        RecordError: not UTF-8 JSON. OSError: unreadable.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return GONE
+    try:
+        # Decoding inside the try: a file that is not UTF-8 is a bad file too.
+        return json.loads(data.decode("utf-8"))
+    except ValueError as exc:
+        raise RecordError(path, f"not JSON ({exc})") from None
+    except RecursionError:
+        raise RecordError(path, "not JSON (nested too deeply)") from None
+
+
+#: What :func:`load` returns for a file that does not exist.
+GONE: Final = object()

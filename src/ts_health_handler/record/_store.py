@@ -19,6 +19,7 @@ from typing import Final
 from urllib.parse import quote
 
 from .._lifecycle import InitPhase
+from ._fields import GONE, load
 from ._record import (
     MESSAGE_LIMIT,
     RECENT_ERRORS,
@@ -213,15 +214,7 @@ def read_record(path: Path) -> InitRecord | None:
     Raises:
         RecordError: not a valid record. OSError: unreadable.
     """
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+    raw = load(path)
+    if raw is GONE:
         return None
-    try:
-        # Decoding inside the try: a file that is not UTF-8 is a bad record too.
-        raw = json.loads(data.decode("utf-8"))
-    except ValueError as exc:
-        raise RecordError(path, f"not JSON ({exc})") from None
-    except RecursionError:
-        raise RecordError(path, "not JSON (nested too deeply)") from None
     return InitRecord.from_json(raw, str(path))
