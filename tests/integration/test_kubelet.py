@@ -198,8 +198,18 @@ def test_failing_health_check_keeps_the_pod_ready_and_alive(tmp_path: Path) -> N
         assert degraded["state"] == "degraded", degraded
         assert degraded["ready"] is True, degraded
         assert not pod.seen("torchserve", "not Ready")
-        assert not pod.seen("torchserve readiness", "FAIL")
+        # Before the first Ready a readiness probe may fail while the model loads (a loaded
+        # machine); once Ready, none may.
+        assert not failed_after_ready(pod)
         assert container.restarts == 0
+
+
+def failed_after_ready(pod: Any) -> list[Any]:
+    """Readiness probes that failed after the pod was first added to the Service."""
+    added = pod.seen("torchserve", "Ready: added")
+    if not added:
+        return pod.seen("torchserve readiness", "FAIL")
+    return [e for e in pod.seen("torchserve readiness", "FAIL") if e.at > added[0].at]
 
 
 def test_token_variant_stays_live_and_ready_past_key_expiry(tmp_path: Path) -> None:
@@ -263,7 +273,7 @@ def test_token_variant_stays_live_and_ready_past_key_expiry(tmp_path: Path) -> N
         assert container.restarts == 0
         assert not pod.seen("torchserve liveness", "FAIL")
         assert not pod.seen("torchserve", "not Ready")
-        assert not pod.seen("torchserve readiness", "FAIL")
+        assert not failed_after_ready(pod)
 
 
 TOY_SERVER = """
