@@ -16,7 +16,9 @@ Each trial registers the model under a new name (a new registration starts its r
 the deaths of earlier trials would make it ``unstable``), waits until the watcher says ready,
 sends ``hang``, measures, waits until TorchServe kills the worker at ``responseTimeout``, and
 unregisters it. Times are from sending ``hang`` to the end of the first probe run (the first
-503) that said not ready.
+503) that said not ready. The hang comes at a random point of the watcher's 1-s cycle (the
+probe loop's first run after it, or serve's next observation, is 0 to 1 s away), so the
+spread shows the whole range a watcher that looks every second can give.
 
 ``queue``: describes of ours left in a hung worker's job queue after ``--minutes`` (default 5):
 ``responseTimeout`` 600 (TorchServe does not kill the worker meanwhile), fast health settings,
@@ -44,6 +46,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -231,12 +234,18 @@ def detect_once(
             )
             path = f"/v2/models/{name}/ready"
             wait_for(lambda: get_json(address, path)[0] == 200, timeout=60, what="serve ready")
+            # serve looks every second from its start: hang at a random point of its cycle.
+            time.sleep(random.uniform(0.0, 1.0))
         else:
             wait_for(lambda: env.probe("ready", name)[0] == 0, timeout=60, what="probe ready")
         sent = time.monotonic()
         hung = send_in_background(env, name, "hang", timeout=response_timeout + 60)
         found: tuple[float | None, str] = (None, "ready")
         deadline = sent + limit
+        if watcher == "probe":
+            # A probe loop runs on its own clock: its first run after the hang comes at a
+            # random point of its 1-s period.
+            time.sleep(random.uniform(0.0, 1.0))
         if watcher == "serve":
             for _ in every(0.1, deadline):
                 status, body = get_json(address, f"/v2/models/{name}/ready")
@@ -482,7 +491,7 @@ def main() -> int:
     parser.add_argument(
         "--minutes", type=float, default=None, help="queue: 5, mixed: 10 (the default)"
     )
-    parser.add_argument("--trials", type=int, default=3, help="detect: hangs per watcher")
+    parser.add_argument("--trials", type=int, default=5, help="detect: hangs per watcher")
     args = parser.parse_args()
     print_machine()
     parts = ["detect", "queue", "mixed"] if args.part == "all" else [args.part]

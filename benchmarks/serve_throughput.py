@@ -17,17 +17,22 @@ the plain model twice (as both A and B) to show the noise floor of the machine: 
 it prints should be 1.0, and how far it strays is what the real ratio can be trusted to.
 
 ``--with-serve`` compares the HealthHandler model with itself: ``ts-health serve --interval 1
---model health_empty`` running (started before the round, once it answers ready, and stopped
-after it) against not running. It asks TorchServe every second for ``/ping``, a describe and
-a customized describe, which goes through the worker's queue like an inference request.
-Rounds are longer by default (4000 requests, several seconds, so that each round of the
-running arm holds several observations). Target: throughput ratio >= 0.99.
+--model health_empty`` running against not running. It asks TorchServe every second for
+``/ping``, a describe and a customized describe, which goes through the worker's queue like an
+inference request. One serve process is started once; it is stopped with SIGSTOP for the rounds
+without it (no CPU, no request) and continued with SIGCONT for the rounds with it (each of
+those starts once it has observed afresh), so that no round pays for starting a Python
+process. Rounds are longer by default (3000 requests, several seconds, so that each round of
+the running arm holds several observations). ``--with-serve --aa`` keeps serve stopped in both
+arms: the noise floor of the same design. Target: throughput ratio >= 0.99.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -66,13 +71,20 @@ SERVE_MODELS = {
     "serve off": ("health_empty", HEALTH_MODEL),
     "serve on": ("health_empty", HEALTH_MODEL),
 }
+#: ``--with-serve --aa``: serve stopped in both arms.
+SERVE_AA_MODELS = {
+    "serve off": ("health_empty", HEALTH_MODEL),
+    "serve off again": ("health_empty", HEALTH_MODEL),
+}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=20, help="rounds per model (default 20)")
     parser.add_argument(
-        "--requests", type=int, default=None, help="requests per round (1000; 4000 with serve)"
+        "--rounds", type=int, default=None, help="rounds per model (20; 30 with serve)"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=None, help="requests per round (1000; 3000 with serve)"
     )
     parser.add_argument("--concurrency", type=int, default=16, help="connections (default 16)")
     parser.add_argument("--workers", type=int, default=1, help="workers per model (default 1)")
@@ -86,13 +98,16 @@ def main() -> int:
         help="the health model with ts-health serve --interval 1 running against not running",
     )
     args = parser.parse_args()
-    if args.aa and args.with_serve:
-        parser.error("--aa and --with-serve are two different runs")
     if args.requests is None:
-        args.requests = 4000 if args.with_serve else 1000
-    models = AA_MODELS if args.aa else SERVE_MODELS if args.with_serve else MODELS
+        args.requests = 3000 if args.with_serve else 1000
+    if args.rounds is None:
+        args.rounds = 30 if args.with_serve else 20
+    if args.with_serve:
+        models = SERVE_AA_MODELS if args.aa else SERVE_MODELS
+    else:
+        models = AA_MODELS if args.aa else MODELS
     print_machine()
-    if args.aa:
+    if args.aa and not args.with_serve:
         print("A/A run: 'HealthHandler' below is a second copy of the plain BaseHandler model")
     print(
         f"rounds {args.rounds} per model (interleaved A B B A A B ...), {args.requests} "
@@ -121,52 +136,85 @@ def main() -> int:
                 run_load(url, requests=args.warmup, concurrency=args.concurrency, headers=headers)
             runs: dict[str, list[LoadResult]] = {label: [] for label in models}
             order = list(urls)
-            for round_no in range(1, args.rounds + 1):
-                # A B, then B A: a machine that speeds up or slows down during the run
-                # (JIT warm-up, other load) favours neither model.
-                for label in order if round_no % 2 else order[::-1]:
-                    url = urls[label]
-                    with contextlib.ExitStack() as stack:
-                        if label == "serve on":
-                            stack.enter_context(watching(server, root / "state", "health_empty"))
+            with contextlib.ExitStack() as stack:
+                watcher = None
+                if args.with_serve:
+                    watcher = stack.enter_context(
+                        stopped_serve(server, root / "state", "health_empty")
+                    )
+                for round_no in range(1, args.rounds + 1):
+                    # A B, then B A: a machine that speeds up or slows down during the run
+                    # (JIT warm-up, other load) favours neither model.
+                    for label in order if round_no % 2 else order[::-1]:
+                        if watcher is not None and label == "serve on":
+                            watcher.resume()
                         result = run_load(
-                            url,
+                            urls[label],
                             requests=args.requests,
                             concurrency=args.concurrency,
                             headers=headers,
                             body=b"hello",
                             keep_bodies=True,
                         )
-                    runs[label].append(result)
-                    print(f"  round {round_no} {label:13s} {result.summary()}")
+                        note = ""
+                        if watcher is not None and label == "serve on":
+                            note = watcher.pause()
+                        runs[label].append(result)
+                        print(f"  round {round_no} {label:13s} {result.summary()}{note}")
             health_doc = None if args.aa else server.status_document("health_empty")
     print_load("load average at end")
     return report(runs, health_doc, args)
 
 
+class StoppedServe:
+    """A ``ts-health serve`` process that runs only between :meth:`resume` and :meth:`pause`."""
+
+    def __init__(self, pid: int, address: str) -> None:
+        self.pid, self.address = pid, address
+        self.cpu = self.started = 0.0
+        self.observed = 0.0
+
+    def observations(self) -> float:
+        metrics = request_once(f"http://{self.address}/metrics").body.decode("utf-8", "replace")
+        for line in metrics.splitlines():
+            if line.startswith('ts_health_observations_total{kind="model"}'):
+                return float(line.rsplit(" ", 1)[1])
+        return float("nan")
+
+    def resume(self) -> None:
+        """Continue it and wait for its next observation of the model."""
+        os.kill(self.pid, signal.SIGCONT)
+        before = self.observations()
+        wait_for(lambda: self.observations() > before, timeout=30, what="a fresh observation")
+        self.cpu, self.started = cpu_seconds(self.pid), time.monotonic()
+        self.observed = self.observations()
+
+    def pause(self) -> str:
+        """Stop it; what it did since :meth:`resume`, for the round's line."""
+        seconds, cpu = time.monotonic() - self.started, cpu_seconds(self.pid) - self.cpu
+        observed = self.observations() - self.observed
+        os.kill(self.pid, signal.SIGSTOP)
+        return (
+            f"\n    serve: {observed:.0f} observations in {seconds:.1f} s, "
+            f"{100 * cpu / seconds:.2f} % of a core"
+        )
+
+
 @contextlib.contextmanager
-def watching(server: Any, state: Path, name: str) -> Iterator[None]:
-    """``ts-health serve --interval 1 --model NAME``, from its first ready answer until the
-    end of the block; its observation count is printed when it stops."""
+def stopped_serve(server: Any, state: Path, name: str) -> Iterator[StoppedServe]:
+    """``ts-health serve --interval 1 --model NAME``, ready, then stopped (SIGSTOP)."""
     with serve_process(
         server.inference_url, server.management_url, state, "--interval", "1", "--model", name
     ) as (pid, address):
         ready = f"http://{address}/v2/models/{name}/ready"
         wait_for(lambda: request_once(ready).status == 200, timeout=60, what="serve ready")
-        started, cpu = time.monotonic(), cpu_seconds(pid)
-        yield
-        cpu, seconds = cpu_seconds(pid) - cpu, time.monotonic() - started
-        metrics = request_once(f"http://{address}/metrics").body.decode("utf-8", "replace")
-        observed = [
-            line.rsplit(" ", 1)[1]
-            for line in metrics.splitlines()
-            if line.startswith('ts_health_observations_total{kind="model"}')
-        ]
-        print(
-            f"    serve: {float(observed[0]) if observed else float('nan'):.0f} model "
-            f"observations in all, {seconds:.1f} s from ready to the end of the round, "
-            f"{100 * cpu / seconds:.2f} % of a core meanwhile"
-        )
+        watcher = StoppedServe(pid, address)
+        time.sleep(2.0)  # settled: imports and first observations done
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield watcher
+        finally:
+            os.kill(pid, signal.SIGCONT)  # so that it can take its SIGTERM
 
 
 def report(
