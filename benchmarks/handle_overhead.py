@@ -150,9 +150,8 @@ def spread(values: list[float]) -> tuple[float, float, float]:
     return ordered[0], ordered[len(ordered) // 10], statistics.median(ordered)
 
 
-def measure(args: argparse.Namespace, label: str) -> float:
+def measure(args: argparse.Namespace, label: str, state_dir: Path) -> float:
     """One setting: print the spread of both handlers; return the headline ratio."""
-    state_dir = Path(tempfile.mkdtemp(prefix="ts-health-bench-"))
     handlers: dict[str, tuple[Any, Any]] = {}
     serving = None
     for name, kind in (("BaseHandler", PlainNoOp), ("HealthHandler", HealthNoOp)):
@@ -221,7 +220,8 @@ def main() -> None:
         logging.basicConfig(stream=devnull, format="%(message)s", level=logging.INFO, force=True)
         for label, disabled in (("worker logging", None), ("logging off", logging.INFO)):
             logging.disable(disabled or logging.NOTSET)
-            ratios[label] = measure(args, label)
+            with tempfile.TemporaryDirectory(prefix="ts-health-bench-") as state_dir:
+                ratios[label] = measure(args, label, Path(state_dir))
     logging.disable(logging.NOTSET)
     off = ratios["logging off"]
     verdict = "met" if off <= 1 + TARGET_ADDED else "MISSED"
