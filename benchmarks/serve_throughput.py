@@ -161,7 +161,9 @@ def main() -> int:
                             note = watcher.pause()
                         runs[label].append(result)
                         print(f"  round {round_no} {label:13s} {result.summary()}{note}")
-            health_doc = None if args.aa else server.status_document("health_empty")
+            health_doc = (
+                None if args.aa and not args.with_serve else server.status_document("health_empty")
+            )
     print_load("load average at end")
     return report(runs, health_doc, args)
 
