@@ -6,14 +6,17 @@ touch anything but loopback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
@@ -138,3 +141,41 @@ def probe_env(cache_dir: Path) -> dict[str, str]:
     if env.pop("PYTHONDONTWRITEBYTECODE", None):
         env["PYTHONPYCACHEPREFIX"] = str(cache_dir)
     return env
+
+
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` so far (from ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_process(
+    inference: str, management: str, state: Path, *options: str
+) -> Iterator[tuple[int, str]]:
+    """``ts-health serve`` on a free loopback port, with ``options`` (``--interval 1``, ...);
+    yields its pid and ``host:port``, and stops it (SIGTERM, then SIGKILL) on exit."""
+    port = free_port()
+    command = [*probe_command(), "serve", "--listen", f"127.0.0.1:{port}"]
+    command += ["--inference-url", inference, "--management-url", management]
+    command += ["--state-dir", str(state), *options]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        line = process.stderr.readline()
+        if "listening on" not in line:
+            raise SystemExit(f"ts-health serve did not start: {line}")
+        yield process.pid, f"127.0.0.1:{port}"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

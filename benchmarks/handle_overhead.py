@@ -1,12 +1,32 @@
 """Per-call cost of ``handle()`` through HealthHandler vs plain BaseHandler, same no-op model.
 
-Run: .venv/bin/python benchmarks/handle_overhead.py [--calls N] [--repeats R]
+Run: .venv/bin/python benchmarks/handle_overhead.py [--samples 2000] [--calls 100]
+     [--no-watchdog]
 
-Both handlers run in this one process, interleaved (A B A B ...), on TorchServe's real
-Context and metrics cache; the figure per handler is the median over repeats of the mean
-time per call. Two settings: logging as in a TorchServe worker (every ``HandlerTime``
-metric is formatted and written; here to /dev/null instead of the frontend's pipe), and
-logging off, which isolates the Python call overhead. Target: HealthHandler adds under 5 %.
+Both handlers run in this one process on TorchServe's real Context and metrics cache. Each
+setting takes ``--samples`` short samples of ``--calls`` calls per handler, interleaved and
+alternating which goes first (A B, B A, A B, ...), and compares the **minimum** time per call
+of each handler: on a shared machine every disturbance (another process, an interrupt, a
+frequency change) only ever adds time, so the fastest sample is the best estimate of what the
+code itself costs (the advice of ``timeit``'s documentation for CPU-bound timing). The spread
+(min, p10, median) is printed beside it: the minimum is the figure, the others show the noise.
+
+As in a READY worker, a watchdog thread runs beside ``handle()``: ``handler._serving.Serving``
+built for the HealthHandler's tracker, writing its heartbeat into a temporary directory at the
+default ``heartbeat_interval_s`` (2 s). While requests keep coming it wakes every 50 ms and
+writes a beat at most 4 times a second. A sample of a millisecond usually misses its
+wake-ups, so the minimum alone would leave the heartbeat out. Its cost is therefore measured
+inside the thread (``time.thread_time()`` from one wake-up to the next, for cycles that only
+looked and for cycles that wrote a beat) and charged to the HealthHandler as a share of one
+core at the most the watchdog allows (20 wake-ups and 4 writes a second): the headline ratio
+is ``min(HealthHandler) * (1 + share) / min(BaseHandler)``. That is conservative: on a machine
+with a free core the thread would mostly run beside the worker, not in its time (only the
+parts that hold the GIL take the worker's time), and it wakes less often than 20 times a
+second in practice. Not included: the worker's side of the GIL hand-over at each wake-up.
+
+Two settings: logging as in a TorchServe worker (every ``HandlerTime`` metric is formatted
+and written; here to /dev/null instead of the frontend's pipe), and logging off, which
+isolates the Python call overhead. Target: HealthHandler adds at most 5 % with logging off.
 """
 
 from __future__ import annotations
@@ -17,12 +37,18 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 from ts.torch_handler.base_handler import BaseHandler
 
 from ts_health_handler import HealthMixin
+from ts_health_handler.handler._serving import Serving
+from ts_health_handler.handler._watchdog import MIN_GAP_S, POLL_S
+from ts_health_handler.record._beat import beat_path
 from ts_health_handler.testing import mock_context, set_requests
+
+TARGET_ADDED = 0.05
 
 
 class _NoOp:
@@ -49,6 +75,37 @@ class HealthNoOp(HealthMixin, PlainNoOp):
     """The same model with HealthMixin first, as the docs ask."""
 
 
+class MeteredServing(Serving):
+    """``Serving`` whose watchdog thread meters its own CPU time (``time.thread_time()``),
+    per wake-up cycle: cycles that wrote a beat apart from those that only looked."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.cpu = {"look": 0.0, "write": 0.0}
+        self.cycles = {"look": 0, "write": 0}
+        self._last_cpu: float | None = None
+        self._wrote = False
+
+    def _activity(self) -> tuple[bool, float | None, int]:
+        # Called by the watchdog thread at every wake-up: the CPU since the previous one is
+        # that cycle's (its write, if it wrote; its wait and wake-up).
+        now = time.thread_time()
+        if self._last_cpu is not None:
+            kind = "write" if self._wrote else "look"
+            self.cpu[kind] += now - self._last_cpu
+            self.cycles[kind] += 1
+        self._last_cpu, self._wrote = now, False
+        return super()._activity()
+
+    def beat(self) -> Any:
+        self._wrote = True
+        return super().beat()
+
+    def reset(self) -> None:
+        self.cpu = {"look": 0.0, "write": 0.0}
+        self.cycles = {"look": 0, "write": 0}
+
+
 def per_call_seconds(handler: Any, context: Any, calls: int) -> float:
     data = [{"body": b"1"}]
     handle = handler.handle
@@ -58,44 +115,120 @@ def per_call_seconds(handler: Any, context: Any, calls: int) -> float:
     return (time.perf_counter() - start) / calls
 
 
-def measure(calls: int, repeats: int) -> tuple[float, float]:
-    state_dir = tempfile.mkdtemp(prefix="ts-health-bench-")
-    handlers = {}
+def start_heartbeat(handler: Any, directory: Path) -> MeteredServing:
+    """The READY worker's watchdog, for ``handler``'s tracker (what ``initialize()`` starts
+    inside TorchServe; outside it there is no worker id, so it is started here)."""
+    tracker = handler._ts_health
+    serving = MeteredServing(
+        tracker, tracker._config, "9000", beat_path(directory, "bench", "9000"), tracker._clock
+    )
+    tracker._serving = serving
+    serving.watchdog.start()
+    return serving
+
+
+def heartbeat_share(serving: MeteredServing, elapsed: float) -> float:
+    """The heartbeat thread's CPU as a share of one core while requests keep coming: its
+    measured CPU per cycle, at the most cycles and writes the watchdog allows."""
+    cycles, cpu = serving.cycles, serving.cpu
+    look = cpu["look"] / cycles["look"] if cycles["look"] else 0.0
+    write = cpu["write"] / cycles["write"] if cycles["write"] else look
+    writes, wakeups = 1 / MIN_GAP_S, 1 / POLL_S
+    share = writes * write + (wakeups - writes) * look
+    observed = (cpu["look"] + cpu["write"]) / elapsed
+    print(
+        f"  heartbeat thread: {cycles['look'] / elapsed:.1f} wake-ups/s that only looked "
+        f"({look * 1e6:.0f} us CPU each), {cycles['write'] / elapsed:.2f}/s that wrote a beat "
+        f"({write * 1e6:.0f} us each): {100 * observed:.2f} % of a core in this run, at most "
+        f"{100 * share:.2f} % at {writes:g} writes and {wakeups:g} wake-ups a second (charged)"
+    )
+    return share
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    return ordered[0], ordered[len(ordered) // 10], statistics.median(ordered)
+
+
+def measure(args: argparse.Namespace, label: str, state_dir: Path) -> float:
+    """One setting: print the spread of both handlers; return the headline ratio."""
+    handlers: dict[str, tuple[Any, Any]] = {}
+    serving = None
     for name, kind in (("BaseHandler", PlainNoOp), ("HealthHandler", HealthNoOp)):
-        context = mock_context("noop", model_yaml_config={"health": {"state_dir": state_dir}})
+        context = mock_context("noop", model_yaml_config={"health": {"state_dir": str(state_dir)}})
         handler = kind()
         handler.initialize(context)
         set_requests(context, [{}])
-        per_call_seconds(handler, context, calls // 10)  # warm up
         handlers[name] = (handler, context)
+        if kind is HealthNoOp and not args.no_watchdog:
+            serving = start_heartbeat(handler, state_dir)
+    for handler, context in handlers.values():
+        per_call_seconds(handler, context, 20 * args.calls)  # warm up
     samples: dict[str, list[float]] = {name: [] for name in handlers}
-    for _ in range(repeats):
-        for name, (handler, context) in handlers.items():
-            samples[name].append(per_call_seconds(handler, context, calls))
-    return statistics.median(samples["BaseHandler"]), statistics.median(samples["HealthHandler"])
+    order = list(handlers)
+    if serving is not None:
+        serving.reset()
+    started = time.perf_counter()
+    for i in range(args.samples):
+        for name in order if i % 2 == 0 else order[::-1]:
+            handler, context = handlers[name]
+            samples[name].append(per_call_seconds(handler, context, args.calls))
+    elapsed = time.perf_counter() - started
+    print(f"[{label}] {elapsed:.1f} s")
+    figures = {}
+    for name, values in samples.items():
+        low, p10, mid = spread(values)
+        figures[name] = low
+        print(
+            f"  {name:13s} handle(): min {low * 1e6:7.3f}  p10 {p10 * 1e6:7.3f}  "
+            f"median {mid * 1e6:7.3f} us/call"
+        )
+    plain, health = figures["BaseHandler"], figures["HealthHandler"]
+    p10s = {name: spread(v)[1] for name, v in samples.items()}
+    medians = {name: spread(v)[2] for name, v in samples.items()}
+    share = 0.0
+    if serving is not None:
+        serving.watchdog.stop()
+        share = heartbeat_share(serving, elapsed)
+    heartbeat = health * share
+    ratio = (health + heartbeat) / plain
+    print(
+        f"  ratio of minimums: {health / plain:.3f}; with the heartbeat: {ratio:.3f} "
+        f"(added {100 * (ratio - 1):+.1f} %, {(health + heartbeat - plain) * 1e6:.3f} us/call)"
+    )
+    print(
+        f"  for comparison, ratio of p10s {p10s['HealthHandler'] / p10s['BaseHandler']:.3f}, "
+        f"of medians {medians['HealthHandler'] / medians['BaseHandler']:.3f}"
+    )
+    return ratio
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--samples", type=int, default=2000, help="samples per handler")
+    parser.add_argument("--calls", type=int, default=100, help="calls per sample")
+    parser.add_argument("--no-watchdog", action="store_true", help="leave the heartbeat thread out")
     args = parser.parse_args()
-    print(f"calls per sample: {args.calls}, samples: {args.repeats} (interleaved)")
-
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"{args.samples} samples of {args.calls} calls per handler, interleaved; "
+        f"heartbeat {'off' if args.no_watchdog else 'on'}; load average {load}"
+    )
+    ratios = {}
     with open(os.devnull, "w") as devnull:
         # The worker's logging: INFO and up, one line per record, as ts sets it up.
         logging.basicConfig(stream=devnull, format="%(message)s", level=logging.INFO, force=True)
-        settings = [("worker logging", None), ("logging off", logging.INFO)]
-        for label, disabled in settings:
+        for label, disabled in (("worker logging", None), ("logging off", logging.INFO)):
             logging.disable(disabled or logging.NOTSET)
-            plain, health = measure(args.calls, args.repeats)
-            print(f"[{label}]")
-            print(f"  BaseHandler   handle(): {plain * 1e6:8.2f} us/call (median)")
-            print(f"  HealthHandler handle(): {health * 1e6:8.2f} us/call (median)")
-            print(
-                f"  ratio HealthHandler/BaseHandler: {health / plain:.3f} "
-                f"(added {100 * (health / plain - 1):+.1f} %, target < +5 %)"
-            )
+            with tempfile.TemporaryDirectory(prefix="ts-health-bench-") as state_dir:
+                ratios[label] = measure(args, label, Path(state_dir))
+    logging.disable(logging.NOTSET)
+    off = ratios["logging off"]
+    verdict = "met" if off <= 1 + TARGET_ADDED else "MISSED"
+    print(
+        f"summary: worker logging {ratios['worker logging']:.3f}, logging off {off:.3f} "
+        f"(target <= {1 + TARGET_ADDED:.2f} with logging off: {verdict})"
+    )
 
 
 if __name__ == "__main__":

@@ -22,20 +22,16 @@ one core with 10 models.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import http.client
-import os
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
@@ -43,14 +39,15 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))  # for tests.support
 
-from _common import HEALTH_MODEL, SERVER_CONFIG, archive, print_machine, probe_command  # noqa: E402
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+from _common import (  # noqa: E402
+    HEALTH_MODEL,
+    SERVER_CONFIG,
+    archive,
+    cpu_seconds,
+    print_machine,
+    probe_command,
+    serve_process,
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -58,34 +55,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serve_process(inference: str, management: str, state: Path) -> Iterator[tuple[int, str]]:
-    port = free_port()
-    command = [*probe_command(), "serve", "--listen", f"127.0.0.1:{port}"]
-    command += ["--inference-url", inference, "--management-url", management]
-    command += ["--state-dir", str(state)]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    try:
-        assert process.stderr is not None
-        line = process.stderr.readline()
-        if "listening on" not in line:
-            raise SystemExit(f"serve_probe: ts-health serve did not start: {line}")
-        yield process.pid, f"127.0.0.1:{port}"
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def get(address: str, path: str) -> int:
