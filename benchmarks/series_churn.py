@@ -1,11 +1,12 @@
 """Series per replica over a long run with a busy model, and what one scrape costs.
 
 One TorchServe serves ``examples/troubled_model`` (one worker) while a bounded load loop keeps
-it busy (``--concurrency`` clients sending ``sleep:0.02``, so the job queue's pending count
-changes all the time). ``ts-health serve`` watches it at its default ``--interval`` (2 s), and
-this script scrapes its ``/metrics`` every ``--scrape-interval`` seconds for ``--minutes``,
-as Prometheus would. For each scrape it keeps the series (name and labels), the body's size
-and the time to answer. It prints:
+it busy: requests of ``sleep:0.02`` from 1 to 12 clients, changing every ``--phase-seconds``,
+so that the job queue's pending count moves as it does under bursty traffic.
+``ts-health serve`` watches it at its default ``--interval`` (2 s), and this script scrapes
+its ``/metrics`` every ``--scrape-interval`` seconds for ``--minutes``, as Prometheus would.
+For each scrape it keeps the series (name and labels), the body's size and the time to
+answer. It prints:
 
 - series per scrape (min, max) and distinct series over the whole run: a replica whose
   series set never changes costs Prometheus nothing new as it runs;
@@ -18,7 +19,7 @@ and the time to answer. It prints:
   less the idle background), and the answer's p50 and p99.
 
     PYTHONPATH=src .venv/bin/python benchmarks/series_churn.py [--minutes 10]
-        [--scrape-interval 5] [--concurrency 8] [--baseline ../main/src] [--burst-seconds 20]
+        [--scrape-interval 5] [--phase-seconds 15] [--baseline ../main/src] [--burst-seconds 20]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -142,20 +144,34 @@ def scrape_into(serve: Serve, seen: Scrapes) -> None:
             seen.states[dict(labels)["state"]] += 1
 
 
+#: Clients of the load loop, phase after phase: bursty traffic, so that the job queue's
+#: pending count moves (a steady closed loop would keep it at concurrency - 1).
+PHASES = (1, 6, 2, 10, 4, 12, 3, 8)
+
+
 @contextlib.contextmanager
-def busy(url: str, seconds: float, concurrency: int) -> Iterator[dict[str, object]]:
-    """The load loop in a thread: bounded by ``seconds`` (and a request count)."""
-    result: dict[str, object] = {}
+def busy(url: str, seconds: float, phase_s: float) -> Iterator[dict[str, Any]]:
+    """The load loop in a thread: phases of ``phase_s`` with the clients of :data:`PHASES`,
+    bounded by ``seconds`` in all (and each phase by a request count)."""
+    result: dict[str, Any] = {"sent": 0, "answered": 0, "errors": 0, "wall": 0.0}
+    stop = time.monotonic() + seconds
 
     def work() -> None:
-        result["load"] = run_load(
-            url,
-            requests=10_000_000,
-            concurrency=concurrency,
-            body=b"sleep:0.02",
-            deadline_s=seconds,
-            timeout=30.0,
-        )
+        phase = 0
+        while (left := stop - time.monotonic()) > 0:
+            load = run_load(
+                url,
+                requests=1_000_000,
+                concurrency=PHASES[phase % len(PHASES)],
+                body=b"sleep:0.02",
+                deadline_s=min(phase_s, left),
+                timeout=30.0,
+            )
+            result["sent"] += load.sent
+            result["answered"] += load.ok
+            result["errors"] += load.sent - load.ok
+            result["wall"] += load.wall_s
+            phase += 1
 
     thread = threading.Thread(target=work, daemon=True)
     thread.start()
@@ -225,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the busy run")
     parser.add_argument("--scrape-interval", type=float, default=5.0)
-    parser.add_argument("--concurrency", type=int, default=8, help="clients of the load loop")
+    parser.add_argument("--phase-seconds", type=float, default=15.0, help="per load level")
     parser.add_argument("--baseline", type=Path, help="another checkout's src/ to compare")
     parser.add_argument(
         "--burst-seconds", type=float, default=20.0, help="back-to-back scrapes for the costs"
@@ -257,15 +273,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 time.sleep(3)  # the first observation
                 seen = [Scrapes(label) for label, _ in servers]
                 url = f"{server.inference_url}/predictions/{MODEL}"
-                with busy(url, seconds, args.concurrency) as result:
+                with busy(url, seconds, args.phase_seconds) as result:
                     deadline = time.monotonic() + seconds
                     while time.monotonic() < deadline:
                         for (_, one), scrapes in zip(servers, seen):
                             scrape_into(one, scrapes)
                         time.sleep(args.scrape_interval)
-                load = result.get("load")
                 print(f"\n## Series over {args.minutes:g} min of a busy model\n")
-                print(f"load: {load.summary() if load is not None else 'none'}")  # type: ignore[attr-defined]
+                print(
+                    f"load: {result['sent']} requests, {result['answered']} answered 2xx, "
+                    f"{result['errors']} not; {result['sent'] / max(result['wall'], 1e-9):.0f} "
+                    f"requests/s, clients {'/'.join(map(str, PHASES))} by turns"
+                )
                 print_load("load average after the busy run")
                 print(
                     "\n| serve | scrapes | series per scrape | distinct series | new after "
