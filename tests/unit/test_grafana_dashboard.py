@@ -54,7 +54,9 @@ def expressions() -> list[tuple[str, str]]:
 
 
 def test_the_file_is_what_the_generator_writes() -> None:
-    pytest.importorskip("grafana_foundation_sdk", reason="grafana-foundation-sdk (Python 3.11+)")
+    pytest.importorskip(
+        "grafana_foundation_sdk", reason="grafana-foundation-sdk not installed (test extra, 3.11+)"
+    )
     spec = importlib.util.spec_from_file_location("ts_health_grafana", GENERATOR)
     assert spec is not None
     assert spec.loader is not None
