@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["CheckStatus", "HealthStatus", "InitPhase", "ModelState"]
+__all__ = ["CheckStatus", "HealthStatus", "InitPhase", "ModelState", "ReasonKind"]
 
 
 class InitPhase(str, enum.Enum):
@@ -52,6 +52,48 @@ class ModelState(str, enum.Enum):
     UNSTABLE = "unstable"
     DEGRADED = "degraded"
     UNREACHABLE = "unreachable"
+
+
+class ReasonKind(str, enum.Enum):
+    """What a verdict's reason is about, in a word from a fixed vocabulary.
+
+    The reason is a line of live text (counts, queue sizes, exception messages); its kind
+    is one of these words, so that metrics can carry it as a label without making a new
+    series each time a number changes. ``docs/serve.md`` lists them with their states.
+    """
+
+    #: ``ready``: READY workers, nothing wrong.
+    OK = "ok"
+    #: ``initializing``: no READY worker yet and no failed attempt.
+    LOADING = "loading"
+    #: ``initializing``: initialized before, and a worker is starting again (after a death).
+    RESTARTING = "restarting"
+    #: ``failing``: initialization failed and TorchServe retries it (or the handler holds it).
+    INIT_FAILED = "init_failed"
+    #: ``unhealthy``: initialization kept failing for ``maxRetryTimeoutInSec``.
+    RETRY_WINDOW_PASSED = "retry_window_passed"
+    #: ``unhealthy``: ``/ping`` says Unhealthy while initialization fails.
+    PING_UNHEALTHY = "ping_unhealthy"
+    #: ``unhealthy``: no workers at all (``minWorkers`` 0).
+    NO_WORKERS = "no_workers"
+    #: ``stuck``: every READY worker's request has run past ``stuck_after_s``.
+    REQUEST_STUCK = "request_stuck"
+    #: ``stuck``: every READY worker's heartbeat stopped.
+    HEARTBEAT_STOPPED = "heartbeat_stopped"
+    #: ``failing``: every READY worker's last requests failed.
+    REQUESTS_FAILING = "requests_failing"
+    #: ``failing``: a fatal error (a CUDA device-side assert...) on every READY worker.
+    FATAL_ERROR = "fatal_error"
+    #: ``saturated``: the job queue is full.
+    QUEUE_FULL = "queue_full"
+    #: ``unstable``: workers died while serving too often lately.
+    DEATHS = "deaths"
+    #: ``degraded``: the user's ``health_check()`` failed, raised or timed out.
+    CHECK_FAILED = "check_failed"
+    #: ``unreachable``: TorchServe did not answer.
+    UNREACHABLE = "unreachable"
+    #: A verdict built without a kind (by hand, outside ``assess``).
+    UNKNOWN = "unknown"
 
 
 for _public in (InitPhase, HealthStatus, CheckStatus):

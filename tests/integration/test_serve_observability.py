@@ -110,7 +110,7 @@ def test_shipped_rules_pass_their_promtool_unit_tests() -> None:
     assert "SUCCESS" in done.stdout
 
 
-def test_prometheus_scrapes_and_the_failing_alert_carries_the_reason(
+def test_prometheus_scrapes_and_the_failing_model_alerts_with_its_kind(
     watched_app: HealthApp, tmp_path: Path
 ) -> None:
     prometheus = need("prometheus")
@@ -148,16 +148,18 @@ def test_prometheus_scrapes_and_the_failing_alert_carries_the_reason(
             data = api("/api/v1/alerts")
             for alert in (data or {}).get("alerts", []):
                 labels = alert["labels"]
+                # Its only replica fails: the model is down (the per-replica alert is held).
                 if (
-                    labels.get("alertname") == "TorchServeModelFailing"
+                    labels.get("alertname") == "TorchServeModelDown"
                     and labels.get("model") == FAILING
                     and alert["state"] == "firing"
                 ):
                     return dict(alert)
             return None
 
-        alert = eventually(firing, 90, f"TorchServeModelFailing for {FAILING} ({log})")
-        assert REASON in alert["annotations"]["description"], alert
+        alert = eventually(firing, 90, f"TorchServeModelDown for {FAILING} ({log})")
+        # The kind, not the reason's text: /status has that.
+        assert "failing (init_failed) on 1" in alert["annotations"]["description"], alert
         assert FAILING in alert["annotations"]["summary"]
         targets = api("/api/v1/targets")
         assert targets["activeTargets"][0]["health"] == "up"

@@ -10,17 +10,19 @@ from collections.abc import Callable
 from typing import Final, NamedTuple
 
 from .._document import StatusDoc
-from .._lifecycle import InitPhase, ModelState
+from .._lifecycle import InitPhase, ModelState, ReasonKind
 from .._text import one_line
 from ..record import InitRecord, parse_iso
 from ..record._beat import Beat
 from ..torchserve._answers import JobQueue, ModelEntry
 from ._serving import after_ready, last_death
 
-__all__ = ["ModelHealth", "Observation", "State", "assess"]
+__all__ = ["Kind", "ModelHealth", "Observation", "State", "assess"]
 
 #: The probe's name for the state words.
 State = ModelState
+#: What a reason is about: a word from a fixed vocabulary (metrics carry it as a label).
+Kind = ReasonKind
 
 #: Longest error message shown in a one-line reason (JSON keeps it whole).
 REASON_MESSAGE_LIMIT: Final = 300
@@ -69,13 +71,15 @@ class Observation(NamedTuple):
 
 
 class ModelHealth(NamedTuple):
-    """The verdict on one model version: a state, a one-line reason, the evidence."""
+    """The verdict on one model version: a state, a one-line reason, the evidence, and what
+    the reason is about (``kind``: one word of :class:`ReasonKind`, bounded, for labels)."""
 
     model: str
     version: str
     state: ModelState
     reason: str
     observation: Observation | None = None
+    kind: ReasonKind = ReasonKind.UNKNOWN
 
     @property
     def default(self) -> bool:
@@ -109,8 +113,8 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
     user check fails, else ``ready``.
     """
 
-    def verdict(state: ModelState, reason: str) -> ModelHealth:
-        return ModelHealth(model, version, state, reason, seen)
+    def verdict(state: ModelState, kind: ReasonKind, reason: str) -> ModelHealth:
+        return ModelHealth(model, version, state, reason, seen, kind)
 
     entry = seen.describe
     ready = entry.ready_workers
@@ -125,12 +129,14 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
             if since is not None and limit is not None and since >= limit:
                 return verdict(
                     State.UNHEALTHY,
+                    Kind.RETRY_WINDOW_PASSED,
                     f"initialization failed {failures} in a row over {since:.0f} s, "
                     f"past maxRetryTimeoutInSec={limit}: {error}",
                 )
             if seen.ping_healthy is False:
                 return verdict(
                     State.UNHEALTHY,
+                    Kind.PING_UNHEALTHY,
                     f"/ping reports Unhealthy; initialization failed {failures} in a row: {error}",
                 )
             retry = "TorchServe is retrying"
@@ -138,11 +144,13 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
                 retry = f"attempt {record.attempts} in progress"
             return verdict(
                 State.FAILING,
+                Kind.INIT_FAILED,
                 f"initialization failed {failures} in a row ({worker_text}; {retry}): {error}",
             )
         if not entry.workers and entry.min_workers == 0:
             return verdict(
                 State.UNHEALTHY,
+                Kind.NO_WORKERS,
                 "no workers (minWorkers is 0): scale the model with "
                 "PUT /models/{name}?min_worker=1",
             )
@@ -150,23 +158,30 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
         death = last_death(record)
         if death is not None:
             text += f"; the last worker process ended while serving: {death.describe()}"
-        return verdict(State.INITIALIZING, text)
+        restarting = record is not None and record.phase is InitPhase.READY
+        return verdict(State.INITIALIZING, Kind.RESTARTING if restarting else Kind.LOADING, text)
     status = seen.status
     if status is not None and status["status"] == "failed":
-        return verdict(State.FAILING, f"initialization failed and is held; {_held_text(status)}")
+        return verdict(
+            State.FAILING,
+            Kind.INIT_FAILED,
+            f"initialization failed and is held; {_held_text(status)}",
+        )
     watch = after_ready(seen.beats, ready, record, seen.now)
     if watch.state is not None:
-        return verdict(watch.state, f"{watch.reason} ({worker_text})")
+        kind = watch.kind or Kind.UNKNOWN
+        return verdict(watch.state, kind, f"{watch.reason} ({worker_text})")
     queue = entry.queue
     if queue is not None and queue.full:
         return verdict(
             State.SATURATED,
+            Kind.QUEUE_FULL,
             f"job queue full: {queue.pending} pending, 0 free ({worker_text})",
         )
     if watch.unstable is not None:
-        return verdict(State.UNSTABLE, f"{watch.unstable} ({worker_text})")
+        return verdict(State.UNSTABLE, Kind.DEATHS, f"{watch.unstable} ({worker_text})")
     if status is not None and status["status"] == "degraded":
-        return verdict(State.DEGRADED, f"{_check_text(status)} ({worker_text})")
+        return verdict(State.DEGRADED, Kind.CHECK_FAILED, f"{_check_text(status)} ({worker_text})")
     reason = worker_text
     if queue is not None:
         reason += f", {_queue_text(queue)} in the job queue"
@@ -179,7 +194,7 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
         reason += f"; health status unknown: {seen.status_error}"
     if seen.record_error:
         reason += f"; initialization record unavailable: {seen.record_error}"
-    return verdict(State.READY, reason)
+    return verdict(State.READY, Kind.OK, reason)
 
 
 def _since(stamp: str | None, now: float) -> float | None:

@@ -16,7 +16,7 @@ from ..record import InitRecord, RecordError, StateStore, read_record
 from ..record._beat import Beat, read_beats
 from ..torchserve._answers import ModelEntry
 from ..torchserve._client import TorchServeClient, Unreachable
-from ._assess import ModelHealth, Observation, State, assess
+from ._assess import Kind, ModelHealth, Observation, State, assess
 from ._exit import ExitCode, exit_code_for
 from ._guard import forget_pending, hold_describe, remember_pending
 from ._match import Match, match
@@ -88,7 +88,9 @@ def observe(
     try:
         entry = client.describe(model, version)
     except Unreachable as exc:
-        return ModelHealth(model, version or "?", State.UNREACHABLE, str(exc))
+        return ModelHealth(
+            model, version or "?", State.UNREACHABLE, str(exc), kind=Kind.UNREACHABLE
+        )
     return observe_entry(client, settings, entry, ping_healthy=ping_healthy, now=now)
 
 
@@ -109,7 +111,7 @@ def observe_model(
         entries = client.describe_all(model, "all")
         default = entries[0] if len(entries) == 1 else client.describe(model)
     except Unreachable as exc:
-        return [ModelHealth(model, "?", State.UNREACHABLE, str(exc))]
+        return [ModelHealth(model, "?", State.UNREACHABLE, str(exc), kind=Kind.UNREACHABLE)]
     ordered = [default, *(e for e in entries if e.version != default.version)]
     return [
         observe_entry(client, settings, entry, ping_healthy=ping_healthy, now=now, default=i == 0)

@@ -35,6 +35,7 @@ def health_json(health: ModelHealth, policy: ReadinessPolicy = READY_ONLY) -> di
         "state": health.state.value,
         "ok": policy.admits(health.state),
         "reason": health.reason,
+        "kind": health.kind.value,
     }
     seen = health.observation
     if seen is None:

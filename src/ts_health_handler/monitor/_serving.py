@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final, NamedTuple
 
-from .._lifecycle import ModelState
+from .._lifecycle import ModelState, ReasonKind
 from .._text import one_line
 from ..record import InitRecord
 from ..record._beat import Beat
@@ -37,6 +37,8 @@ class Watch(NamedTuple):
     unstable: str | None = None
     #: What a READY verdict should still mention (one worker of several stuck, a death).
     notes: tuple[str, ...] = ()
+    #: What ``reason`` is about, with ``state``: stuck or failing how.
+    kind: ReasonKind | None = None
 
 
 def after_ready(beats: Sequence[Beat], ready: int, record: InitRecord | None, now: float) -> Watch:
@@ -44,12 +46,13 @@ def after_ready(beats: Sequence[Beat], ready: int, record: InitRecord | None, no
     notes: list[str] = []
     problems = [p for p in (_problem(b, now) for b in beats) if p is not None]
     for state in (ModelState.STUCK, ModelState.FAILING):
-        texts = [text for kind, text in problems if kind is state]
-        if not texts:
+        found = [(kind, text) for seen, kind, text in problems if seen is state]
+        if not found:
             continue
-        if len(texts) >= ready and len(beats) >= ready:
-            return Watch(state, texts[0])
-        notes.append(f"{len(texts)} of {ready} workers {state.value}: {texts[0]}")
+        kind, text = found[0]
+        if len(found) >= ready and len(beats) >= ready:
+            return Watch(state, text, kind=kind)
+        notes.append(f"{len(found)} of {ready} workers {state.value}: {text}")
     unstable, death_note = _deaths(beats, record, now)
     if death_note:
         notes.append(death_note)
@@ -63,11 +66,12 @@ def last_death(record: InitRecord | None) -> Death | None:
     return max(record.deaths, key=lambda d: d.found)
 
 
-def _problem(beat: Beat, now: float) -> tuple[ModelState, str] | None:
+def _problem(beat: Beat, now: float) -> tuple[ModelState, ReasonKind, str] | None:
     age = now - beat.at
     if age > beat.stale_after_s():
         return (
             ModelState.STUCK,
+            ReasonKind.HEARTBEAT_STOPPED,
             f"heartbeat stopped {age:.0f} s ago (beats every {beat.interval_s:g} s): the worker "
             f"process {beat.pid} is frozen, or native code holds the GIL",
         )
@@ -75,15 +79,21 @@ def _problem(beat: Beat, now: float) -> tuple[ModelState, str] | None:
     if running is not None:
         return (
             ModelState.STUCK,
+            ReasonKind.REQUEST_STUCK,
             f"one request has run for {running:.0f} s (stuck after {beat.stuck_after_s:g} s); "
             f"TorchServe kills the worker at responseTimeout {beat.response_timeout_s:g} s",
         )
     if beat.fatal is not None:
         policy = "the worker restarts" if beat.restarting else "health.on_fatal_error: report"
-        return ModelState.FAILING, f"fatal error, {policy}: {_error(beat.fatal)}"
+        return (
+            ModelState.FAILING,
+            ReasonKind.FATAL_ERROR,
+            f"fatal error, {policy}: {_error(beat.fatal)}",
+        )
     if beat.consecutive_failures >= beat.failing_after and beat.last_error is not None:
         return (
             ModelState.FAILING,
+            ReasonKind.REQUESTS_FAILING,
             f"the last {beat.consecutive_failures} requests failed, none succeeded since: "
             f"{_error(beat.last_error)}",
         )

@@ -36,7 +36,7 @@ from ..monitor._defaults import (
 from ..monitor._exit import ExitCode, UsageError
 
 if TYPE_CHECKING:
-    from ..monitor._assess import ModelHealth, Observation, State, assess
+    from ..monitor._assess import Kind, ModelHealth, Observation, State, assess
     from ..monitor._observe import observe
     from ..monitor._policy import ReadinessPolicy
     from ..monitor._report import health_json
@@ -65,6 +65,7 @@ __all__ = [
     "EXIT_UNREACHABLE",
     "EXIT_USAGE",
     "ExitCode",
+    "Kind",
     "ModelHealth",
     "Observation",
     "ReadinessPolicy",
@@ -85,6 +86,7 @@ __all__ = [
 _HOMES: Final = {
     "COMMANDS": "._commands",
     "ENV_STATE_DIR": "..record",
+    "Kind": "..monitor._assess",
     "ModelHealth": "..monitor._assess",
     "Observation": "..monitor._assess",
     "ReadinessPolicy": "..monitor._policy",

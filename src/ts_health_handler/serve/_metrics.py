@@ -3,6 +3,10 @@
 Names follow Prometheus conventions (prefix ``ts_health_``, base units, ``_total`` for
 counters); ``docs/serve.md`` lists them. A collector reads the snapshot it is given, so a
 scrape costs no request to TorchServe.
+
+Every label holds a bounded value: the model and version names, a state word, a reason kind
+(``ReasonKind``), a kind of question. The reason's text, with its live numbers, stays in
+``/status`` and the page: as a label it would make a new series whenever a count changed.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from .._lifecycle import ModelState
-from .._text import one_line
 from ..monitor._policy import ReadinessPolicy
 from ._options import ServeOptions
 from ._readiness import watched
@@ -25,8 +28,6 @@ from ._snapshot import Snapshot
 __all__ = ["CONTENT_TYPE", "metrics_text"]
 
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
-#: Longest reason in a label: alerts show it, and a label should stay readable.
-REASON_LABEL_LIMIT: Final = 300
 VERSION_LABELS: Final = ["model", "version"]
 
 
@@ -53,9 +54,10 @@ class _SnapshotCollector(Collector):
             labels=[*VERSION_LABELS, "state"],
         )
         reason = GaugeMetricFamily(
-            "ts_health_model_reason_info",
-            "Always 1; the labels hold the state and the one-line reason.",
-            labels=[*VERSION_LABELS, "state", "reason"],
+            "ts_health_model_reason",
+            "Always 1; the labels hold the state and what its reason is about (a word of a "
+            "fixed vocabulary). The reason's text is in /status.",
+            labels=[*VERSION_LABELS, "state", "kind"],
         )
         ready = GaugeMetricFamily(
             "ts_health_model_ready",
@@ -71,6 +73,12 @@ class _SnapshotCollector(Collector):
         failures = GaugeMetricFamily(
             "ts_health_model_init_consecutive_failures",
             "Initializations failed in a row since the last success (persisted record).",
+            labels=VERSION_LABELS,
+        )
+        init_time = GaugeMetricFamily(
+            "ts_health_model_init_duration_seconds",
+            "Seconds the last initialize() took, whether it succeeded or failed (persisted "
+            "record).",
             labels=VERSION_LABELS,
         )
         since = GaugeMetricFamily(
@@ -107,8 +115,7 @@ class _SnapshotCollector(Collector):
                 labels = [health.model, health.version]
                 for word in ModelState:
                     state.add_metric([*labels, word.value], 1.0 if word is health.state else 0.0)
-                text = one_line(health.reason, REASON_LABEL_LIMIT)
-                reason.add_metric([*labels, health.state.value, text], 1.0)
+                reason.add_metric([*labels, health.state.value, health.kind.value], 1.0)
                 readiness = by_version.get((health.model, health.version))
                 ready.add_metric(labels, 1.0 if readiness and readiness.ready else 0.0)
                 observed = health.observation
@@ -118,6 +125,8 @@ class _SnapshotCollector(Collector):
                     record = observed.record
                     count = record.consecutive_failures if record is not None else 0
                     failures.add_metric(labels, float(count))
+                    if record is not None and record.last_duration_s is not None:
+                        init_time.add_metric(labels, record.last_duration_s)
                     died = record.deaths_total if record is not None else 0
                     deaths.add_metric(labels, float(died))
                     requests.add_metric(labels, float(sum(b.requests for b in observed.beats)))
@@ -126,7 +135,7 @@ class _SnapshotCollector(Collector):
                 if track is not None:
                     since.add_metric(labels, max(0.0, self.wall - track.since))
                 age.add_metric(labels, max(0.0, now - seen.at))
-        yield from (state, reason, ready, workers, all_workers, failures, since, age)
+        yield from (state, reason, ready, workers, all_workers, failures, init_time, since, age)
         yield from (deaths, requests, failed)
         yield from _server_metrics(snapshot, now)
 

@@ -45,6 +45,7 @@ th,td{border-bottom:1px solid #d0d7de;padding:.45rem .5rem;text-align:left;verti
 th{background:#f6f8fa;font-weight:600}
 .state{display:inline-block;padding:.05rem .5rem;border-radius:1rem;color:#fff;font-weight:600}
 .reason{max-width:42rem;word-break:break-word}
+.kind{font:12px ui-monospace,monospace;color:#57606a;margin-right:.3rem}
 .verdict{font-weight:600}
 ol.timeline{margin:0;padding-left:1.1rem;font-size:12px;color:#57606a}
 .ok{color:#1a7f37}.bad{color:#cf222e}
@@ -102,7 +103,8 @@ def _rows(seen: ModelSeen, snapshot: Snapshot) -> Iterable[str]:
         yield (
             f"<tr><td>{_e(health.model)}</td><td>{_e(version)}</td>"
             f"<td>{_badge(health.state)}</td><td>{_e(workers)}</td><td>{_e(queue)}</td>"
-            f'<td class="reason">{_e(health.reason)}</td>'
+            f'<td class="reason"><span class="kind">{_e(health.kind.value)}</span> '
+            f"{_e(health.reason)}</td>"
             f"<td>{_timeline(health, track)}</td></tr>"
         )
 

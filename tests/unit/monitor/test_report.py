@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.serve_support import health, settings_for
+from ts_health_handler._lifecycle import ReasonKind
 from ts_health_handler.monitor._assess import ModelHealth, State
 from ts_health_handler.monitor._exit import ExitCode
 from ts_health_handler.monitor._observe import PingResult
@@ -20,7 +21,7 @@ from ts_health_handler.monitor._report import (
 )
 
 HEALTHY = PingResult(True, "Healthy")
-UNREACHABLE = ModelHealth("m", "?", State.UNREACHABLE, "no answer")
+UNREACHABLE = ModelHealth("m", "?", State.UNREACHABLE, "no answer", kind=ReasonKind.UNREACHABLE)
 
 
 def test_a_verdict_without_an_observation_has_only_its_words() -> None:
@@ -31,6 +32,7 @@ def test_a_verdict_without_an_observation_has_only_its_words() -> None:
         "state": "unreachable",
         "ok": False,
         "reason": "no answer",
+        "kind": "unreachable",
     }
 
 

@@ -188,10 +188,10 @@ def test_metrics_parse_and_carry_states_and_reasons() -> None:
     assert states[("m", "failing")] == 0
     assert states[("f", "initializing")] == 1
     assert sum(v for (model, _), v in states.items() if model == "f") == 1
-    reasons = families["ts_health_model_reason_info"].samples
-    assert {s.labels["reason"] for s in reasons} == {
-        failing.reason,
-        snap.models["m"].healths[0].reason,
+    reasons = families["ts_health_model_reason"].samples
+    assert {(s.labels["model"], s.labels["state"], s.labels["kind"]) for s in reasons} == {
+        ("f", "initializing", "loading"),
+        ("m", "ready", "ok"),
     }
     ready = {s.labels["model"]: s.value for s in families["ts_health_model_ready"].samples}
     assert ready == {"m": 1.0, "f": 0.0}
