@@ -1,4 +1,4 @@
-"""The verdict: one state word and a one-line reason per model version, as a pure function.
+"""The judgement: one state word and a one-line reason per model version, a pure function.
 
 Nothing here does I/O: :func:`assess` reads an :class:`Observation` (what was seen, already
 parsed) and returns a :class:`ModelHealth`. ``docs/probe.md`` explains the order of states.
@@ -71,7 +71,7 @@ class Observation(NamedTuple):
 
 
 class ModelHealth(NamedTuple):
-    """The verdict on one model version: a state, a one-line reason, the evidence, and what
+    """The health of one model version: a state, a one-line reason, the evidence, and what
     the reason is about (``kind``: one word of :class:`ReasonKind`, bounded, for labels)."""
 
     model: str
@@ -113,7 +113,7 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
     user check fails, else ``ready``.
     """
 
-    def verdict(state: ModelState, kind: ReasonKind, reason: str) -> ModelHealth:
+    def judged(state: ModelState, kind: ReasonKind, reason: str) -> ModelHealth:
         return ModelHealth(model, version, state, reason, seen, kind)
 
     entry = seen.describe
@@ -127,14 +127,14 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
             limit = entry.max_retry_timeout_s
             since = _since(record.first_failure_at, seen.now)
             if since is not None and limit is not None and since >= limit:
-                return verdict(
+                return judged(
                     State.UNHEALTHY,
                     Kind.RETRY_WINDOW_PASSED,
                     f"initialization failed {failures} in a row over {since:.0f} s, "
                     f"past maxRetryTimeoutInSec={limit}: {error}",
                 )
             if seen.ping_healthy is False:
-                return verdict(
+                return judged(
                     State.UNHEALTHY,
                     Kind.PING_UNHEALTHY,
                     f"/ping reports Unhealthy; initialization failed {failures} in a row: {error}",
@@ -142,13 +142,13 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
             retry = "TorchServe is retrying"
             if record.phase is InitPhase.INITIALIZING:
                 retry = f"attempt {record.attempts} in progress"
-            return verdict(
+            return judged(
                 State.FAILING,
                 Kind.INIT_FAILED,
                 f"initialization failed {failures} in a row ({worker_text}; {retry}): {error}",
             )
         if not entry.workers and entry.min_workers == 0:
-            return verdict(
+            return judged(
                 State.UNHEALTHY,
                 Kind.NO_WORKERS,
                 "no workers (minWorkers is 0): scale the model with "
@@ -159,10 +159,10 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
         if death is not None:
             text += f"; the last worker process ended while serving: {death.describe()}"
         restarting = record is not None and record.phase is InitPhase.READY
-        return verdict(State.INITIALIZING, Kind.RESTARTING if restarting else Kind.LOADING, text)
+        return judged(State.INITIALIZING, Kind.RESTARTING if restarting else Kind.LOADING, text)
     status = seen.status
     if status is not None and status["status"] == "failed":
-        return verdict(
+        return judged(
             State.FAILING,
             Kind.INIT_FAILED,
             f"initialization failed and is held; {_held_text(status)}",
@@ -170,18 +170,18 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
     watch = after_ready(seen.beats, ready, record, seen.now)
     if watch.state is not None:
         kind = watch.kind or Kind.UNKNOWN
-        return verdict(watch.state, kind, f"{watch.reason} ({worker_text})")
+        return judged(watch.state, kind, f"{watch.reason} ({worker_text})")
     queue = entry.queue
     if queue is not None and queue.full:
-        return verdict(
+        return judged(
             State.SATURATED,
             Kind.QUEUE_FULL,
             f"job queue full: {queue.pending} pending, 0 free ({worker_text})",
         )
     if watch.unstable is not None:
-        return verdict(State.UNSTABLE, Kind.DEATHS, f"{watch.unstable} ({worker_text})")
+        return judged(State.UNSTABLE, Kind.DEATHS, f"{watch.unstable} ({worker_text})")
     if status is not None and status["status"] == "degraded":
-        return verdict(State.DEGRADED, Kind.CHECK_FAILED, f"{_check_text(status)} ({worker_text})")
+        return judged(State.DEGRADED, Kind.CHECK_FAILED, f"{_check_text(status)} ({worker_text})")
     reason = worker_text
     if queue is not None:
         reason += f", {_queue_text(queue)} in the job queue"
@@ -194,7 +194,7 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
         reason += f"; health status unknown: {seen.status_error}"
     if seen.record_error:
         reason += f"; initialization record unavailable: {seen.record_error}"
-    return verdict(State.READY, Kind.OK, reason)
+    return judged(State.READY, Kind.OK, reason)
 
 
 def _since(stamp: str | None, now: float) -> float | None:
