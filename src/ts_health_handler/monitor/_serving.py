@@ -15,7 +15,7 @@ from typing import Final, NamedTuple
 
 from .._lifecycle import ModelState, ReasonKind
 from .._text import one_line
-from ..record import InitRecord
+from ..record import ErrorInfo, InitRecord
 from ..record._beat import Beat
 from ..record._deaths import Death, deaths_within
 
@@ -121,6 +121,6 @@ def _deaths(
     return None, text
 
 
-def _error(error: object) -> str:
-    kind = str(getattr(error, "type", "Error")).rsplit(".", 1)[-1]
-    return f"{kind}: {one_line(str(getattr(error, 'message', '')), MESSAGE_LIMIT)}"
+def _error(error: ErrorInfo) -> str:
+    kind = error.type.rsplit(".", 1)[-1]
+    return f"{kind}: {one_line(error.message, MESSAGE_LIMIT)}"
