@@ -13,16 +13,17 @@ code itself costs (the advice of ``timeit``'s documentation for CPU-bound timing
 
 As in a READY worker, a watchdog thread runs beside ``handle()``: ``handler._serving.Serving``
 built for the HealthHandler's tracker, writing its heartbeat into a temporary directory at the
-default ``heartbeat_interval_s`` (2 s). While requests keep coming it wakes every 50 ms and
-writes a beat at most 4 times a second. A sample of a millisecond usually misses its
+default ``heartbeat_interval_s`` (2 s). While requests keep coming it wakes every
+``POLL_S`` (0.25 s) and writes a beat once per interval (a quiet worker, whose requests
+start after idle spells, at most 4 times a second). A sample of a millisecond usually misses its
 wake-ups, so the minimum alone would leave the heartbeat out. Its cost is therefore measured
 inside the thread (``time.thread_time()`` from one wake-up to the next, for cycles that only
 looked and for cycles that wrote a beat) and charged to the HealthHandler as a share of one
-core at the most the watchdog allows (20 wake-ups and 4 writes a second): the headline ratio
-is ``min(HealthHandler) * (1 + share) / min(BaseHandler)``. That is conservative: on a machine
-with a free core the thread would mostly run beside the worker, not in its time (only the
-parts that hold the GIL take the worker's time), and it wakes less often than 20 times a
-second in practice. Not included: the worker's side of the GIL hand-over at each wake-up.
+core at the most wake-ups the watchdog makes (one per ``POLL_S``) and the writes of a busy
+worker: the headline ratio is ``min(HealthHandler) * (1 + share) / min(BaseHandler)``. That
+is conservative: on a machine with a free core the thread would mostly run beside the
+worker, not in its time (only the parts that hold the GIL take the worker's time). Not
+included: the worker's side of the GIL hand-over at each wake-up.
 
 Two settings: logging as in a TorchServe worker (every ``HandlerTime`` metric is formatted
 and written; here to /dev/null instead of the frontend's pipe), and logging off, which
@@ -36,6 +37,7 @@ import logging
 import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +46,7 @@ from ts.torch_handler.base_handler import BaseHandler
 
 from ts_health_handler import HealthMixin
 from ts_health_handler.handler._serving import Serving
-from ts_health_handler.handler._watchdog import MIN_GAP_S, POLL_S
+from ts_health_handler.handler._watchdog import POLL_S
 from ts_health_handler.record._beat import beat_path
 from ts_health_handler.testing import mock_context, set_requests
 
@@ -86,16 +88,19 @@ class MeteredServing(Serving):
         self._last_cpu: float | None = None
         self._wrote = False
 
-    def _activity(self) -> tuple[bool, float | None, int]:
-        # Called by the watchdog thread at every wake-up: the CPU since the previous one is
-        # that cycle's (its write, if it wrote; its wait and wake-up).
+    def _busy(self) -> bool:
+        # Called by the watchdog thread once at every wake-up: the CPU since the previous one
+        # is that cycle's (its write, if it wrote; its wait and wake-up). The first beat, at
+        # start(), is written from the main thread: its clock is not the watchdog's.
+        if threading.current_thread().name != "ts-health-watchdog":
+            return super()._busy()
         now = time.thread_time()
         if self._last_cpu is not None:
             kind = "write" if self._wrote else "look"
             self.cpu[kind] += now - self._last_cpu
             self.cycles[kind] += 1
         self._last_cpu, self._wrote = now, False
-        return super()._activity()
+        return super()._busy()
 
     def beat(self) -> Any:
         self._wrote = True
@@ -129,18 +134,22 @@ def start_heartbeat(handler: Any, directory: Path) -> MeteredServing:
 
 def heartbeat_share(serving: MeteredServing, elapsed: float) -> float:
     """The heartbeat thread's CPU as a share of one core while requests keep coming: its
-    measured CPU per cycle, at the most cycles and writes the watchdog allows."""
+    measured CPU per cycle, at the most wake-ups the watchdog makes (one per ``POLL_S``) and
+    the most writes a busy worker makes (one per interval; a quiet worker whose requests
+    start after idle spells may write up to ``1 / MIN_GAP_S`` a second, but then it is not
+    busy)."""
     cycles, cpu = serving.cycles, serving.cpu
     look = cpu["look"] / cycles["look"] if cycles["look"] else 0.0
     write = cpu["write"] / cycles["write"] if cycles["write"] else look
-    writes, wakeups = 1 / MIN_GAP_S, 1 / POLL_S
+    writes = max(cycles["write"] / elapsed, 1 / serving.watchdog.interval_s)
+    wakeups = 1 / POLL_S
     share = writes * write + (wakeups - writes) * look
     observed = (cpu["look"] + cpu["write"]) / elapsed
     print(
         f"  heartbeat thread: {cycles['look'] / elapsed:.1f} wake-ups/s that only looked "
         f"({look * 1e6:.0f} us CPU each), {cycles['write'] / elapsed:.2f}/s that wrote a beat "
         f"({write * 1e6:.0f} us each): {100 * observed:.2f} % of a core in this run, at most "
-        f"{100 * share:.2f} % at {writes:g} writes and {wakeups:g} wake-ups a second (charged)"
+        f"{100 * share:.2f} % at {writes:.2f} writes and {wakeups:g} wake-ups a second (charged)"
     )
     return share
 

@@ -75,7 +75,7 @@ class Serving:
         self.watchdog: Final = (
             None
             if beat_path is None or worker is None
-            else Watchdog(self.beat, beat_path, config.heartbeat_interval_s, self._activity)
+            else Watchdog(self.beat, beat_path, config.heartbeat_interval_s, self._busy)
         )
 
     @property
@@ -117,10 +117,9 @@ class Serving:
             self.watchdog.beat_now()
         self._exit_later(FATAL_EXIT_DELAY_S, FATAL_EXIT_STATUS)
 
-    def _activity(self) -> tuple[bool, float | None, int]:
-        """What changes when a request starts or ends (a few attribute reads)."""
-        tracker = self._tracker
-        return tracker.in_handle, tracker.last_request_at, tracker.requests_failed
+    def _busy(self) -> bool:
+        """A request is running (one attribute read)."""
+        return self._tracker.in_handle
 
     def beat(self) -> Beat:
         """The heartbeat now (read by the watchdog thread; attribute reads only)."""

@@ -3,10 +3,11 @@
 It runs beside the worker's main thread, so it keeps telling while ``handle()`` blocks (a
 deadlock, a stuck kernel): the beat then shows the request running and for how long. It
 looks at the worker in memory every :data:`POLL_S` (a few attribute reads) and writes one
-small file atomically every interval, or sooner when a request started or ended, but never
-more often than every :data:`MIN_GAP_S`: at most four writes a second, whatever the request
-rate, and no write by the request itself (``handle()`` only sets attributes the tracker had
-anyway). So a process killed a fraction of a second into a request is usually seen in it. A
+small file atomically every interval, or sooner when a request starts after an idle spell
+(the last beat showed the worker idle), but never more often than every :data:`MIN_GAP_S`:
+a busy worker writes once per interval, a quiet one at most four times a second, and no
+write belongs to a request (``handle()`` only sets attributes the tracker had anyway). So a
+process killed more than a quarter of a second into a request is seen in it. A
 process that is frozen as a whole, or whose GIL a C extension holds, stops beating: readers
 see the file age (``record._beat``).
 """
@@ -23,15 +24,18 @@ from ..record._beat import Beat, write_beat
 
 __all__ = ["MIN_GAP_S", "POLL_S", "Watchdog"]
 
-#: How often the watchdog looks at the worker (memory only).
-POLL_S: Final = 0.05
+#: How often the watchdog looks at the worker (memory only). Each look costs the thread a
+#: wake-up (0.1 to 0.5 ms of CPU on a loaded 2-core VM, benchmarks/RESULTS.md), so it looks
+#: as often as it may write, no more.
+POLL_S: Final = 0.25
 #: The shortest time between two writes.
 MIN_GAP_S: Final = 0.25
 
 
 class Watchdog:
-    """Writes ``beat()`` to ``path`` now, every ``interval_s`` seconds, and when ``activity()``
-    changes (at most every :data:`MIN_GAP_S`), from a daemon thread.
+    """Writes ``beat()`` to ``path`` now, every ``interval_s`` seconds, and when ``busy()``
+    turns true after a beat that showed the worker idle (at most every :data:`MIN_GAP_S`),
+    from a daemon thread.
 
     A failed write is kept in :attr:`error` and retried at the next interval: health
     checking never fails the worker.
@@ -42,11 +46,11 @@ class Watchdog:
         beat: Callable[[], Beat],
         path: Path,
         interval_s: float,
-        activity: Callable[[], object] = lambda: None,
+        busy: Callable[[], bool] = lambda: False,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._beat: Final = beat
-        self._activity: Final = activity
+        self._busy: Final = busy
         self._monotonic: Final = monotonic
         self.path: Final = path
         self.interval_s: Final = interval_s
@@ -54,9 +58,9 @@ class Watchdog:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self.error: str | None = None
-        #: When the last beat was written (monotonic) and the activity it showed.
+        #: When the last beat was written (monotonic), and whether it showed a request running.
         self._written = monotonic()
-        self._seen = activity()
+        self._seen_busy = False
         #: Beats written: the first at :meth:`start`, then by :meth:`tick`.
         self.writes = 0
 
@@ -76,9 +80,12 @@ class Watchdog:
 
     def beat_now(self) -> None:
         """Write one beat now (also before the worker ends itself after a fatal error)."""
+        self._write(self._busy())
+
+    def _write(self, busy: bool) -> None:
         with self._lock:  # the thread and an immediate beat never write at once
             try:
-                self._written, self._seen = self._monotonic(), self._activity()
+                self._written, self._seen_busy = self._monotonic(), busy
                 write_beat(self.path, self._beat())
                 self.writes += 1
                 self.error = None
@@ -86,11 +93,13 @@ class Watchdog:
                 self.error = f"{type(exc).__name__}: {exc}"
 
     def tick(self) -> bool:
-        """One look: write a beat when the interval has passed, or when a request started or
-        ended and the last write is at least :data:`MIN_GAP_S` old. True when it wrote."""
+        """One look: write a beat when the interval has passed, or when a request runs after
+        a beat that showed none and that beat is at least :data:`MIN_GAP_S` old. True when it
+        wrote."""
+        busy = self._busy()
         since = self._monotonic() - self._written
-        if since >= self.interval_s or (self._activity() != self._seen and since >= MIN_GAP_S):
-            self.beat_now()
+        if since >= self.interval_s or (busy and not self._seen_busy and since >= MIN_GAP_S):
+            self._write(busy)
             return True
         return False
 

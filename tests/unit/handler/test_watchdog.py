@@ -1,5 +1,5 @@
-"""The watchdog's write rule, with a fake clock: every interval, or on activity at most every
-``MIN_GAP_S``; never more."""
+"""The watchdog's write rule, with a fake clock: every interval, and when a request starts
+after a beat that showed the worker idle, at most every ``MIN_GAP_S``; never more."""
 
 from __future__ import annotations
 
@@ -13,25 +13,33 @@ def beat() -> Beat:
     return Beat("9000", 41, 1.0, 2.0, 0, 0, 0)
 
 
-def test_the_watchdog_writes_on_interval_and_on_activity_at_most_every_min_gap(
+def test_a_busy_worker_beats_per_interval_and_an_idle_one_when_a_request_starts(
     tmp_path: Path,
 ) -> None:
-    now, activity = [100.0], [0]
-    dog = Watchdog(lambda: beat(), tmp_path / "b.json", 2.0, lambda: activity[0], lambda: now[0])
-    dog.beat_now()
+    now, busy = [100.0], [False]
+    dog = Watchdog(lambda: beat(), tmp_path / "b.json", 2.0, lambda: busy[0], lambda: now[0])
+    dog.beat_now()  # idle
     assert dog.writes == 1
     now[0] += 1.0
-    assert not dog.tick()  # nothing changed, interval not over
-    activity[0] += 1  # a request started
+    assert not dog.tick()  # still idle, interval not over
+    busy[0] = True  # a request starts after the idle spell
     assert dog.tick()  # 1 s since the last write: past the gap
-    activity[0] += 1  # it ended 0.1 s later
-    now[0] += 0.1
-    assert not dog.tick()  # within MIN_GAP_S of the last write: wait
-    now[0] += MIN_GAP_S
-    assert dog.tick()  # now the change is written
-    now[0] += 1.9
+    now[0] += 0.5
+    assert not dog.tick()  # busy as the last beat said: nothing new to tell before the interval
+    busy[0] = False
+    now[0] += 0.5
+    assert not dog.tick()  # a request ended: told at the next interval
+    busy[0] = True  # the next starts after a beat that showed one running
     assert not dog.tick()
-    now[0] += 0.1
+    now[0] += 1.0
     assert dog.tick()  # the interval
-    assert dog.writes == 4
+    busy[0] = False
+    now[0] += 2.0
+    assert dog.tick()  # the interval: idle now
+    busy[0] = True
+    now[0] += MIN_GAP_S / 2
+    assert not dog.tick()  # a start within MIN_GAP_S of the last write waits
+    now[0] += MIN_GAP_S / 2
+    assert dog.tick()
+    assert dog.writes == 5
     assert read_beat(tmp_path / "b.json") == beat()
