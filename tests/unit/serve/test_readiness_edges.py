@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._assess import ModelHealth
+from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._policy import READY_ONLY
 from ts_health_handler.serve._options import ServeOptions
-from ts_health_handler.serve._readiness import Readiness, model_ready, server_ready
+from ts_health_handler.serve._readiness import Live, Readiness, liveness, model_ready, server_ready
 from ts_health_handler.serve._snapshot import ModelSeen, Snapshot
 
 STALE = 10.0
@@ -68,3 +69,48 @@ def test_a_model_torchserve_says_is_not_registered_is_none() -> None:
     seen = ModelSeen("m", (), 5.0, error="model not found", registered=False)
     snap = Snapshot(0.0, names=("m",), names_at=5.0, models={"m": seen})
     assert model_ready(snap, OPTIONS, READY_ONLY, 6.0, "m", None) is None
+
+
+def test_models_that_could_not_be_described_are_unready_versions_with_the_error() -> None:
+    models = {
+        "a": ModelSeen("a", (), 5.0, error="token refused", registered=True),
+        "b": ModelSeen("b", (), 5.0, error="model not found", registered=False),
+    }
+    snap = Snapshot(0.0, names=("a", "b", "c"), names_at=5.0, models=models)
+    assert server_ready(snap, OPTIONS, READY_ONLY, 6.0) == (
+        False,
+        "3 of 3 model versions not ready",
+        [
+            Readiness("a", None, "unknown", "token refused", False),
+            Readiness("b", None, "not_registered", "model not found", False),
+            Readiness("c", None, "unknown", "not observed yet", False),
+        ],
+    )
+
+
+def test_an_observation_under_a_second_old_is_fresh_for_a_sub_second_stale_after() -> None:
+    quick = ServeOptions("127.0.0.1", 0, stale_after=0.5)
+    snap = Snapshot(
+        0.0,
+        ping=PingResult(True, "Healthy"),
+        ping_at=10.0,
+        names=("m",),
+        names_at=10.0,
+        models={"m": ready_model("m", 10.0)},
+    )
+    assert liveness(snap, quick, 10.2) == Live(True, "/ping answered Healthy")
+    assert server_ready(snap, quick, READY_ONLY, 10.2)[0] is True
+
+
+def test_a_ping_without_its_time_is_no_answer_yet() -> None:
+    snap = Snapshot(3.0, ping=PingResult(True, "Healthy"), ping_at=None)
+    assert liveness(snap, OPTIONS, 10.0) == Live(False, "no /ping answer yet (7 s)")
+    assert liveness(Snapshot(3.0), OPTIONS, 10.0) == Live(False, "no /ping answer yet (7 s)")
+
+
+def test_a_ping_exactly_as_old_as_stale_after_is_fresh_and_older_is_stale() -> None:
+    snap = Snapshot(0.0, ping=PingResult(True, "Healthy"), ping_at=100.0)
+    assert liveness(snap, OPTIONS, 100.0 + STALE) == Live(True, "/ping answered Healthy")
+    assert liveness(snap, OPTIONS, 100.0 + STALE + 1.0) == Live(
+        False, "observation stale (11 s) (/ping)"
+    )
