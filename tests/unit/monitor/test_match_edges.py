@@ -42,3 +42,21 @@ def test_a_record_that_fits_in_time_wins_over_a_newer_one_without_worker_ids() -
     # Neither pid matches the one described (99): the fit is by worker id and time only.
     found = match(entry("9000", 99, T0), [("l.json", legacy), ("f.json", fits)])
     assert (found.current, found.path, found.previous) == (fits, "f.json", legacy)
+
+
+def test_a_record_without_an_update_time_loses_to_an_equal_fit_that_has_one() -> None:
+    dated = attempt(None, "9000", 12, at=T0 + 1, fail="dated")
+    undated = attempt(None, "9000", 13, at=T0 + 2, fail="undated")._replace(updated_at=None)
+    for found in (
+        [("u.json", undated), ("d.json", dated)],
+        [("d.json", dated), ("u.json", undated)],
+    ):
+        assert match(entry("9000", 99, T0), found).current == dated
+
+
+def test_of_two_records_alike_in_fit_and_time_the_first_found_is_current() -> None:
+    one = attempt(None, "9000", 12, at=T0 + 1, fail="one")
+    two = attempt(None, "9000", 13, at=T0 + 1, fail="two", server="300-1")
+    assert one.updated_at == two.updated_at
+    found = match(entry("9000", 99, T0), [("1.json", one), ("2.json", two)])
+    assert (found.current, found.path, found.previous) == (one, "1.json", two)
