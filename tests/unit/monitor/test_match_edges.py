@@ -60,3 +60,14 @@ def test_of_two_records_alike_in_fit_and_time_the_first_found_is_current() -> No
     assert one.updated_at == two.updated_at
     found = match(entry("9000", 99, T0), [("1.json", one), ("2.json", two)])
     assert (found.current, found.path, found.previous) == (one, "1.json", two)
+
+
+def test_the_previous_record_is_the_last_updated_not_the_one_with_more_attempts() -> None:
+    # Neither fits the thread described (started later than both): both are history.
+    older = attempt(attempt(None, "9000", 11, at=T0 - 100, fail="1"), "9000", 11, at=T0, fail="2")
+    newer = attempt(None, "9000", 12, at=T0 + 5, fail="3", server="100-6")
+    undated = attempt(None, "9000", 13, at=T0 + 9, fail="4", server="200-6")
+    undated = undated._replace(updated_at=None)
+    assert older.attempts > newer.attempts
+    for found in ([("o", older), ("n", newer), ("u", undated)], [("u", undated), ("n", newer)]):
+        assert match(entry("9000", 99, T0 + 600), found).previous == newer
