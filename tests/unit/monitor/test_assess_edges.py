@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tests.support.records import attempt
 from ts_health_handler.probe import Observation, State, assess
+from ts_health_handler.record._deaths import Death, DeathCause
 from ts_health_handler.torchserve._answers import ModelEntry
 
 T0 = 1_750_000_000.0
@@ -57,4 +58,19 @@ def test_a_failure_recorded_for_a_worker_described_ready_is_not_another_worker_f
     alone = _described(("9000", "READY"))
     assert assess("m", "1.0", Observation(alone, record=record, now=T0 + 20)).reason == (
         "1/1 workers READY"
+    )
+
+
+def test_a_restarting_worker_names_the_death_of_the_last_worker_process() -> None:
+    record = attempt(None, "9000", 11, at=T0)
+    death = Death("9000", 11, last_seen=T0 + 50, found=T0 + 60, cause=DeathCause.DIED)
+    record = record._replace(deaths=(death,), deaths_total=1)
+    health = assess(
+        "m", "1.0", Observation(_described(("9000", "UNLOADING")), record=record, now=T0 + 70)
+    )
+    assert health.state is State.INITIALIZING
+    assert health.reason == (
+        f"no READY worker (0/1 workers READY); the last initialization succeeded at "
+        f"{record.last_finished_at}, a worker is restarting; the last worker process ended "
+        "while serving: idle when last seen"
     )
