@@ -3,7 +3,7 @@ queue; the other worker failing."""
 
 from __future__ import annotations
 
-from tests.support.records import attempt
+from tests.support.records import NOW, attempt, beat
 from ts_health_handler.probe import Observation, State, assess
 from ts_health_handler.record._deaths import Death, DeathCause
 from ts_health_handler.torchserve._answers import ModelEntry
@@ -73,4 +73,16 @@ def test_a_restarting_worker_names_the_death_of_the_last_worker_process() -> Non
         f"no READY worker (0/1 workers READY); the last initialization succeeded at "
         f"{record.last_finished_at}, a worker is restarting; the last worker process ended "
         "while serving: idle when last seen"
+    )
+
+
+def test_a_ready_reason_keeps_the_workers_and_adds_a_death_below_the_unstable_count() -> None:
+    record = attempt(None, "9000", 11, at=NOW - 300)
+    record = record.died(Death("9000", 11, NOW - 100, NOW - 90, DeathCause.DIED))
+    described = _described(("9000", "READY"))
+    health = assess("m", "1.0", Observation(described, record=record, beats=(beat(),), now=NOW))
+    assert health.state is State.READY
+    assert health.reason == (
+        "1/1 workers READY; a worker died once in the last 10 min while serving "
+        "(last: idle when last seen)"
     )
