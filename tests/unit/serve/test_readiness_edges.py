@@ -4,12 +4,20 @@ and its reason, a model listed but not observed, and models that could not be de
 from __future__ import annotations
 
 from ts_health_handler._lifecycle import ModelState
-from ts_health_handler.monitor._assess import ModelHealth
+from ts_health_handler.monitor._assess import ModelHealth, Observation
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._policy import READY_ONLY
 from ts_health_handler.serve._options import ServeOptions
-from ts_health_handler.serve._readiness import Live, Readiness, liveness, model_ready, server_ready
+from ts_health_handler.serve._readiness import (
+    Live,
+    Readiness,
+    liveness,
+    model_ready,
+    server_ready,
+    watched,
+)
 from ts_health_handler.serve._snapshot import ModelSeen, Snapshot
+from ts_health_handler.torchserve._answers import ModelEntry
 
 STALE = 10.0
 OPTIONS = ServeOptions("127.0.0.1", 0, stale_after=STALE)
@@ -113,4 +121,27 @@ def test_a_ping_exactly_as_old_as_stale_after_is_fresh_and_older_is_stale() -> N
     assert liveness(snap, OPTIONS, 100.0 + STALE) == Live(True, "/ping answered Healthy")
     assert liveness(snap, OPTIONS, 100.0 + STALE + 1.0) == Live(
         False, "observation stale (11 s) (/ping)"
+    )
+
+
+def test_a_model_observed_exactly_stale_after_ago_is_fresh() -> None:
+    snap = Snapshot(0.0, names=("m",), names_at=109.0, models={"m": ready_model("m", 100.0)})
+    assert watched(snap, OPTIONS, READY_ONLY, 100.0 + STALE) == [
+        Readiness("m", "1.0", "ready", "fine", True)
+    ]
+    assert watched(snap, OPTIONS, READY_ONLY, 100.0 + STALE + 0.6) == [
+        Readiness("m", "1.0", "ready", "observation stale (11 s)", False)
+    ]
+
+
+def test_a_version_that_is_not_the_default_keeps_saying_so() -> None:
+    other = Observation(ModelEntry("m", "2.0", ()), default=False)
+    healths = (
+        ModelHealth("m", "1.0", ModelState.READY, "fine"),
+        ModelHealth("m", "2.0", ModelState.READY, "fine", other),
+    )
+    snap = Snapshot(0.0, names=("m",), names_at=5.0, models={"m": ModelSeen("m", healths, 5.0)})
+    assert [r.default for r in watched(snap, OPTIONS, READY_ONLY, 6.0)] == [True, False]
+    assert model_ready(snap, OPTIONS, READY_ONLY, 6.0, "m", "2.0") == Readiness(
+        "m", "2.0", "ready", "fine", True, default=False
     )
