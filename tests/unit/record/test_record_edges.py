@@ -59,3 +59,57 @@ def test_a_broken_previous_is_a_record_error_naming_the_field(
     with pytest.raises(RecordError, match=complaint) as raised:
         InitRecord.from_json(with_previous(previous), "r.json")
     assert raised.value.path == "r.json"
+
+
+def with_run(change: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    data = attempt(None, "9000", 11, at=T0, fail="x").to_json()
+    run = {k: v for k, v in data["workers"][0].items() if k not in drop} | change
+    data["workers"] = [run]
+    return data
+
+
+@pytest.mark.parametrize(
+    ("change", "drop", "complaint"),
+    [
+        ({}, ("id",), "missing field 'workers[0].id'"),
+        ({}, ("phase",), "missing field 'workers[0].phase'"),
+        ({"phase": "gone"}, (), "phase 'gone', expected one of"),
+        ({}, ("attempts",), "missing field 'workers[0].attempts'"),
+        ({}, ("first_started_at",), "missing field 'workers[0].first_started_at'"),
+        ({}, ("last_started_at",), "missing field 'workers[0].last_started_at'"),
+        ({"last_error": []}, (), "'workers[0].last_error' is list, expected an object"),
+        ({"failures": "1"}, (), "'workers[0].failures' is '1', expected int"),
+        ({"consecutive_failures": None}, (), "'workers[0].consecutive_failures' is None"),
+        ({"first_failure_at": 1}, (), "'workers[0].first_failure_at' is 1"),
+        ({"last_finished_at": 1}, (), "'workers[0].last_finished_at' is 1"),
+    ],
+)
+def test_a_broken_run_is_a_record_error_naming_the_file_and_the_field(
+    change: dict[str, Any], drop: tuple[str, ...], complaint: str
+) -> None:
+    with pytest.raises(
+        RecordError, match=complaint.replace("[", r"\[").replace("]", r"\]")
+    ) as raised:
+        InitRecord.from_json(with_run(change, drop), "r.json")
+    assert raised.value.path == "r.json"
+
+
+def test_a_run_that_is_not_an_object_is_named() -> None:
+    data = attempt(None, "9000", 11, at=T0, fail="x").to_json()
+    data["workers"] = ["9000"]
+    with pytest.raises(
+        RecordError, match=r"field 'workers\[0\]' is str, expected an object"
+    ) as raised:
+        InitRecord.from_json(data, "r.json")
+    assert raised.value.path == "r.json"
+
+
+def test_an_older_writers_run_without_counters_reads_as_none_yet() -> None:
+    drop = ("failures", "consecutive_failures", "first_failure_at", "last_finished_at")
+    run = InitRecord.from_json(with_run({}, drop), "r.json").workers[0]
+    assert (run.failures, run.consecutive_failures, run.first_failure_at, run.last_finished_at) == (
+        0,
+        0,
+        None,
+        None,
+    )
