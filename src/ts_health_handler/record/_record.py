@@ -310,18 +310,6 @@ class InitRecord(NamedTuple):
             deaths=(*self.deaths, death)[-KEEP_DEATHS:], deaths_total=self.deaths_total + 1
         )
 
-    def summary(self) -> Previous:
-        """What a new registration keeps of this one."""
-        return Previous(
-            attempts=self.attempts,
-            failures=self.failures,
-            phase=self.phase,
-            ended_at=self.updated_at,
-            last_error=None
-            if self.last_error is None
-            else self.last_error._replace(traceback=None),
-        )
-
     def _with_run(self, worker_id: str | None, **changes: Any) -> tuple[WorkerRun, ...]:
         run = self.run(worker_id)
         if run is None:
