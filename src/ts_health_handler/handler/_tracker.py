@@ -356,7 +356,10 @@ class Tracker:
         """The failure path of ``handle()``: count it, and tell the serving watch."""
         self.requests_failed += count
         if self._serving is not None:
-            self._serving.failed(exc, count)
+            try:
+                self._serving.failed(exc, count)
+            except Exception:  # e.g. an exception whose str() raises: the handler's wins
+                return
 
     def described(self) -> None:
         """A describe request reached this worker (the heartbeat shows when)."""

@@ -43,3 +43,17 @@ def test_a_busy_worker_beats_per_interval_and_an_idle_one_when_a_request_starts(
     assert dog.tick()
     assert dog.writes == 5
     assert read_beat(tmp_path / "b.json") == beat()
+
+
+def test_an_exception_that_cannot_be_shown_never_replaces_the_handlers(tmp_path: Path) -> None:
+    from ts_health_handler.handler._tracker import Tracker
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no text")
+
+    tracker = Tracker(clock=lambda: 1.0, sleep=lambda s: None)
+    tracker._start_serving()  # outside TorchServe: the streak without a heartbeat
+    tracker.requests_total = 1
+    tracker.request_failed(Unprintable(), 1)
+    assert tracker.requests_failed == 1
