@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.support.crd import crd_schema, pruned
 from tests.support.dockerfile import instructions, one
 from ts_health_handler import cli, probe
 
@@ -327,32 +328,7 @@ def test_kubernetes_resources_validate(name: str, document: dict[str, Any]) -> N
 
 
 def kserve_schema(document: dict[str, Any]) -> dict[str, Any]:
-    import gzip
-    import json
-
-    schemas = json.loads(gzip.decompress(KSERVE_SCHEMAS.read_bytes()))["kinds"]
-    return dict(schemas[f"{document['apiVersion']}/{document['kind']}"])
-
-
-def pruned(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
-    """Fields the API server would drop silently: not in the schema's ``properties``."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    found: list[str] = []
-    if isinstance(value, dict):
-        known = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if known is not None and key in known:
-                found += pruned(item, known[key], f"{path}.{key}")
-            elif isinstance(extra, dict):
-                found += pruned(item, extra, f"{path}.{key}")
-            elif known is not None:
-                found.append(f"{path}.{key}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for index, item in enumerate(value):
-            found += pruned(item, schema["items"], f"{path}[{index}]")
-    return found
+    return crd_schema(KSERVE_SCHEMAS, document)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,6 @@ field the schema does not know (which the API server would drop silently) fails 
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import json
 import os
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.crd import crd_schema, pruned
 from ts_health_handler import cli
 
 yaml = pytest.importorskip("yaml")
@@ -67,29 +67,7 @@ def deployment() -> dict[str, dict[str, Any]]:
 
 
 def schema(document: dict[str, Any]) -> dict[str, Any]:
-    schemas = json.loads(gzip.decompress(SCHEMAS.read_bytes()))["kinds"]
-    return dict(schemas[f"{document['apiVersion']}/{document['kind']}"])
-
-
-def pruned(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
-    """Fields the API server would drop silently: not in the schema's ``properties``."""
-    if schema.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    found: list[str] = []
-    if isinstance(value, dict):
-        known = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if known is not None and key in known:
-                found += pruned(item, known[key], f"{path}.{key}")
-            elif isinstance(extra, dict):
-                found += pruned(item, extra, f"{path}.{key}")
-            elif known is not None:
-                found.append(f"{path}.{key}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for index, item in enumerate(value):
-            found += pruned(item, schema["items"], f"{path}[{index}]")
-    return found
+    return crd_schema(SCHEMAS, document)
 
 
 def test_there_is_a_pod_monitor_and_a_prometheus_rule() -> None:
