@@ -30,7 +30,6 @@ import importlib.util
 import json
 import os
 import shutil
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -44,10 +43,10 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.processes import process_group
 from tests.support.serve_support import ServeProcess, eventually
 from ts_health_handler.testing import TorchServe, serve
 from ts_health_handler.testing._runner import _free_ports as free_ports
-from ts_health_handler.testing._runner import _stop as stop_group
 
 # Three TorchServe servers of their own: before the shared server (conftest.py).
 pytestmark = [pytest.mark.integration, pytest.mark.own_server]
@@ -164,19 +163,6 @@ class Fleet:
 
     def replica(self, pod: str) -> Replica:
         return next(r for r in self.replicas if r.pod == pod)
-
-
-@contextlib.contextmanager
-def process_group(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` in a session of its own; stop exactly that process group on exit."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield process
-    finally:
-        stop_group(process)
 
 
 def start_servers(

@@ -7,7 +7,6 @@ Missing, the tests fail in CI (``CI=true``) and are skipped elsewhere, saying wh
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -21,11 +20,11 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support.processes import process_group
 from tests.support.serve_support import eventually, get, options, settings_for
 from ts_health_handler.serve import HealthApp
 from ts_health_handler.testing import TorchServe
 from ts_health_handler.testing._runner import _free_ports as free_ports
-from ts_health_handler.testing._runner import _stop as stop_group
 
 pytestmark = pytest.mark.integration
 
@@ -43,19 +42,6 @@ def need(tool: str) -> str:
             pytest.fail(message)
         pytest.skip(message)
     return path
-
-
-@contextlib.contextmanager
-def process_group(command: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``command`` in a session of its own; stop exactly that process group on exit."""
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        yield process
-    finally:
-        stop_group(process)  # the process group started here: SIGTERM, then SIGKILL
 
 
 @pytest.fixture(scope="module")
