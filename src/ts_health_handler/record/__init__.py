@@ -7,25 +7,21 @@ its typed JSON reads, ``_store`` the files and the one way to change them, and
 
 from __future__ import annotations
 
-from ._registration import narrow
-from ._store import (
-    ENV_STATE_DIR,
+from .._lifecycle import InitPhase
+from ._record import (
     MESSAGE_LIMIT,
     RECENT_ERRORS,
     RECORD_SCHEMA_VERSION,
     ErrorInfo,
-    InitPhase,
     InitRecord,
     Previous,
     RecordError,
-    StateStore,
     WorkerRun,
     parse_iso,
-    pid_alive,
-    read_record,
-    resolve_state_dir,
     utc_iso,
 )
+from ._registration import narrow
+from ._store import ENV_STATE_DIR, StateStore, pid_alive, read_record, resolve_state_dir
 
 __all__ = [
     "ENV_STATE_DIR",

@@ -18,20 +18,8 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
-from .._lifecycle import InitPhase
 from ._fields import GONE, load
-from ._record import (
-    MESSAGE_LIMIT,
-    RECENT_ERRORS,
-    RECORD_SCHEMA_VERSION,
-    ErrorInfo,
-    InitRecord,
-    Previous,
-    RecordError,
-    WorkerRun,
-    parse_iso,
-    utc_iso,
-)
+from ._record import InitRecord, RecordError
 
 try:
     import fcntl
@@ -40,21 +28,11 @@ except ImportError:  # pragma: no cover - not on Linux/macOS: records are still 
 
 __all__ = [
     "ENV_STATE_DIR",
-    "MESSAGE_LIMIT",
-    "RECENT_ERRORS",
-    "RECORD_SCHEMA_VERSION",
-    "ErrorInfo",
-    "InitPhase",
-    "InitRecord",
-    "Previous",
-    "RecordError",
+    "RECORD_MODE",
     "StateStore",
-    "WorkerRun",
-    "parse_iso",
     "pid_alive",
     "read_record",
     "resolve_state_dir",
-    "utc_iso",
 ]
 
 ENV_STATE_DIR: Final = "TS_HEALTH_STATE_DIR"
