@@ -74,22 +74,31 @@ def test_saturated(
     burst = 6
     start = threading.Barrier(burst)
 
-    def one(_: int) -> int:
-        start.wait(timeout=30)
+    def more() -> int:
         return shared_server.infer(
             name, b"x", headers={"Content-Type": "text/plain"}, timeout=60
         ).status
 
+    def one(_: int) -> int:
+        start.wait(timeout=30)
+        return more()
+
     seen: list[subprocess.CompletedProcess[str]] = []
-
-    def saturated() -> bool:
-        seen.append(probe("ready", name, "--describe-timeout", "0.5"))
-        return state_of(seen[-1]) == "saturated"
-
-    with ThreadPoolExecutor(max_workers=burst) as pool:
+    with ThreadPoolExecutor(max_workers=burst + 32) as pool:
         futures = [pool.submit(one, i) for i in range(burst)]
+
+        def saturated() -> bool:
+            seen.append(probe("ready", name, "--describe-timeout", "0.5"))
+            if state_of(seen[-1]) == "saturated":
+                return True
+            # The queue is full only while the worker is busy and 2 requests wait. A burst
+            # that fills it before the worker takes its first request leaves a slot free for
+            # the whole 2 s: one more request fills it.
+            futures.append(pool.submit(more))
+            return False
+
         wait_for(saturated, timeout=6, interval=0.05, what=f"ts-health to see {name} saturated")
-        for future in futures:
+        for future in list(futures):
             future.result(timeout=120)
     done = seen[-1]
     assert done.returncode == 1, done

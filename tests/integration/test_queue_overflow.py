@@ -36,26 +36,32 @@ def test_burst_beyond_queue_gets_503_and_ping_stays_healthy(
 
     with ThreadPoolExecutor(max_workers=BURST) as pool:
         futures = [pool.submit(one, i) for i in range(BURST)]
-        # While the burst is served (about (1 + QUEUE) * DELAY_S seconds), the queue is full.
-        full = wait_for(
-            lambda: shared_server.describe(name)[0]["jobQueueStatus"]["remainingCapacity"] == 0,
-            timeout=(1 + QUEUE) * DELAY_S,
-            interval=0.1,
-            what="remainingCapacity 0 during the burst",
+        # A request is shed at once (the queue is full when it arrives) while the accepted
+        # ones wait their turn, DELAY_S each. How many fit depends on whether the worker took
+        # the first request before the last one arrived, so the test waits for the first 503
+        # rather than for remainingCapacity 0, which may last only microseconds.
+        wait_for(
+            lambda: any(f.done() and f.result().status == 503 for f in futures),
+            timeout=30,
+            interval=0.05,
+            what="the first 503 of the burst",
         )
-        assert full
         during = shared_server.ping()
+        # The ping was answered during the overload: an accepted request was still waiting.
+        in_flight = [f for f in futures if not f.done()]
         answers = [future.result(timeout=120) for future in futures]
 
+    assert in_flight, "every request had been answered before the ping: no overload seen"
+    assert all(f.result().status == 200 for f in in_flight), [f.result().text for f in in_flight]
     assert during == (200, {"status": "Healthy"})
     codes = sorted(answer.status for answer in answers)
     assert set(codes) <= {200, 503}, [(a.status, a.text) for a in answers]
     rejected = [a for a in answers if a.status == 503]
     accepted = [a for a in answers if a.status == 200]
     assert rejected, f"no request was shed: {codes}"
-    assert accepted, f"no request was served: {codes}"
-    # One request in the worker plus a full queue; a little slack for a request taken early.
-    assert len(accepted) <= 1 + QUEUE + 1, codes
+    # One request in the worker plus a full queue: QUEUE + 1, or QUEUE when the burst filled
+    # the queue before the worker took the first request; a little slack for one taken early.
+    assert QUEUE <= len(accepted) <= 1 + QUEUE + 1, codes
     for answer in rejected:
         body = answer.json()
         assert body["code"] == 503
