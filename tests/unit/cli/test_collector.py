@@ -1,0 +1,68 @@
+"""``main`` runs a one-shot command without the garbage collector and leaves it as it was;
+the commands that keep running (serve, wait) have it on."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from ts_health_handler.cli import _main
+
+
+@pytest.fixture
+def seen(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, bool]]:
+    """Every command replaced by one that notes whether the collector is on while it runs."""
+    noted: dict[str, bool] = {}
+
+    def command(name: str) -> _main.Command:
+        def run(settings: object, args: argparse.Namespace, io: object) -> int:
+            noted[name] = gc.isenabled()
+            return 0
+
+        return run
+
+    for name in _main.COMMANDS:
+        monkeypatch.setitem(_main.COMMANDS, name, command(name))
+    was = gc.isenabled()
+    yield noted
+    assert gc.isenabled() is was
+    if not was:  # pragma: no cover - pytest runs with the collector on
+        gc.enable()
+
+
+@pytest.mark.parametrize(
+    ("argv", "collecting"),
+    [
+        (["ping"], False),
+        (["ready", "m"], False),
+        (["status"], False),
+        (["wait", "m", "--timeout", "1"], True),
+        (["serve"], True),
+    ],
+)
+def test_the_collector_is_on_only_for_the_commands_that_keep_running(
+    seen: dict[str, bool], argv: list[str], collecting: bool
+) -> None:
+    assert _main.main(argv) == 0
+    assert seen == {argv[0]: collecting}
+    assert gc.isenabled()
+
+
+def test_main_turns_the_collector_back_on_when_the_command_raises(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(argv: object = None, **_: object) -> int:
+        assert not gc.isenabled()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_main, "run", broken)
+    with pytest.raises(KeyboardInterrupt):
+        _main.main(["ready", "m"])
+    assert gc.isenabled()
+
+
+def test_the_long_running_commands_exist() -> None:
+    assert set(_main.COMMANDS) >= _main.LONG_RUNNING
