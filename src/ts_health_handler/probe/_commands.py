@@ -20,7 +20,7 @@ from ..monitor._report import (
     unreachable_document,
 )
 from ..monitor._settings import Settings, client_for
-from ..torchserve._client import Unreachable
+from ..torchserve._client import Refused, Unreachable
 from ._render import health_line, status_table
 
 __all__ = ["COMMANDS", "DEFAULT_WAIT_INTERVAL", "server_line"]
@@ -110,6 +110,14 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
                 client, settings, args.model, args.version, ping_healthy=None, now=io.wall()
             )
             last, last_error = health, None
+        except Refused as exc:
+            if settings.token or not settings.key_file:
+                # A token given as such (or none) is refused for good: only a key file is
+                # rewritten (TorchServe writes new keys when it restarts).
+                waited = io.clock() - started
+                return _wait_error(settings, io, exit_code_for(exc), message_for(exc), waited)
+            last, last_error = None, exc
+            health = None
         except ServerError as exc:  # not up yet, not registered yet, key file not written yet
             last, last_error = None, exc
             health = None
@@ -132,7 +140,13 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
         code = model_exit_code(last, settings)
         return _wait_done(settings, io, code, timed_out + health_line(last), waited, last)
     assert last_error is not None
-    code, text = exit_code_for(last_error), timed_out + message_for(last_error)
+    return _wait_error(
+        settings, io, exit_code_for(last_error), timed_out + message_for(last_error), waited
+    )
+
+
+def _wait_error(settings: Settings, io: Io, code: ExitCode, text: str, waited: float) -> int:
+    """Only an error, once, on stderr (and the JSON document on stdout with ``--json``)."""
     io.error(code, text)
     if settings.json:
         io.emit(settings, text, _wait_document(settings, code, text, waited, None))

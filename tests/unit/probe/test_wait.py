@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.support.fake_torchserve import FakeTorchServe
-from tests.support.key_files import SECRET
+from tests.support.key_files import SECRET, write_key_file
 from tests.unit.probe.helpers import (
     NOW,
     Result,
@@ -144,10 +144,11 @@ def test_wait_for_an_unreachable_server(ts_health: Callable[..., Result]) -> Non
     ]
 
 
-def test_wait_with_a_refused_token_says_so_once(
+def test_wait_with_a_refused_token_says_so_once_and_stops(
     fake: FakeTorchServe, ts_health: Callable[..., Result]
 ) -> None:
     # As `ready` would: no model state to answer with, only an error: one line, on stderr.
+    # A token given as such never changes: waiting on would only burn the timeout.
     fake.required["/models"] = "Bearer right"
     clock = Clock()
     result = ts_health(
@@ -156,24 +157,43 @@ def test_wait_with_a_refused_token_says_so_once(
     assert result.code == EXIT_USAGE
     assert result.out == ""
     assert result.err == (
-        f"ts-health: error: timed out after 3 s waiting for model m: the management API at "
+        f"ts-health: error: the management API at "
         f"{fake.url} refused the token from --token for GET /models/m (400 InvalidKeyException: "
         "Token Authorization failed. Token either incorrect, expired, or not provided correctly); "
         "keys change when TorchServe restarts or expire\n"
     )
-    assert clock.sleeps == [1.0, 1.0, 1.0]  # a key file may be rewritten: wait polls on
+    assert clock.sleeps == []
 
+    clock.now += 0.25
     missing = ts_health("wait", "m", "--timeout", "1", "--json", clock=clock, sleep=clock.sleep)
     assert missing.code == EXIT_USAGE
     (line,) = missing.err.splitlines()
-    assert line.startswith("ts-health: error: timed out after 1 s waiting for model m: ")
+    assert line.startswith("ts-health: error: the management API at ")
     assert line.endswith(
         "; pass --key-file with TorchServe's key_file.json (written in its working directory) "
         "or --token"
     )
     document = missing.json()
     assert document["reason"] == line.removeprefix("ts-health: error: ")
-    assert (document["exit_code"], document["model"]) == (EXIT_USAGE, None)
+    assert (document["exit_code"], document["model"], document["waited_s"]) == (EXIT_USAGE, None, 0)
+    assert clock.sleeps == []
+
+
+def test_wait_polls_on_while_the_key_file_is_refused(
+    fake: FakeTorchServe, ts_health: Callable[..., Result], tmp_path: Path
+) -> None:
+    # TorchServe writes new keys when it restarts: a refused key file may be rewritten.
+    fake.required["/models"] = "Bearer right"
+    keys = write_key_file(tmp_path / "key_file.json", management=SECRET)
+    clock = Clock()
+    result = ts_health(
+        "wait", "m", "--timeout", "3", "--key-file", str(keys), clock=clock, sleep=clock.sleep
+    )
+    assert result.code == EXIT_USAGE
+    (line,) = result.err.splitlines()
+    assert line.startswith("ts-health: error: timed out after 3 s waiting for model m: ")
+    assert f"refused the token from key file {keys}" in line, line
+    assert clock.sleeps == [1.0, 1.0, 1.0]
 
 
 def test_wait_for_a_model_never_registered(
