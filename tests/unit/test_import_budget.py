@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.fake_torchserve import FakeTorchServe, running
+from tests.support.key_files import write_key_file
 from ts_health_handler.record import InitRecord, StateStore, utc_iso
 
 #: Runs the command line in this interpreter, then reports ``sys.modules`` on stderr.
@@ -30,7 +31,9 @@ sys.stderr.write("\\nMODULES " + json.dumps(names) + "\\n")
 """
 #: Never imported by ``--help`` nor ``ready``: heavy, or needed by another command only.
 NEVER = (
+    "_strptime",
     "asyncio",
+    "calendar",
     "concurrent.futures",
     "dataclasses",
     "email",
@@ -134,3 +137,28 @@ def test_ready_imports_what_it_asks_and_judges_with(
         f"ts-health ready imports {len(extra)} modules beyond the bare interpreter, over its "
         f"budget of {BUDGET['ready']}; import the new ones where they are used: {sorted(extra)}"
     )
+
+
+def test_ready_with_a_key_file_reads_its_expiration_times_without_strptime(
+    bare: set[str], served: tuple[FakeTorchServe, Path], tmp_path: Path
+) -> None:
+    # The token-on Deployment's exec probe: the key file's two expiration times are parsed
+    # on every run (datetime.strptime would import _strptime and calendar).
+    fake, state = served
+    keys = write_key_file(tmp_path / "key_file.json", management="right")
+    fake.required["/models"] = "Bearer right"
+    extra = (
+        modules(
+            "ready",
+            "m",
+            "--management-url",
+            fake.url,
+            "--state-dir",
+            str(state),
+            "--key-file",
+            str(keys),
+        )
+        - bare
+    )
+    assert fake.asked("customized=true")
+    assert imported(extra, NEVER) == []

@@ -227,6 +227,17 @@ def test_java_instants_are_parsed(text: str, epoch: float) -> None:
     assert parse_instant(text) == pytest.approx(epoch, abs=1e-6)
 
 
+def test_instants_count_leap_days_and_refuse_impossible_dates() -> None:
+    from ts_health_handler.torchserve._answers import parse_instant
+
+    assert parse_instant("2024-02-29T00:00:00Z") == 1_709_164_800.0
+    assert parse_instant("1970-01-01T00:00:00.000000001Z") == pytest.approx(1e-9)
+    with pytest.raises(ValueError, match="day is out of range"):
+        parse_instant("2025-02-29T00:00:00Z")
+    with pytest.raises(ValueError, match=r"hour must be in 0\.\.23"):
+        parse_instant("2025-06-15T24:00:00Z")
+
+
 @pytest.mark.parametrize("text", ["2025-06-15 15:06:40Z", "2025-06-15T15:06:40", "soon", ""])
 def test_odd_instants_are_refused(text: str) -> None:
     from ts_health_handler.torchserve._answers import parse_instant
