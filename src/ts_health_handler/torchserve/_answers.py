@@ -200,9 +200,10 @@ def parse_instant(text: str) -> float:
         raise ValueError(f"expected an instant like 2024-10-01T12:00:00.123Z, got {text!r}")
     # The fields themselves, not strptime: its first call imports _strptime and calendar and
     # compiles a pattern, a few milliseconds of every probe run with a key file.
-    *fields, fraction = match.groups()
-    whole = datetime(*map(int, fields), tzinfo=timezone.utc)  # ValueError: e.g. February 30
-    fraction = fraction or "0"
+    year, month, day, hour, minute, second = (int(match.group(i)) for i in range(1, 7))
+    # ValueError for a date that does not exist, e.g. February 30.
+    whole = datetime(year, month, day, hour, minute, second, tzinfo=timezone.utc)
+    fraction = match.group(7) or "0"
     return whole.timestamp() + int(fraction) / 10.0 ** len(fraction)
 
 
