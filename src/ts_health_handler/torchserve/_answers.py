@@ -54,9 +54,7 @@ __all__ = [
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-_INSTANT: Final = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z"
-)
+_INSTANT: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z")
 
 
 def count_or_none(value: Any) -> int | None:
