@@ -8,7 +8,8 @@ pass, ...) after one warm-up each:
 - ``ts-health ready MODEL`` against a server this script starts and stops: by default the
   tests' fake TorchServe on loopback (a READY worker, a status document, and a record in the
   state directory, so the describe, the customized describe and the record are all read);
-  with ``--real``, a TorchServe serving ``examples/empty_model`` (needs Java 17).
+  with ``--real``, a TorchServe serving ``examples/empty_model`` (needs Java 17); with
+  ``--token-auth`` as well, its token authorization on and ``ready`` given ``--key-file``.
 
 It prints the median, the quartiles, min and max of each (wall time), the median CPU time of
 each process (user + system: on a shared machine it moves less than wall time with the
@@ -20,7 +21,8 @@ Byte-code is cached as in an installed wheel (``_common.probe_env``);
 ``--no-bytecode-cache`` runs with ``PYTHONDONTWRITEBYTECODE=1`` instead, which compiles the
 package on every run in a checkout without ``__pycache__`` directories.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/startup.py [--runs 30] [--real] [--baseline SRC]
+    PYTHONPATH=src .venv/bin/python benchmarks/startup.py [--runs 30] [--real [--token-auth]]
+        [--baseline SRC]
 
 ``--baseline SRC`` also runs both ``ts-health`` commands on other sources (``PYTHONPATH=SRC``,
 e.g. ``git archive <commit> src | tar -x -C /tmp/before``), interleaved with the rest: on a
@@ -66,7 +68,7 @@ TOP: Final = 12
 
 
 @contextlib.contextmanager
-def fake_server(state: Path) -> Iterator[tuple[str, str, str]]:
+def fake_server(state: Path) -> Iterator[tuple[str, str, str, list[str]]]:
     """The tests' fake TorchServe answering like a served HealthMixin model, with its record."""
     from tests.support.fake_torchserve import running
     from ts_health_handler.record import InitRecord, StateStore, utc_iso
@@ -107,12 +109,15 @@ def fake_server(state: Path) -> Iterator[tuple[str, str, str]]:
             f"/models/{MODEL}/1.0?customized=true",
             (200, [{**entry, "customizedMetadata": document}]),
         )
-        yield fake.url, fake.url, MODEL
+        yield fake.url, fake.url, MODEL, []
 
 
 @contextlib.contextmanager
-def real_server(scratch: Path, state: Path) -> Iterator[tuple[str, str, str]]:
-    """TorchServe serving ``examples/empty_model`` (HealthMixin), started and stopped here."""
+def real_server(
+    scratch: Path, state: Path, token_auth: bool = False
+) -> Iterator[tuple[str, str, str, list[str]]]:
+    """TorchServe serving ``examples/empty_model`` (HealthMixin), started and stopped here;
+    with ``token_auth``, ``ts-health`` is given its ``key_file.json``."""
     from ts_health_handler.testing import serve
 
     store = scratch / "store"
@@ -122,9 +127,11 @@ def real_server(scratch: Path, state: Path) -> Iterator[tuple[str, str, str]]:
         models={"empty_model": "empty_model.mar"},
         config=SERVER_CONFIG,
         env={"TS_HEALTH_STATE_DIR": str(state)},
+        token_auth=token_auth,
     ) as server:
         server.wait_until_ready("empty_model", timeout=120)
-        yield server.inference_url, server.management_url, "empty_model"
+        keys = ["--key-file", str(server.workdir / "key_file.json")] if token_auth else []
+        yield server.inference_url, server.management_url, "empty_model", keys
 
 
 def timed(command: Sequence[str], env: Mapping[str, str]) -> tuple[float, float, int, str]:
@@ -177,14 +184,14 @@ def import_costs(
 
 
 def measure(
-    urls: tuple[str, str, str],
+    urls: tuple[str, str, str, list[str]],
     state: Path,
     env: Mapping[str, str],
     args: argparse.Namespace,
 ) -> int:
-    inference, management, model = urls
+    inference, management, model, keys = urls
     probe = probe_command()
-    connection = ["--inference-url", inference, "--management-url", management]
+    connection = ["--inference-url", inference, "--management-url", management, *keys]
     ready = [*probe, "ready", model, *connection, "--state-dir", str(state)]
     # (label, command, environment); the baseline runs the same commands on other sources.
     runs: list[tuple[str, list[str], Mapping[str, str]]] = [
@@ -236,6 +243,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--importtime-runs", type=int, default=5)
     parser.add_argument("--real", action="store_true", help="a real TorchServe, not the fake")
     parser.add_argument(
+        "--token-auth",
+        action="store_true",
+        help="with --real: TorchServe's token authorization on, ready reads its key file (as "
+        "the token-on Deployment's exec probe does)",
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         metavar="SRC",
@@ -256,9 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             env.pop("PYTHONPYCACHEPREFIX", None)
         print(f"byte-code: {'compiled on every run' if args.no_bytecode_cache else 'cached'}")
         state = Path(scratch) / "state"
-        server = real_server(Path(scratch), state) if args.real else fake_server(state)
+        if args.token_auth and not args.real:
+            parser.error("--token-auth needs --real")
+        server = (
+            real_server(Path(scratch), state, args.token_auth) if args.real else fake_server(state)
+        )
         with server as urls:
-            print(f"server: {'TorchServe 0.12' if args.real else 'the fake TorchServe'}")
+            shown = "TorchServe 0.12" if args.real else "the fake TorchServe"
+            print(f"server: {shown}{', token authorization on' if args.token_auth else ''}")
             return measure(urls, state, env, args)
 
 

@@ -97,7 +97,7 @@ def test_saturated(
             futures.append(pool.submit(more))
             return False
 
-        wait_for(saturated, timeout=6, interval=0.05, what=f"ts-health to see {name} saturated")
+        wait_for(saturated, timeout=20, interval=0.05, what=f"ts-health to see {name} saturated")
         for future in list(futures):
             future.result(timeout=120)
     done = seen[-1]
