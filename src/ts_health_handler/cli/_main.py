@@ -11,7 +11,7 @@ import argparse
 import gc
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from .._errors import HealthError
@@ -195,8 +195,18 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, subcommand: bool
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``ts-health`` argument parser (also used to check the Kubernetes examples)."""
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``ts-health`` argument parser (also used to check the Kubernetes examples).
+
+    Args:
+        commands: the commands given their options (default: every one); the others are
+            listed with their help only. :func:`run` passes the words of its command line,
+            so that the command it runs is built whole and the others cost nothing more.
+    """
+
+    def whole(name: str) -> bool:
+        return commands is None or name in commands
+
     parser = _Parser(
         prog="ts-health",
         description="Is a TorchServe model ready, and if not, why?",
@@ -210,10 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the version and exit",
     )
     _add_connection_options(parser, subcommand=False)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(
+        sub = subparsers.add_parser(
             name,
             help=help_text,
             description=help_text,
@@ -230,17 +240,31 @@ def build_parser() -> argparse.ArgumentParser:
         ReadinessPolicy.add_options(sub)
 
     ping = command("ping", "server liveness: GET /ping on the inference API")
-    _add_connection_options(ping, subcommand=True)
+    if whole("ping"):
+        _add_connection_options(ping, subcommand=True)
     ready = command(
         "ready",
         "readiness: a READY worker, a health status that is not failing, a job queue not full",
     )
-    model_options(ready)
-    _add_connection_options(ready, subcommand=True)
+    if whole("ready"):
+        model_options(ready)
+        _add_connection_options(ready, subcommand=True)
     status = command("status", "every model (or MODEL) with its state and the reason")
-    model_options(status, optional=True)
-    _add_connection_options(status, subcommand=True)
+    if whole("status"):
+        model_options(status, optional=True)
+        _add_connection_options(status, subcommand=True)
     wait = command("wait", "block until MODEL is ready, has failed, or --timeout passes")
+    if whole("wait"):
+        _add_wait(wait, model_options)
+    serve = command("serve", "per-model readiness over HTTP, Prometheus metrics, a page")
+    if whole("serve"):
+        _add_serve(serve)
+    return parser
+
+
+def _add_wait(
+    wait: argparse.ArgumentParser, model_options: Callable[[argparse.ArgumentParser], None]
+) -> None:
     model_options(wait)
     wait.add_argument(
         "--timeout", metavar="S", type=seconds, required=True, help="give up after S seconds"
@@ -258,8 +282,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop at the first failed initialization instead of waiting for TorchServe's retries",
     )
     _add_connection_options(wait, subcommand=True)
-    _add_serve(command("serve", "per-model readiness over HTTP, Prometheus metrics, a page"))
-    return parser
 
 
 def _add_serve(serve: argparse.ArgumentParser) -> None:
@@ -300,7 +322,8 @@ def run(
 ) -> int:
     """Parse ``argv``, run the command, return the exit code; never raises, never a traceback."""
     environ = os.environ if environ is None else environ
-    parser = build_parser()
+    # The command argparse runs is one of the words given; only those commands get options.
+    parser = build_parser(set(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed on one line

@@ -1,5 +1,5 @@
-"""``main`` runs a one-shot command without the garbage collector and leaves it as it was;
-the commands that keep running (serve, wait) have it on."""
+"""What `main` and `run` do for start-up: a one-shot command runs without the garbage collector
+(serve and wait keep it), and only the command named is given its options."""
 
 from __future__ import annotations
 
@@ -66,3 +66,20 @@ def test_main_turns_the_collector_back_on_when_the_command_raises(
 
 def test_the_long_running_commands_exist() -> None:
     assert set(_main.COMMANDS) >= _main.LONG_RUNNING
+
+
+def test_a_parser_for_some_commands_lists_every_command_and_builds_those_whole(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = _main.build_parser({"ready", "m"})
+    listed = parser.format_help()
+    for name in _main.COMMANDS:
+        assert f"\n    {name}" in listed, listed
+    args = parser.parse_args(["ready", "m", "--json", "--allow-degraded"])
+    assert (args.command, args.model, args.json, args.allow_degraded) == ("ready", "m", True, True)
+    # The others take no options of their own: run() builds the one its words name.
+    with pytest.raises(SystemExit):
+        parser.parse_args(["status", "--json"])
+    assert "unrecognized arguments: --json" in capsys.readouterr().err
+    whole = _main.build_parser()
+    assert whole.parse_args(["status", "--json"]).json is True
