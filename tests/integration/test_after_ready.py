@@ -237,8 +237,12 @@ def test_three_deaths_while_serving_make_it_unstable(
     done = ts_health(shared_server, "ready", name, state_dir=shared_state_dir)
     assert state_of(done) == "unstable", done.stdout
     assert "a worker died 3 times in the last 10 min while serving" in done.stdout
+    # Each request killed its process at once: its beat was written before the handler ran.
+    assert "(last: during a request, 0.0 s in when last seen)" in done.stdout, done.stdout
     model = model_json(shared_server, shared_state_dir, name)
     assert model["initialization"]["deaths_total"] == 3, model
+    deaths = model["initialization"]["deaths"]
+    assert [(d["cause"], d["request_s"] is not None) for d in deaths] == [("died", True)] * 3
 
 
 def records(state: Path, name: str) -> list[Any]:

@@ -72,10 +72,20 @@ class Serving:
         self.fatal: ErrorInfo | None = None
         self.restarting = False
         self.describe_at: float | None = None
+        #: Inference faults make every request call the tracker's gate, beats or not.
+        self._faulty: Final = (
+            config.faults.inference_delay_s > 0 or config.faults.fail_inference is not None
+        )
         self.watchdog: Final = (
             None
             if beat_path is None or worker is None
-            else Watchdog(self.beat, beat_path, config.heartbeat_interval_s, self._busy)
+            else Watchdog(
+                self.beat,
+                beat_path,
+                config.heartbeat_interval_s,
+                self._busy,
+                on_write=self._beaten,
+            )
         )
 
     @property
@@ -116,6 +126,16 @@ class Serving:
         if self.watchdog is not None:
             self.watchdog.beat_now()
         self._exit_later(FATAL_EXIT_DELAY_S, FATAL_EXIT_STATUS)
+
+    def request_started(self) -> None:
+        """The tracker's gate, at the start of a request: the watchdog's beat, if it is due."""
+        if self.watchdog is not None:
+            self.watchdog.request_started()
+
+    def _beaten(self, busy: bool) -> None:
+        """A beat was written: after one that showed the worker idle, the next request goes
+        through the gate (which writes its busy beat); after a busy one, no request does."""
+        self._tracker.gated = not busy or self._faulty
 
     def _busy(self) -> bool:
         """A request is running (one attribute read)."""

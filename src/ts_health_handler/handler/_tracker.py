@@ -2,7 +2,7 @@
 
 It owns this worker's initialization attempts (persisted through ``StateStore.update`` with
 the frozen ``InitRecord`` transitions), its request counters, the slow path of ``handle()``
-(a held failure, the inference faults), the termination log and the health metrics. The
+(a heartbeat due, a held failure, inference faults), the termination log and the metrics. The
 clock and sleep are injected, so that its unit tests never wait.
 
 One describe request, each step once::
@@ -43,13 +43,7 @@ from ._canary import gpu_memory
 from ._config import HealthConfig, InitFailurePolicy
 from ._describe import CheckResult, CheckRunner, WorkerSnapshot, build_status, library_versions
 from ._identity import Identity, current_identity
-from ._metrics import (
-    METRIC_INIT_DURATION,
-    METRIC_INIT_FAILURES,
-    METRIC_STATE,
-    STATE_GAUGE,
-    emit,
-)
+from ._metrics import METRIC_INIT_DURATION, METRIC_INIT_FAILURES, METRIC_STATE, STATE_GAUGE, emit
 from ._serving import Serving, qualified_name
 
 __all__ = ["Tracker"]
@@ -134,7 +128,7 @@ class Tracker:
         #: calls pass straight through.
         self.in_initialize = False
         self.in_handle = False
-        #: True when ``handle()`` must call :meth:`gate` (a held failure, inference faults).
+        #: True when ``handle()`` must call :meth:`gate` (a beat due, a held failure, faults).
         self.gated = False
 
     def __repr__(self) -> str:
@@ -367,7 +361,7 @@ class Tracker:
             self._serving.describe_at = self._clock()
 
     def gate(self) -> None:
-        """The slow path of ``handle()``: refuse under a held failure, apply inference faults.
+        """The slow path of ``handle()``: the heartbeat when due, a held failure, faults.
 
         Raises:
             InferenceError: 503 while a failed initialization is held, or the injected
@@ -379,6 +373,8 @@ class Tracker:
                 f"({self._error.type}: {self._error.message})",
                 503,
             )
+        if self._serving is not None:
+            self._serving.request_started()
         faults = self._config.faults
         if faults.inference_delay_s:
             self._sleep(faults.inference_delay_s)

@@ -4,12 +4,15 @@ It runs beside the worker's main thread, so it keeps telling while ``handle()`` 
 deadlock, a stuck kernel): the beat then shows the request running and for how long. It
 looks at the worker in memory every :data:`POLL_S` (a few attribute reads) and writes one
 small file atomically every interval, or sooner when a request starts after an idle spell
-(the last beat showed the worker idle), but never more often than every :data:`MIN_GAP_S`:
-a busy worker writes once per interval, a quiet one at most four times a second, and no
-write belongs to a request (``handle()`` only sets attributes the tracker had anyway). So a
-process killed more than a quarter of a second into a request is seen in it. A
-process that is frozen as a whole, or whose GIL a C extension holds, stops beating: readers
-see the file age (``record._beat``).
+(the last beat showed the worker idle), but never more often than every :data:`MIN_GAP_S`.
+
+The first request after a beat that showed the worker idle writes its busy beat itself,
+before the handler's code runs (:meth:`Watchdog.request_started`, through the tracker's
+gate): so a process killed at once by its request (the OOM killer, a segfault) is seen in
+the request, not idle. Beats that show the worker idle come at most one per interval, so
+requests write at most one beat per interval between them; every other request only sets
+the attributes the tracker had anyway. A process that is frozen as a whole, or whose GIL a
+C extension holds, stops beating: readers see the file age (``record._beat``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,8 @@ class Watchdog:
     from a daemon thread.
 
     A failed write is kept in :attr:`error` and retried at the next interval: health
-    checking never fails the worker.
+    checking never fails the worker. ``on_write(busy)`` is told of every beat written (or
+    tried), under the watchdog's lock: whether it showed a request running.
     """
 
     def __init__(
@@ -48,10 +52,12 @@ class Watchdog:
         interval_s: float,
         busy: Callable[[], bool] = lambda: False,
         monotonic: Callable[[], float] = time.monotonic,
+        on_write: Callable[[bool], None] = lambda busy: None,
     ) -> None:
         self._beat: Final = beat
         self._busy: Final = busy
         self._monotonic: Final = monotonic
+        self._on_write: Final = on_write
         self.path: Final = path
         self.interval_s: Final = interval_s
         self._stop = threading.Event()
@@ -82,15 +88,26 @@ class Watchdog:
         """Write one beat now (also before the worker ends itself after a fatal error)."""
         self._write(self._busy())
 
+    def request_started(self) -> None:
+        """A request starts: when the last beat showed the worker idle and the watchdog runs,
+        write the beat that shows the request now, before the handler's code runs."""
+        with self._lock:
+            if not self._seen_busy and self._thread is not None:
+                self._write_locked(self._busy())
+
     def _write(self, busy: bool) -> None:
-        with self._lock:  # the thread and an immediate beat never write at once
-            try:
-                self._written, self._seen_busy = self._monotonic(), busy
-                write_beat(self.path, self._beat())
-                self.writes += 1
-                self.error = None
-            except Exception as exc:  # a full disk or a removed directory: keep serving
-                self.error = f"{type(exc).__name__}: {exc}"
+        with self._lock:  # the thread, a request and an immediate beat never write at once
+            self._write_locked(busy)
+
+    def _write_locked(self, busy: bool) -> None:
+        try:
+            self._written, self._seen_busy = self._monotonic(), busy
+            write_beat(self.path, self._beat())
+            self.writes += 1
+            self.error = None
+        except Exception as exc:  # a full disk or a removed directory: keep serving
+            self.error = f"{type(exc).__name__}: {exc}"
+        self._on_write(busy)
 
     def tick(self) -> bool:
         """One look: write a beat when the interval has passed, or when a request runs after

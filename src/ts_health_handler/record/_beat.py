@@ -6,7 +6,8 @@ answer the customized describe. So a READY worker's watchdog thread (``handler._
 writes one small file at a bounded rate, whatever the worker's main thread is doing:
 ``<state dir>/<model>/<version>/beat.<server>.<worker id>.json``. The monitor reads it beside
 the record; a file that stops changing while its process lives means the whole process is
-frozen (or C code holds the GIL). There is no file write per request.
+frozen (or C code holds the GIL). There is no file write per request: at most one per
+interval by a request, the first after a beat that showed the worker idle.
 """
 
 from __future__ import annotations

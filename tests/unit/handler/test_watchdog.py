@@ -57,3 +57,47 @@ def test_an_exception_that_cannot_be_shown_never_replaces_the_handlers(tmp_path:
     tracker.requests_total = 1
     tracker.request_failed(Unprintable(), 1)
     assert tracker.requests_failed == 1
+
+
+def test_a_request_after_an_idle_beat_writes_its_busy_beat_itself(tmp_path: Path) -> None:
+    now, busy, told = [100.0], [False], []
+    path = tmp_path / "b.json"
+
+    def showing() -> Beat:
+        return beat()._replace(in_flight_since=now[0] if busy[0] else None)
+
+    dog = Watchdog(showing, path, 2.0, lambda: busy[0], lambda: now[0], on_write=told.append)
+    busy[0] = True
+    dog.request_started()  # not beating (outside TorchServe): nothing to tell
+    assert (dog.writes, told) == (0, [])
+    busy[0] = False
+    dog.start()  # the first beat: idle (the fake clock stands still: the thread never writes)
+    try:
+        assert told == [False]
+        busy[0] = True
+        dog.request_started()  # right after the idle beat: written now, no gap needed
+        assert (dog.writes, told) == (2, [False, True])
+        written = read_beat(path)
+        assert written is not None
+        assert written.in_flight_since == 100.0
+        dog.request_started()  # the last beat shows a request: the others write nothing
+        assert dog.writes == 2
+        busy[0] = False
+        now[0] += 2.0
+        assert dog.tick()  # the interval: idle again
+        busy[0] = True
+        dog.request_started()
+        assert (dog.writes, told) == (4, [False, True, False, True])
+    finally:
+        dog.stop()
+
+
+def test_a_failed_request_beat_is_told_and_kept_as_the_error(tmp_path: Path) -> None:
+    told: list[bool] = []
+    dog = Watchdog(beat, tmp_path / "gone" / "b.json", 2.0, lambda: True, on_write=told.append)
+    dog._thread = object()  # type: ignore[assignment]  # beating, as start() would make it
+    dog.request_started()
+    assert told == [True]  # tried: the next requests do not try again before the next beat
+    assert dog.writes == 0
+    assert dog.error is not None
+    assert dog.error.startswith("FileNotFoundError")
