@@ -14,8 +14,9 @@ code itself costs (the advice of ``timeit``'s documentation for CPU-bound timing
 As in a READY worker, a watchdog thread runs beside ``handle()``: ``handler._serving.Serving``
 built for the HealthHandler's tracker, writing its heartbeat into a temporary directory at the
 default ``heartbeat_interval_s`` (2 s). While requests keep coming it wakes every
-``POLL_S`` (0.25 s) and writes a beat once per interval (a quiet worker, whose requests
-start after idle spells, at most 4 times a second). A sample of a millisecond usually misses its
+``POLL_S`` (0.25 s) and writes a beat once per interval; the first request after a beat that
+showed the worker idle writes its own beat (at most one per interval), counted and charged
+like the thread's. A sample of a millisecond usually misses its
 wake-ups, so the minimum alone would leave the heartbeat out. Its cost is therefore measured
 inside the thread (``time.thread_time()`` from one wake-up to the next, for cycles that only
 looked and for cycles that wrote a beat) and charged to the HealthHandler as a share of one
@@ -87,6 +88,8 @@ class MeteredServing(Serving):
         self.cycles = {"look": 0, "write": 0}
         self._last_cpu: float | None = None
         self._wrote = False
+        #: Beats written by a request (the main thread), not by the watchdog thread.
+        self.request_writes = 0
 
     def _busy(self) -> bool:
         # Called by the watchdog thread once at every wake-up: the CPU since the previous one
@@ -103,12 +106,16 @@ class MeteredServing(Serving):
         return super()._busy()
 
     def beat(self) -> Any:
-        self._wrote = True
+        if threading.current_thread().name == "ts-health-watchdog":
+            self._wrote = True
+        else:  # the first request after a beat that showed the worker idle writes its own
+            self.request_writes += 1
         return super().beat()
 
     def reset(self) -> None:
         self.cpu = {"look": 0.0, "write": 0.0}
         self.cycles = {"look": 0, "write": 0}
+        self.request_writes = 0
 
 
 def per_call_seconds(handler: Any, context: Any, calls: int) -> float:
@@ -141,15 +148,18 @@ def heartbeat_share(serving: MeteredServing, elapsed: float) -> float:
     cycles, cpu = serving.cycles, serving.cpu
     look = cpu["look"] / cycles["look"] if cycles["look"] else 0.0
     write = cpu["write"] / cycles["write"] if cycles["write"] else look
-    writes = max(cycles["write"] / elapsed, 1 / serving.watchdog.interval_s)
+    # A beat a request writes costs what the thread's does; it is charged at the same price.
+    by_requests = serving.request_writes / elapsed
+    writes = max(cycles["write"] / elapsed + by_requests, 1 / serving.watchdog.interval_s)
     wakeups = 1 / POLL_S
-    share = writes * write + (wakeups - writes) * look
-    observed = (cpu["look"] + cpu["write"]) / elapsed
+    share = writes * write + (wakeups - min(writes, wakeups)) * look
+    observed = (cpu["look"] + cpu["write"]) / elapsed + by_requests * write
     print(
-        f"  heartbeat thread: {cycles['look'] / elapsed:.1f} wake-ups/s that only looked "
+        f"  heartbeat: {cycles['look'] / elapsed:.1f} wake-ups/s that only looked "
         f"({look * 1e6:.0f} us CPU each), {cycles['write'] / elapsed:.2f}/s that wrote a beat "
-        f"({write * 1e6:.0f} us each): {100 * observed:.2f} % of a core in this run, at most "
-        f"{100 * share:.2f} % at {writes:.2f} writes and {wakeups:g} wake-ups a second (charged)"
+        f"({write * 1e6:.0f} us each), {by_requests:.2f}/s written by a request: "
+        f"{100 * observed:.2f} % of a core in this run, at most {100 * share:.2f} % at "
+        f"{writes:.2f} writes and {wakeups:g} wake-ups a second (charged)"
     )
     return share
 
