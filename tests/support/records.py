@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ts_health_handler.handler._identity import current_identity
 from ts_health_handler.record import ErrorInfo, InitRecord, utc_iso
 from ts_health_handler.record._beat import Beat
 
@@ -14,6 +15,16 @@ NOW = 1_750_000_000.0
 POISON = "CUDA error: device-side assert triggered"
 #: The server (``_identity``) the records of :func:`attempt` belong to.
 SERVER = "100-5"
+
+
+def record_file_name() -> str:
+    """The record file this process writes (one per server, see ``handler._identity``).
+
+    Asked when a test runs, not when its module is imported: outside TorchServe the server
+    is named after the parent process, which is another one for a test run in a forked child
+    (as mutmut runs them) than for the process that imported the tests.
+    """
+    return f"init.{current_identity().server}.json"
 
 
 def beat(**changes: Any) -> Beat:

@@ -8,11 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.support.records import record_file_name
 from ts_health_handler import HealthMixin
-from ts_health_handler.handler._identity import current_identity
-
-#: The record file this process writes: one per server (see _identity).
-RECORD_FILE = f"init.{current_identity().server}.json"
 
 T0_ISO = "2025-06-15T15:06:40.000Z"
 T1_ISO = "2025-06-15T15:06:41.500Z"  # T0 + the 1.5 s every Model.initialize() takes
@@ -44,4 +41,4 @@ Make = Callable[..., tuple[Any, Any]]
 
 
 def record_file(state_dir: Path, name: str = "resnet", version: str = "1.0") -> dict[str, Any]:
-    return json.loads((state_dir / name / version / RECORD_FILE).read_text(encoding="utf-8"))
+    return json.loads((state_dir / name / version / record_file_name()).read_text(encoding="utf-8"))

@@ -12,13 +12,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.records import record_file_name
 from ts_health_handler import HealthMixin, InitializationError
 from ts_health_handler.handler import _mixin as mixin_module
-from ts_health_handler.handler._identity import current_identity
 from ts_health_handler.testing import describe, infer
-
-#: The record file this process writes: one per server (see _identity).
-RECORD_FILE = f"init.{current_identity().server}.json"
 
 #: TorchServe's BaseHandler imports torch; torch 2.13.0 is built for Python 3.11 only, so on
 #: other Pythons (the CI's 3.9 and 3.13 runs) these tests are skipped with this reason.
@@ -115,7 +112,7 @@ def test_health_handler_initializes_serves_and_describes(
     assert document["worker"]["device"] == "cpu"  # BaseHandler's torch.device
     assert document["initialization"]["history"]["attempts"] == 1  # nested super() once
     assert document["requests"]["total"] == 2
-    record = json.loads((health_state_dir / "doubler" / "2.0" / RECORD_FILE).read_text())
+    record = json.loads((health_state_dir / "doubler" / "2.0" / record_file_name()).read_text())
     assert (record["phase"], record["attempts"]) == ("ready", 1)
 
 

@@ -18,7 +18,8 @@ pytest.importorskip(
     "ts", reason="needs torchserve (the ts package): pip install torchserve==0.12.0"
 )
 
-from tests.unit.handler.mixin_model import RECORD_FILE, T0_ISO, T1_ISO, Make, Model
+from tests.support.records import record_file_name
+from tests.unit.handler.mixin_model import T0_ISO, T1_ISO, Make, Model
 from ts_health_handler import HealthMixin, __version__
 from ts_health_handler._document import parse_status
 from ts_health_handler.testing import describe, infer, set_requests
@@ -108,7 +109,7 @@ def test_duck_typed_context_identity(fake_time: Any, health_state_dir: Path) -> 
     assert handler.handle([{"body": 5}], context) == [{"echo": 5}]
 
     assert handler.health_status()["model"] == {"name": "m2", "version": "3"}
-    assert (health_state_dir / "m2" / "3" / RECORD_FILE).is_file()
+    assert (health_state_dir / "m2" / "3" / record_file_name()).is_file()
 
 
 class HeaderContext:

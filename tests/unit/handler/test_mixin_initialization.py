@@ -20,7 +20,8 @@ pytest.importorskip(
 
 from ts.utils.util import PredictionException
 
-from tests.unit.handler.mixin_model import RECORD_FILE, T0_ISO, T1_ISO, Make, Model, record_file
+from tests.support.records import record_file_name
+from tests.unit.handler.mixin_model import T0_ISO, T1_ISO, Make, Model, record_file
 from ts_health_handler import ConfigError, HealthMixin, InferenceError, InitializationError
 from ts_health_handler.handler._identity import Identity, current_identity
 from ts_health_handler.testing import describe, infer
@@ -79,7 +80,7 @@ def test_successful_initialize_is_recorded(make: Make, health_state_dir: Path) -
         "schema_version": 3,
     }
     assert document["state_store"] == {
-        "path": str(health_state_dir / "resnet" / "1.0" / RECORD_FILE),
+        "path": str(health_state_dir / "resnet" / "1.0" / record_file_name()),
         "ok": True,
         "error": None,
     }
@@ -562,7 +563,7 @@ def test_unwritable_state_dir_still_serves(make: Make, tmp_path: Path) -> None:
     document = describe(handler, context)
     assert document["status"] == "ready"
     store = document["state_store"]
-    assert store["path"] == str(blocker / "state" / "resnet" / "1.0" / RECORD_FILE)
+    assert store["path"] == str(blocker / "state" / "resnet" / "1.0" / record_file_name())
     assert store["ok"] is False
     assert store["error"].startswith("NotADirectoryError: ")
     assert str(blocker) in store["error"]
@@ -570,7 +571,7 @@ def test_unwritable_state_dir_still_serves(make: Make, tmp_path: Path) -> None:
 
 
 def test_corrupt_record_is_replaced_at_initialize(make: Make, health_state_dir: Path) -> None:
-    path = health_state_dir / "resnet" / "1.0" / RECORD_FILE
+    path = health_state_dir / "resnet" / "1.0" / record_file_name()
     path.parent.mkdir(parents=True)
     path.write_text('{"schema_version": 1, "attem', encoding="utf-8")
     handler, context = make()
@@ -597,7 +598,7 @@ def test_record_damaged_mid_run_is_reported_and_serving_goes_on(
 ) -> None:
     handler, context = make()
     handler.initialize(context)
-    path = health_state_dir / "resnet" / "1.0" / RECORD_FILE
+    path = health_state_dir / "resnet" / "1.0" / record_file_name()
 
     damage(path)
 
@@ -636,7 +637,7 @@ def test_record_lost_during_initialize_continues_from_the_workers_copy(
 ) -> None:
     class Wiping(Model):
         def initialize(self, context: Any) -> str:
-            (health_state_dir / "resnet" / "1.0" / RECORD_FILE).write_text("garbage")
+            (health_state_dir / "resnet" / "1.0" / record_file_name()).write_text("garbage")
             return super().initialize(context)
 
     handler, context = make(Wiping)

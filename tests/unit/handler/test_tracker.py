@@ -21,7 +21,7 @@ pytest.importorskip(
 
 from ts.metrics.metric_type_enum import MetricTypes
 
-from tests.support.records import NOW
+from tests.support.records import NOW, record_file_name
 from ts_health_handler import HealthStatus, InferenceError, InitializationError, InitPhase
 from ts_health_handler.handler import _canary as canary_module
 from ts_health_handler.handler._describe import RESULT_LIMIT
@@ -33,9 +33,6 @@ from ts_health_handler.handler._tracker import (
     qualified_name,
 )
 from ts_health_handler.record import MESSAGE_LIMIT, InitRecord, StateStore, utc_iso
-
-#: The record file this process writes: one per server (see _identity).
-RECORD_FILE = f"init.{current_identity().server}.json"
 
 #: Where the ``clock`` fixture starts (tests/unit/conftest.py): 2025-06-15T15:06:40.000Z.
 EPOCH = 1_750_000_000.0
@@ -73,7 +70,7 @@ def tracker(clock: Any, sleep: Any, health_state_dir: Path) -> Tracker:
 
 
 def record(state_dir: Path, name: str = "bert", version: str = "2.0") -> dict[str, Any]:
-    return json.loads((state_dir / name / version / RECORD_FILE).read_text(encoding="utf-8"))
+    return json.loads((state_dir / name / version / record_file_name()).read_text(encoding="utf-8"))
 
 
 def loading(clock: Any, seconds: float, result: Any = "loaded") -> Any:
@@ -135,7 +132,7 @@ def test_success_is_timed_by_the_injected_clock_and_persisted(
     assert snapshot.phase is InitPhase.READY
     assert (snapshot.init_started_at, snapshot.init_finished_at) == (EPOCH, EPOCH + 0.25)
     assert snapshot.attempt == 1
-    assert snapshot.store_path == str(health_state_dir / "bert" / "2.0" / RECORD_FILE)
+    assert snapshot.store_path == str(health_state_dir / "bert" / "2.0" / record_file_name())
     assert tracker.gated is False
     assert tracker.in_initialize is False
     stored = record(health_state_dir)
@@ -362,7 +359,7 @@ def test_status_reports_a_vanished_record(
     tracker: Tracker, clock: Any, health_state_dir: Path
 ) -> None:
     tracker.initialize(context(), loading(clock, 0))
-    path = health_state_dir / "bert" / "2.0" / RECORD_FILE
+    path = health_state_dir / "bert" / "2.0" / record_file_name()
     path.unlink()
 
     document = tracker.status(None, None)

@@ -8,12 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import ts_health_handler
+from tests.support.records import record_file_name
 from ts_health_handler import HealthMixin
-from ts_health_handler.handler._identity import current_identity
 from ts_health_handler.testing import describe, mock_context
-
-#: The record file this process writes: one per server (see _identity).
-RECORD_FILE = f"init.{current_identity().server}.json"
 
 
 def test_health_state_dir_fixture(health_state_dir: Path, tmp_path: Path) -> None:
@@ -35,7 +32,7 @@ def test_ts_context_fixture_records_into_the_state_dir(
     handler = Ready()
     handler.initialize(ts_context("fixture_model", model_version="4"))
 
-    assert (health_state_dir / "fixture_model" / "4" / RECORD_FILE).is_file()
+    assert (health_state_dir / "fixture_model" / "4" / record_file_name()).is_file()
 
 
 def test_ts_context_is_a_factory_that_takes_a_model_config_file(
