@@ -88,7 +88,7 @@ def frontend(pid: int, proc: Path = PROC) -> tuple[int, int] | None:
     first: tuple[int, int] | None = None
     current = own.ppid
     for _ in range(MAX_ANCESTORS):
-        if current <= 1:
+        if current < 1:  # the parent of PID 1 (a frontend run as PID 1 is looked at)
             break
         stat = read_stat(current, proc)
         if stat is None:

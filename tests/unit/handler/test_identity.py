@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,36 @@ def test_without_a_frontend_the_parent_names_the_server(tmp_path: Path) -> None:
     assert frontend(30, proc) == (20, 42)
 
 
+def test_without_a_frontend_or_proc_this_process_s_parent_names_the_server(
+    tmp_path: Path,
+) -> None:
+    assert current_identity([], tmp_path / "nothing").server == f"{os.getppid()}-0"
+
+
+def test_a_search_that_reaches_init_ends_at_the_parent(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path, {30: (20, 1, "pytest"), 20: (1, 42, "bash"), 1: (0, 3, "init")})
+    assert frontend(30, proc) == (20, 42)
+
+
+def test_a_frontend_run_as_pid_1_is_found(tmp_path: Path) -> None:
+    # A container whose entrypoint execs the frontend: TorchServe is PID 1.
+    proc = fake_proc(tmp_path, {30: (1, 9, "python worker"), 1: (0, 5, JAVA)})
+    assert frontend(30, proc) == (1, 5)
+    assert current_identity([], proc, 30).server == "1-5"
+
+
+def test_an_ancestor_that_cannot_be_read_ends_the_search_at_the_parent(tmp_path: Path) -> None:
+    # The grandparent's /proc entry is gone (it ended): the parent names the server.
+    proc = fake_proc(tmp_path, {30: (20, 1, "python worker"), 20: (15, 42, "bash")})
+    assert frontend(30, proc) == (20, 42)
+
+
+def test_an_ancestor_without_a_readable_command_line_is_passed(tmp_path: Path) -> None:
+    proc = fake_proc(tmp_path, {30: (20, 1, "python worker"), 20: (10, 42, "sh"), 10: (1, 7, JAVA)})
+    (proc / "20" / "cmdline").unlink()
+    assert frontend(30, proc) == (10, 7)
+
+
 def test_without_proc_nothing_is_claimed(tmp_path: Path) -> None:
     assert frontend(30, tmp_path / "nothing") is None
     assert current_identity([], tmp_path / "nothing", 30).server == "0-0"
@@ -58,6 +89,9 @@ def test_without_proc_nothing_is_claimed(tmp_path: Path) -> None:
     [
         (["--sock-type", "unix", "--sock-name", "/tmp/x/.ts.sock.9003"], "9003"),
         (["--sock-name=/tmp/.ts.sock.9001"], "9001"),
+        # The value is everything after the first "=".
+        (["--sock-name=/tmp/a=b/.ts.sock.9002"], "9002"),
+        (["--port=1=9005"], None),
         (["--sock-type", "tcp", "--port", "9005", "--metrics-config", "m.yaml"], "9005"),
         (["--sock-name", "/tmp/odd-socket"], None),
         (["pytest", "-q"], None),
