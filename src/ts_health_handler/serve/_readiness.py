@@ -115,7 +115,8 @@ def server_ready(
     if unready:
         count = f"{len(unready)} of {len(found)} model versions not ready"
         return False, count, unready
-    return True, f"{len(found)} model versions ready", []
+    count = len(found)
+    return True, f"{count} model version{'' if count == 1 else 's'} ready", []
 
 
 def model_ready(

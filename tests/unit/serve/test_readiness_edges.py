@@ -30,7 +30,7 @@ def ready_model(name: str, at: float) -> ModelSeen:
 def test_a_model_list_exactly_as_old_as_stale_after_is_fresh() -> None:
     now = 100.0 + STALE
     snap = Snapshot(0.0, names=("m",), names_at=100.0, models={"m": ready_model("m", now)})
-    assert server_ready(snap, OPTIONS, READY_ONLY, now) == (True, "1 model versions ready", [])
+    assert server_ready(snap, OPTIONS, READY_ONLY, now) == (True, "1 model version ready", [])
 
 
 def test_a_stale_model_list_names_its_age_and_the_latest_listing_error() -> None:
