@@ -83,3 +83,15 @@ def test_a_parser_for_some_commands_lists_every_command_and_builds_those_whole(
     assert "unrecognized arguments: --json" in capsys.readouterr().err
     whole = _main.build_parser()
     assert whole.parse_args(["status", "--json"]).json is True
+
+
+def test_run_without_argv_reads_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The console script: run() takes sys.argv (after the program), and the command named
+    # there is the one given its options.
+    monkeypatch.setattr("sys.argv", ["ts-health", "ready", "--help"])
+    assert _main.run() == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith("usage: ts-health ready [-h]"), shown
+    assert "count degraded (a failing user check) as ready" in shown  # its options listed
