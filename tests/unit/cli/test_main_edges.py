@@ -419,7 +419,10 @@ def test_the_width_is_what_shutil_would_find(
 ) -> None:
     with terminal(monkeypatch, answer, columns):
         ours, shutils = _main._columns(), shutil.get_terminal_size().columns
-    assert (ours, shutils) == (expected, expected)
+    assert ours == expected
+    # Before 3.11, shutil passed on a terminal's width of 0 instead of falling back to 80.
+    if not (isinstance(answer, int) and answer == 0 and sys.version_info < (3, 11)):
+        assert shutils == expected
 
 
 def test_without_stdout_the_width_is_80(monkeypatch: pytest.MonkeyPatch) -> None:
