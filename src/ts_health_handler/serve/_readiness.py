@@ -115,8 +115,8 @@ def server_ready(
     if unready:
         count = f"{len(unready)} of {len(found)} model versions not ready"
         return False, count, unready
-    count = len(found)
-    return True, f"{count} model version{'' if count == 1 else 's'} ready", []
+    ready = len(found)
+    return True, f"{ready} model version{'' if ready == 1 else 's'} ready", []
 
 
 def model_ready(
