@@ -51,8 +51,10 @@ def test_burst_beyond_queue_gets_503_and_ping_stays_healthy(
         in_flight = [f for f in futures if not f.done()]
         answers = [future.result(timeout=120) for future in futures]
 
-    assert in_flight, "every request had been answered before the ping: no overload seen"
-    assert all(f.result().status == 200 for f in in_flight), [f.result().text for f in in_flight]
+    # An accepted request was still waiting when the ping was answered (requests of the
+    # burst that had not reached TorchServe yet may be shed later, with 503).
+    served_later = [f for f in in_flight if f.result().status == 200]
+    assert served_later, [f.result().text for f in in_flight]
     assert during == (200, {"status": "Healthy"})
     codes = sorted(answer.status for answer in answers)
     assert set(codes) <= {200, 503}, [(a.status, a.text) for a in answers]
