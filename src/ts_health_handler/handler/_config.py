@@ -139,6 +139,11 @@ class Faults:
     fail_inference: str | None = None
     fail_inference_status: int = 503
 
+    @property
+    def in_inference(self) -> bool:
+        """A fault applies to requests: each one goes through the tracker's gate."""
+        return self.inference_delay_s > 0 or self.fail_inference is not None
+
     @classmethod
     def from_mapping(cls, raw: Any, key: str = f"{SECTION}.faults") -> Faults:
         """Parse ``health.faults``; raise :class:`ConfigError` on the first bad value."""

@@ -72,10 +72,6 @@ class Serving:
         self.fatal: ErrorInfo | None = None
         self.restarting = False
         self.describe_at: float | None = None
-        #: Inference faults make every request call the tracker's gate, beats or not.
-        self._faulty: Final = (
-            config.faults.inference_delay_s > 0 or config.faults.fail_inference is not None
-        )
         self.watchdog: Final = (
             None
             if beat_path is None or worker is None
@@ -135,7 +131,7 @@ class Serving:
     def _beaten(self, busy: bool) -> None:
         """A beat was written: after one that showed the worker idle, the next request goes
         through the gate (which writes its busy beat); after a busy one, no request does."""
-        self._tracker.gated = not busy or self._faulty
+        self._tracker.gated = not busy or self._config.faults.in_inference
 
     def _busy(self) -> bool:
         """A request is running (one attribute read)."""

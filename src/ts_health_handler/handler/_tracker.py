@@ -246,8 +246,7 @@ class Tracker:
     def _succeeded(self, started: float) -> None:
         finished = self._clock()
         self._phase, self._finished_at = InitPhase.READY, finished
-        faults = self._config.faults
-        self.gated = faults.inference_delay_s > 0 or faults.fail_inference is not None
+        self.gated = self._config.faults.in_inference
         self._persist(
             lambda previous: self._current(previous).succeeded(
                 now=finished,
