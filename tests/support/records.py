@@ -3,6 +3,7 @@ and the monitor (each side reads or writes them)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from ts_health_handler.handler._identity import current_identity
@@ -45,6 +46,30 @@ def beat(**changes: Any) -> Beat:
     return Beat(**values)
 
 
+def started(
+    previous: InitRecord | None,
+    worker: str | None,
+    pid: int,
+    *,
+    at: float,
+    alive: Iterable[int] = (),
+    server: str = SERVER,
+) -> InitRecord:
+    """``worker`` (process ``pid``) starts an initialization of model ``m`` 1.0 at ``at``;
+    ``alive`` are the processes still running."""
+    living = frozenset(alive)
+    return InitRecord.started(
+        previous,
+        model_name="m",
+        model_version="1.0",
+        now=at,
+        worker_pid=pid,
+        server=server,
+        worker_id=worker,
+        worker_alive=lambda p: p in living,
+    )
+
+
 def attempt(
     previous: InitRecord | None,
     worker: str | None,
@@ -57,16 +82,7 @@ def attempt(
 ) -> InitRecord:
     """One initialization by ``worker`` (process ``pid``) starting at ``at``: it succeeds a second
     later, or fails with ``fail`` as a KeyError; ``alive`` are the processes still running."""
-    record = InitRecord.started(
-        previous,
-        model_name="m",
-        model_version="1.0",
-        now=at,
-        worker_pid=pid,
-        server=server,
-        worker_id=worker,
-        worker_alive=lambda p: p in alive,
-    )
+    record = started(previous, worker, pid, at=at, alive=alive, server=server)
     if fail is None:
         return record.succeeded(now=at + 1, duration_s=1.0, worker_pid=pid, worker_id=worker)
     error = ErrorInfo("builtins.KeyError", fail, utc_iso(at + 1), record.attempts)

@@ -8,11 +8,11 @@ from collections.abc import Iterable
 
 import pytest
 
+from tests.support.records import SERVER, started
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
 from ts_health_handler.record._record import MAX_RUNS, WorkerRun
 
 T0 = 1_750_000_000.0  # 2025-06-15T15:06:40.000Z
-SERVER = "100-5"
 
 
 def start(
@@ -22,17 +22,7 @@ def start(
     now: float,
     alive: Iterable[int] = (),
 ) -> InitRecord:
-    living = set(alive)
-    return InitRecord.started(
-        previous,
-        model_name="m",
-        model_version="1.0",
-        now=now,
-        worker_pid=pid,
-        server=SERVER,
-        worker_id=worker,
-        worker_alive=lambda p: p in living,
-    )
+    return started(previous, worker, pid, at=now, alive=alive)
 
 
 def fail(record: InitRecord, worker: str | None, pid: int, now: float, text: str) -> InitRecord:
