@@ -17,11 +17,13 @@ __all__ = ["TRUNCATED", "clip", "clip_utf8", "one_line", "printable", "valid_utf
 TRUNCATED: Final = "...[truncated]...\n"
 
 # C0 controls but tab and newline, DEL, C1 controls, the line/paragraph separators and the
-# bidirectional overrides that can make a terminal show text out of order.
-_UNPRINTABLE: Final = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
-)
-_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+# bidirectional overrides that can make a terminal show text out of order. Patterns, not
+# compiled: ``re`` compiles each on its first use (its own cache) and plain ASCII text never
+# needs them, so ``ts-health``'s start-up does not pay for compiling them.
+_UNPRINTABLE: Final = "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+_SURROGATE: Final = "[\ud800-\udfff]"
+#: Whitespace that :func:`printable` keeps.
+_KEPT: Final = str.maketrans("\t\n", "  ")
 
 
 def clip(text: str, limit: int, *, marker: str = TRUNCATED) -> str:
@@ -62,18 +64,20 @@ def one_line(text: str, limit: int | None = None) -> str:
 
 def valid_utf8(text: str) -> str:
     """``text`` with each lone surrogate written as ``\\udcff``: encodable as UTF-8."""
-    if not _SURROGATE.search(text):
+    if text.isascii() or not re.search(_SURROGATE, text):
         return text
-    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return re.sub(_SURROGATE, lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def printable(text: str) -> str:
     """``text`` safe for a terminal: controls (ESC of ANSI sequences included) and lone
     surrogates written as ``\\x1b``/``\\u009b``/``\\udcff`` escapes; tab and newline kept."""
+    if text.isascii() and text.translate(_KEPT).isprintable():
+        return text  # the usual case, without a regular expression
     text = valid_utf8(text)
-    if not _UNPRINTABLE.search(text):
+    if not re.search(_UNPRINTABLE, text):
         return text
-    return _UNPRINTABLE.sub(_escape, text)
+    return re.sub(_UNPRINTABLE, _escape, text)
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ts_health_handler._text import clip, one_line
+from ts_health_handler._text import clip, one_line, printable, valid_utf8
 from ts_health_handler.record import RecordError
 from ts_health_handler.record._fields import field
 from ts_health_handler.torchserve._http import BadAnswer, Response
@@ -42,3 +44,34 @@ def test_an_answer_that_is_not_json_is_shown_head_and_tail() -> None:
         Response(502, body.encode()).json()
     assert str(caught.value) == f"expected JSON, got HTTP 502: {one_line(body, 500)!r}"
     assert Response(502, body.encode()).error_fields() == (None, one_line(body, 120))
+
+
+def escaped(char: str) -> str:
+    """What :func:`printable` makes of one character, written out character class by class."""
+    code = ord(char)
+    if char in "\t\n":
+        return char
+    if code < 0x20 or 0x7F <= code <= 0x9F:
+        return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}"
+    if code in (0x2028, 0x2029) or 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+        return f"\\u{code:04x}"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"\\u{code:04x}"
+    return char
+
+
+def test_printable_escapes_controls_and_keeps_tab_and_newline() -> None:
+    assert printable("ok: 1/1 workers READY\n\tnext") == "ok: 1/1 workers READY\n\tnext"
+    assert printable("\x1b[31mred\x1b[0m") == "\\x1b[31mred\\x1b[0m"
+    assert printable("del\x7f c1\x9b") == "del\\x7f c1\\u009b"
+    assert printable("a\u202eb\u2028c") == "a\\u202eb\\u2028c"
+    assert printable("caf\u00e9 \udcff") == "caf\u00e9 \\udcff"
+    assert valid_utf8("x\udcffy") == "x\\udcffy"
+    assert valid_utf8("plain") == "plain"
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x7F)) | st.text())
+def test_printable_is_the_same_character_by_character(text: str) -> None:
+    # Plain ASCII takes a path without regular expressions; both paths must agree.
+    assert printable(text) == "".join(escaped(char) for char in text)
+    printable(text).encode("utf-8")  # always encodable
