@@ -4,10 +4,10 @@ Nothing here does I/O: :func:`assess` reads an :class:`Observation` (what was se
 parsed) and returns a :class:`ModelHealth`. ``docs/probe.md`` explains the order of states.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 from collections.abc import Callable
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, Optional
 
 from .._document import StatusDoc
 from .._lifecycle import InitPhase, ModelState, ReasonKind
@@ -58,14 +58,14 @@ class Observation(NamedTuple):
     """
 
     describe: ModelEntry
-    status: StatusDoc | None = None
-    status_error: str | None = None
-    record: InitRecord | None = None
-    record_path: str | None = None
-    record_error: str | None = None
-    previous: InitRecord | None = None
+    status: Optional[StatusDoc] = None
+    status_error: Optional[str] = None
+    record: Optional[InitRecord] = None
+    record_path: Optional[str] = None
+    record_error: Optional[str] = None
+    previous: Optional[InitRecord] = None
     beats: tuple[Beat, ...] = ()
-    ping_healthy: bool | None = None
+    ping_healthy: Optional[bool] = None
     now: float = 0.0
     default: bool = True
 
@@ -78,7 +78,7 @@ class ModelHealth(NamedTuple):
     version: str
     state: ModelState
     reason: str
-    observation: Observation | None = None
+    observation: Optional[Observation] = None
     kind: ReasonKind = ReasonKind.UNKNOWN
 
     @property
@@ -197,7 +197,7 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
     return judged(State.READY, Kind.OK, reason)
 
 
-def _since(stamp: str | None, now: float) -> float | None:
+def _since(stamp: Optional[str], now: float) -> Optional[float]:
     if not stamp:
         return None
     try:
@@ -252,7 +252,7 @@ def _initializing_text(worker_text: str, seen: Observation) -> str:
     )
 
 
-def _other_worker_failing(seen: Observation) -> str | None:
+def _other_worker_failing(seen: Observation) -> Optional[str]:
     """The newest failure of a worker thread that is not READY, from the record."""
     record = seen.record
     if record is None:

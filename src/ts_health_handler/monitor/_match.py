@@ -15,10 +15,10 @@ The record found is then narrowed to the worker threads TorchServe describes
 server, and only TorchServe knows which of them make up the registration served now.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, Optional
 
 from ..record import InitRecord, parse_iso
 from ..record._registration import narrow
@@ -35,14 +35,14 @@ class Match(NamedTuple):
     """The current record narrowed to the registration (and its file), and the newest other
     record (history)."""
 
-    current: InitRecord | None
-    path: str | None
-    previous: InitRecord | None
+    current: Optional[InitRecord]
+    path: Optional[str]
+    previous: Optional[InitRecord]
 
 
 def match(entry: ModelEntry, found: Sequence[tuple[str, InitRecord]]) -> Match:
     """Pick the record of the registration ``entry`` describes from ``found`` (path, record)."""
-    best: tuple[int, str, str, InitRecord] | None = None
+    best: Optional[tuple[int, str, str, InitRecord]] = None
     for path, record in found:
         score = _score(entry, record)
         if score and (best is None or (score, record.updated_at or "") > best[:2]):
@@ -71,7 +71,7 @@ def _score(entry: ModelEntry, record: InitRecord) -> int:
     return score
 
 
-def _started_after(first_started_at: str, thread_started: str | None) -> bool:
+def _started_after(first_started_at: str, thread_started: Optional[str]) -> bool:
     if not thread_started:
         return True
     try:

@@ -5,10 +5,10 @@ model version costs TorchServe one ``GET /models/{name}`` and, only while a work
 one customized describe (``docs/probe.md``).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from .._document import StatusDoc
 from .._errors import ServerError
@@ -40,7 +40,7 @@ def current_beats(beats: Sequence[Beat], entry: ModelEntry) -> list[Beat]:
     return [b for b in beats if (b.worker, b.pid) in ready]
 
 
-def read_records(settings: Settings, entry: ModelEntry) -> tuple[Match, str, str | None]:
+def read_records(settings: Settings, entry: ModelEntry) -> tuple[Match, str, Optional[str]]:
     """The record of the registration ``entry`` describes (and the newest other one), the
     path to show for it, and why a record file could not be read (when none is current).
 
@@ -79,9 +79,9 @@ def observe(
     client: TorchServeClient,
     settings: Settings,
     model: str,
-    version: str | None,
+    version: Optional[str],
     *,
-    ping_healthy: bool | None,
+    ping_healthy: Optional[bool],
     now: float,
 ) -> ModelHealth:
     """One version of ``model`` (``None``: the default version), judged."""
@@ -99,7 +99,7 @@ def observe_model(
     settings: Settings,
     model: str,
     *,
-    ping_healthy: bool | None,
+    ping_healthy: Optional[bool],
     now: float,
 ) -> list[ModelHealth]:
     """Every registered version of ``model``, judged, the default version first.
@@ -124,14 +124,14 @@ def observe_entry(
     settings: Settings,
     entry: ModelEntry,
     *,
-    ping_healthy: bool | None,
+    ping_healthy: Optional[bool],
     now: float,
     default: bool = True,
 ) -> ModelHealth:
     """Judge one described version: its status document (when a worker is READY) and its
     record, then :func:`assess`."""
-    status: StatusDoc | None = None
-    status_error: str | None = "not asked: no READY worker"
+    status: Optional[StatusDoc] = None
+    status_error: Optional[str] = "not asked: no READY worker"
     directory = StateStore(settings.state_dir, entry.name, entry.version).directory
     beats = current_beats(read_beats(directory), entry)
     if entry.ready_workers:
@@ -167,11 +167,11 @@ class PingResult(NamedTuple):
     ``PingResult()`` is a ``/ping`` not answered yet: not ok, since nothing is known.
     """
 
-    healthy: bool | None = None
-    status: str | None = None
-    error: str | None = None
+    healthy: Optional[bool] = None
+    status: Optional[str] = None
+    error: Optional[str] = None
     #: The exit code of the failure that ``error`` names (unreachable, bad answer, usage).
-    failure: ExitCode | None = None
+    failure: Optional[ExitCode] = None
 
     @property
     def code(self) -> ExitCode:

@@ -6,8 +6,8 @@ page) all ask :meth:`ReadinessPolicy.admits`. Standard library only, and light: 
 line builds its ``--allow-*`` options from it before anything else is imported.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 import argparse
 from typing import Final, NamedTuple
 
@@ -40,7 +40,7 @@ class ReadinessPolicy(NamedTuple):
         return state is ModelState.READY or getattr(self, f"allow_{state.value}", False) is True
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> ReadinessPolicy:
+    def from_args(cls, args: argparse.Namespace) -> "ReadinessPolicy":
         """The policy of the parsed ``--allow-*`` options (absent ones are off)."""
         return cls(**{name: bool(getattr(args, name, False)) for name in cls._fields})
 

@@ -8,10 +8,10 @@ A model version is ``stuck`` or ``failing`` only when every READY worker is: whi
 worker serves, requests still get answers, and the others are named in the reason.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, Optional
 
 from .._lifecycle import ModelState, ReasonKind
 from .._text import one_line
@@ -31,17 +31,19 @@ class Watch(NamedTuple):
     """What the heartbeats and the deaths say about a version with READY workers."""
 
     #: ``stuck`` or ``failing`` when every READY worker is; else ``None``.
-    state: ModelState | None = None
+    state: Optional[ModelState] = None
     reason: str = ""
     #: Why the version is ``unstable`` (too many deaths while serving), if it is.
-    unstable: str | None = None
+    unstable: Optional[str] = None
     #: What a READY verdict should still mention (one worker of several stuck, a death).
     notes: tuple[str, ...] = ()
     #: What ``reason`` is about, with ``state``: stuck or failing how.
-    kind: ReasonKind | None = None
+    kind: Optional[ReasonKind] = None
 
 
-def after_ready(beats: Sequence[Beat], ready: int, record: InitRecord | None, now: float) -> Watch:
+def after_ready(
+    beats: Sequence[Beat], ready: int, record: Optional[InitRecord], now: float
+) -> Watch:
     """Judge ``ready`` READY workers by their ``beats`` and the ``record``'s deaths."""
     notes: list[str] = []
     problems = [p for p in (_problem(b, now) for b in beats) if p is not None]
@@ -59,14 +61,14 @@ def after_ready(beats: Sequence[Beat], ready: int, record: InitRecord | None, no
     return Watch(None, "", unstable, tuple(notes))
 
 
-def last_death(record: InitRecord | None) -> Death | None:
+def last_death(record: Optional[InitRecord]) -> Optional[Death]:
     """The newest death the record keeps (of the registration, once narrowed)."""
     if record is None or not record.deaths:
         return None
     return max(record.deaths, key=lambda d: d.found)
 
 
-def _problem(beat: Beat, now: float) -> tuple[ModelState, ReasonKind, str] | None:
+def _problem(beat: Beat, now: float) -> Optional[tuple[ModelState, ReasonKind, str]]:
     age = now - beat.at
     if age > beat.stale_after_s():
         return (
@@ -101,8 +103,8 @@ def _problem(beat: Beat, now: float) -> tuple[ModelState, ReasonKind, str] | Non
 
 
 def _deaths(
-    beats: Sequence[Beat], record: InitRecord | None, now: float
-) -> tuple[str | None, str | None]:
+    beats: Sequence[Beat], record: Optional[InitRecord], now: float
+) -> tuple[Optional[str], Optional[str]]:
     """(why unstable, or None; a note on recent deaths below the threshold, or None)."""
     if record is None or not record.deaths:
         return None, None

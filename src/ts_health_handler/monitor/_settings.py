@@ -1,12 +1,12 @@
 """Resolved options of ``ts-health``: command line first, then environment, then defaults."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 import argparse
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Optional
 from urllib.parse import urlsplit
 
 from ..record import ENV_STATE_DIR, resolve_state_dir
@@ -53,9 +53,9 @@ class Settings(NamedTuple):
 
     inference_url: str
     management_url: str
-    token: str | None
-    token_source: str | None
-    key_file: str | None
+    token: Optional[str]
+    token_source: Optional[str]
+    key_file: Optional[str]
     request_timeout: float
     describe_timeout: float
     state_dir: Path
@@ -73,9 +73,9 @@ def client_for(
     settings: Settings,
     *,
     clock: Callable[[], float] = time.monotonic,
-    deadline: float | None = None,
+    deadline: Optional[float] = None,
     wall: Callable[[], float] = time.time,
-    secrets: set[str] | None = None,
+    secrets: Optional[set[str]] = None,
 ) -> TorchServeClient:
     """A :class:`TorchServeClient` with the tokens the settings name (a key file is read now).
 
@@ -92,7 +92,7 @@ def client_for(
     """
     management_token = inference_token = settings.token
     source = settings.token_source
-    keys: Keys | None = None
+    keys: Optional[Keys] = None
     if not settings.token and settings.key_file:
         keys = Keys.from_key_file(settings.key_file)
         source = f"key file {settings.key_file}"
@@ -143,7 +143,7 @@ def client_for(
     )
 
 
-def clean_token(token: str | None, source: str) -> str | None:
+def clean_token(token: Optional[str], source: str) -> Optional[str]:
     """``token`` without surrounding whitespace (a secret file's trailing newline), or
     ``None`` when nothing is left.
 

@@ -10,14 +10,14 @@ frozen (or C code holds the GIL). There is no file write per request: at most on
 interval by a request, the first after a beat that showed the worker idle.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 import contextlib
 import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Optional
 from urllib.parse import quote
 
 from ._fields import GONE, RecordError, field, load, mapping
@@ -44,15 +44,15 @@ class Beat(NamedTuple):
     failed: int
     consecutive_failures: int
     #: When the request now running started; ``None`` when the worker is idle.
-    in_flight_since: float | None = None
+    in_flight_since: Optional[float] = None
     #: When the last request started (finished, when ``in_flight_since`` is ``None``).
-    last_request_at: float | None = None
+    last_request_at: Optional[float] = None
     #: When this worker last answered a describe request.
-    describe_at: float | None = None
+    describe_at: Optional[float] = None
     #: The newest failed request.
-    last_error: ErrorInfo | None = None
+    last_error: Optional[ErrorInfo] = None
     #: A fatal error (``health.fatal_errors``): the worker will not serve again.
-    fatal: ErrorInfo | None = None
+    fatal: Optional[ErrorInfo] = None
     #: The worker ends itself after answering (``health.on_fatal_error: restart``).
     restarting: bool = False
     #: The thresholds this worker was configured with, so that readers judge alike.
@@ -62,7 +62,7 @@ class Beat(NamedTuple):
     unstable_after_deaths: int = 3
     death_window_s: float = 600.0
 
-    def stuck_for(self, now: float) -> float | None:
+    def stuck_for(self, now: float) -> Optional[float]:
         """How long the running request has run at ``now``, when it is past the threshold."""
         if self.in_flight_since is None:
             return None
@@ -80,7 +80,7 @@ class Beat(NamedTuple):
         return {"schema_version": BEAT_SCHEMA_VERSION, **data}
 
     @classmethod
-    def from_json(cls, raw: Any, where: str) -> Beat:
+    def from_json(cls, raw: Any, where: str) -> "Beat":
         data: Mapping[str, Any] = mapping(raw, where)
         version = field(data, "schema_version", int, where)
         if version != BEAT_SCHEMA_VERSION:
@@ -112,7 +112,7 @@ class Beat(NamedTuple):
         )
 
 
-def beat_path(directory: Path, server: str | None, worker: str) -> Path:
+def beat_path(directory: Path, server: Optional[str], worker: str) -> Path:
     """The beat file of one worker thread of one server, in a version's directory."""
     return directory / f"beat.{quote(server or 'local', safe='')}.{quote(worker, safe='')}.json"
 
@@ -134,7 +134,7 @@ def write_beat(path: Path, beat: Beat) -> None:
         raise
 
 
-def read_beat(path: Path) -> Beat | None:
+def read_beat(path: Path) -> Optional[Beat]:
     """The beat in ``path``, or ``None`` when there is none.
 
     Raises:

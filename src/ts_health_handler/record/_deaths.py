@@ -7,11 +7,11 @@ initialized: nothing shows that it happened. The new process finds its predecess
 heartbeat (``_beat``) and records what that process was doing when it was last seen.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 import enum
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, Optional
 
 from ._fields import RecordError, field, mapping
 
@@ -46,9 +46,9 @@ class Death(NamedTuple):
     found: float
     cause: DeathCause
     #: How long the request it was running had run at its last heartbeat, if any.
-    request_s: float | None = None
+    request_s: Optional[float] = None
     #: The fatal error, for :attr:`DeathCause.FATAL_RESTART`.
-    message: str | None = None
+    message: Optional[str] = None
 
     def describe(self) -> str:
         """``during a request, 0.2 s in`` / ``idle`` / ``after a fatal error: ...``."""
@@ -72,7 +72,7 @@ class Death(NamedTuple):
         }
 
     @classmethod
-    def from_json(cls, raw: Any, where: str, name: str) -> Death:
+    def from_json(cls, raw: Any, where: str, name: str) -> "Death":
         data = mapping(raw, where, name)
         prefix = f"{name}."
         number, optional = (int, float), (int, float, type(None))
@@ -93,7 +93,7 @@ class Death(NamedTuple):
         )
 
 
-def death_from_beat(beat: Beat, *, found: float) -> Death:
+def death_from_beat(beat: "Beat", *, found: float) -> Death:
     """What the last heartbeat of a process that is gone tells about its end."""
     request_s = None if beat.in_flight_since is None else max(0.0, beat.at - beat.in_flight_since)
     if beat.fatal is not None and beat.restarting:

@@ -21,11 +21,11 @@ defined about ten times faster than a dataclass, without importing ``dataclasses
 it ``inspect``). The other types on the probe's path are named tuples for the same reason.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Optional, Union
 
 from .._lifecycle import InitPhase
 from ._deaths import KEEP_DEATHS, Death
@@ -75,13 +75,13 @@ class ErrorInfo(NamedTuple):
     message: str
     at: str
     attempt: int
-    traceback: str | None = None
+    traceback: Optional[str] = None
 
     def to_json(self) -> dict[str, Any]:
         return self._asdict()
 
     @classmethod
-    def from_json(cls, raw: Any, where: str, name: str = "error") -> ErrorInfo:
+    def from_json(cls, raw: Any, where: str, name: str = "error") -> "ErrorInfo":
         """Parse one error; ``name`` (e.g. ``recent_errors[2]``) is named in any complaint."""
         data = mapping(raw, where, name)
         prefix = f"{name}."
@@ -100,16 +100,16 @@ class WorkerRun(NamedTuple):
     """One TorchServe worker thread of the registration (the same id through its retries)."""
 
     id: str
-    pid: int | None
+    pid: Optional[int]
     phase: InitPhase
     attempts: int
     first_started_at: str
     last_started_at: str
-    last_error: ErrorInfo | None = None
+    last_error: Optional[ErrorInfo] = None
     failures: int = 0
     consecutive_failures: int = 0
-    first_failure_at: str | None = None
-    last_finished_at: str | None = None
+    first_failure_at: Optional[str] = None
+    last_finished_at: Optional[str] = None
 
     @property
     def last_activity(self) -> str:
@@ -120,7 +120,7 @@ class WorkerRun(NamedTuple):
         return _with_phase(self)
 
     @classmethod
-    def from_json(cls, raw: Any, where: str, name: str) -> WorkerRun:
+    def from_json(cls, raw: Any, where: str, name: str) -> "WorkerRun":
         data = mapping(raw, where, name)
         prefix = f"{name}."
         error = data.get("last_error")
@@ -154,14 +154,14 @@ class Previous(NamedTuple):
     attempts: int
     failures: int
     phase: InitPhase
-    ended_at: str | None
-    last_error: ErrorInfo | None = None
+    ended_at: Optional[str]
+    last_error: Optional[ErrorInfo] = None
 
     def to_json(self) -> dict[str, Any]:
         return _with_phase(self)
 
     @classmethod
-    def from_json(cls, raw: Any, where: str) -> Previous:
+    def from_json(cls, raw: Any, where: str) -> "Previous":
         data = mapping(raw, where, "previous")
         error = data.get("last_error")
         return cls(
@@ -187,17 +187,17 @@ class InitRecord(NamedTuple):
     attempts: int = 0
     failures: int = 0
     consecutive_failures: int = 0
-    attempts_to_ready: int | None = None
-    first_failure_at: str | None = None
-    last_started_at: str | None = None
-    last_finished_at: str | None = None
-    last_duration_s: float | None = None
-    last_error: ErrorInfo | None = None
+    attempts_to_ready: Optional[int] = None
+    first_failure_at: Optional[str] = None
+    last_started_at: Optional[str] = None
+    last_finished_at: Optional[str] = None
+    last_duration_s: Optional[float] = None
+    last_error: Optional[ErrorInfo] = None
     recent_errors: tuple[ErrorInfo, ...] = ()
     #: The server (``_identity``: the TorchServe frontend's pid and start time).
-    server: str | None = None
-    worker_pid: int | None = None
-    updated_at: str | None = None
+    server: Optional[str] = None
+    worker_pid: Optional[int] = None
+    updated_at: Optional[str] = None
     #: The worker threads, by TorchServe's worker id (at most :data:`MAX_RUNS`).
     workers: tuple[WorkerRun, ...] = ()
     #: Worker processes that ended while serving (the newest :data:`KEEP_DEATHS`).
@@ -206,10 +206,10 @@ class InitRecord(NamedTuple):
     deaths_total: int = 0
     #: The earlier registrations: set on a record narrowed by ``_registration.narrow`` (and
     #: read from records of schema 2, which started over on the worker side).
-    previous: Previous | None = None
+    previous: Optional[Previous] = None
     schema_version: int = RECORD_SCHEMA_VERSION
 
-    def run(self, worker_id: str | None) -> WorkerRun | None:
+    def run(self, worker_id: Optional[str]) -> Optional[WorkerRun]:
         """The worker thread ``worker_id`` of this registration, if it has one."""
         return next((r for r in self.workers if r.id == worker_id), None)
 
@@ -218,16 +218,16 @@ class InitRecord(NamedTuple):
     @classmethod
     def started(
         cls,
-        previous: InitRecord | None,
+        previous: "Optional[InitRecord]",
         *,
         model_name: str,
         model_version: str,
         now: float,
         worker_pid: int,
-        server: str | None = None,
-        worker_id: str | None = None,
+        server: Optional[str] = None,
+        worker_id: Optional[str] = None,
         worker_alive: Callable[[int], bool] = lambda pid: True,
-    ) -> InitRecord:
+    ) -> "InitRecord":
         """A worker entered ``initialize()``.
 
         Another server's record starts a new record. An earlier attempt of the same worker
@@ -281,7 +281,7 @@ class InitRecord(NamedTuple):
             workers=workers,
         )
 
-    def interrupted(self, *, now: float, worker_id: str | None = None) -> InitRecord:
+    def interrupted(self, *, now: float, worker_id: Optional[str] = None) -> "InitRecord":
         """The worker of the unfinished attempt died before ``initialize()`` returned."""
         run = self.run(worker_id)
         pid = self.worker_pid if run is None else run.pid
@@ -304,13 +304,13 @@ class InitRecord(NamedTuple):
             worker_id=worker_id,
         )
 
-    def died(self, death: Death) -> InitRecord:
+    def died(self, death: Death) -> "InitRecord":
         """A worker process that served was found gone by its successor."""
         return self._replace(
             deaths=(*self.deaths, death)[-KEEP_DEATHS:], deaths_total=self.deaths_total + 1
         )
 
-    def _with_run(self, worker_id: str | None, **changes: Any) -> tuple[WorkerRun, ...]:
+    def _with_run(self, worker_id: Optional[str], **changes: Any) -> tuple[WorkerRun, ...]:
         run = self.run(worker_id)
         if run is None:
             return self.workers
@@ -318,8 +318,8 @@ class InitRecord(NamedTuple):
         return tuple(changed if r.id == worker_id else r for r in self.workers)
 
     def succeeded(
-        self, *, now: float, duration_s: float, worker_pid: int, worker_id: str | None = None
-    ) -> InitRecord:
+        self, *, now: float, duration_s: float, worker_pid: int, worker_id: Optional[str] = None
+    ) -> "InitRecord":
         """A worker's ``initialize()`` returned."""
         return self._replace(
             workers=self._with_run(
@@ -347,8 +347,8 @@ class InitRecord(NamedTuple):
         now: float,
         duration_s: float,
         worker_pid: int,
-        worker_id: str | None = None,
-    ) -> InitRecord:
+        worker_id: Optional[str] = None,
+    ) -> "InitRecord":
         """A worker's ``initialize()`` raised ``error``."""
         brief = error._replace(traceback=None)
         run = self.run(worker_id)
@@ -388,7 +388,7 @@ class InitRecord(NamedTuple):
         return data
 
     @classmethod
-    def from_json(cls, raw: Any, where: str = "record") -> InitRecord:
+    def from_json(cls, raw: Any, where: str = "record") -> "InitRecord":
         """Parse a record; raise :class:`RecordError` naming the first bad field."""
         data = mapping(raw, where)
         version = field(data, "schema_version", int, where)
@@ -437,7 +437,7 @@ class InitRecord(NamedTuple):
         )
 
 
-def _with_phase(value: WorkerRun | Previous) -> dict[str, Any]:
+def _with_phase(value: Union[WorkerRun, Previous]) -> dict[str, Any]:
     """A run or a summary as JSON: its fields, the phase as its word, the error as JSON."""
     data = value._asdict()
     data["phase"] = value.phase.value

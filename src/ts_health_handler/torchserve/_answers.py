@@ -25,15 +25,15 @@ Standard library only (the probe imports it). TorchServe 0.12.0 facts this modul
   answering 200, and invalidates the old key at once.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 import json
 import math
 import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Final, NamedTuple, Union
+from typing import Any, Final, NamedTuple, Optional, Union
 from urllib.parse import quote
 
 from .._document import StatusDoc, parse_status
@@ -52,12 +52,12 @@ __all__ = [
     "status_from_metadata",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
+PathLike = Union[str, os.PathLike[str]]
 
 _INSTANT: Final = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z")
 
 
-def count_or_none(value: Any) -> int | None:
+def count_or_none(value: Any) -> Optional[int]:
     """A count from TorchServe's JSON, or ``None`` when it is not one.
 
     JSON may carry ``true``, NaN, Infinity or 1e400: not a count TorchServe would give.
@@ -73,9 +73,9 @@ class Worker(NamedTuple):
     """One worker of a model version, as describe lists it."""
 
     status: str
-    id: str | None = None
-    pid: int | None = None
-    start_time: str | None = None
+    id: Optional[str] = None
+    pid: Optional[int] = None
+    start_time: Optional[str] = None
 
     @property
     def ready(self) -> bool:
@@ -99,10 +99,10 @@ class ModelEntry(NamedTuple):
     name: str
     version: str
     workers: tuple[Worker, ...] = ()
-    min_workers: int | None = None
-    max_workers: int | None = None
-    max_retry_timeout_s: int | None = None
-    queue: JobQueue | None = None
+    min_workers: Optional[int] = None
+    max_workers: Optional[int] = None
+    max_retry_timeout_s: Optional[int] = None
+    queue: Optional[JobQueue] = None
     #: ``customizedMetadata`` as sent (only in a customized describe).
     customized: Any = None
 
@@ -111,7 +111,7 @@ class ModelEntry(NamedTuple):
         return sum(1 for w in self.workers if w.ready)
 
     @classmethod
-    def from_json(cls, raw: Any) -> ModelEntry:
+    def from_json(cls, raw: Any) -> "ModelEntry":
         """Parse one entry.
 
         Raises:
@@ -161,7 +161,7 @@ def parse_describe(data: Any) -> list[ModelEntry]:
     return [ModelEntry.from_json(item) for item in data]
 
 
-def status_from_metadata(metadata: Any) -> tuple[StatusDoc | None, str | None]:
+def status_from_metadata(metadata: Any) -> tuple[Optional[StatusDoc], Optional[str]]:
     """Our status document from ``customizedMetadata``: ``(document, None)`` or ``(None, why)``.
 
     The one place where what TorchServe hands back becomes a :class:`StatusDoc`: checked
@@ -180,7 +180,7 @@ def status_from_metadata(metadata: Any) -> tuple[StatusDoc | None, str | None]:
         return None, f"customizedMetadata is not a ts-health status ({exc})"
 
 
-def model_path(model: str, version: str | None = None, *, root: str = "/models") -> str:
+def model_path(model: str, version: Optional[str] = None, *, root: str = "/models") -> str:
     """``/models/{model}[/{version}]`` (or under another ``root``: ``/predictions``), each
     part URL-quoted."""
     path = f"{root}/{quote(model, safe='')}"
@@ -214,16 +214,16 @@ class Keys(NamedTuple):
     inference: str
     management: str
     #: The key of the ``/token`` API that renews the other two.
-    api: str | None = None
+    api: Optional[str] = None
     #: When each key stops being accepted (epoch seconds; ``None``: the file does not say).
-    inference_expires_at: float | None = None
-    management_expires_at: float | None = None
+    inference_expires_at: Optional[float] = None
+    management_expires_at: Optional[float] = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(inference=..., management=..., api=...)"
 
     @classmethod
-    def from_key_file(cls, path: PathLike) -> Keys:
+    def from_key_file(cls, path: PathLike) -> "Keys":
         """Parse TorchServe 0.12's ``key_file.json``.
 
         Raises:
@@ -242,7 +242,7 @@ class Keys(NamedTuple):
         except ValueError:
             raise KeyFileError(f"key file {path} is not JSON; {expected}") from None
         keys: dict[str, str] = {}
-        expires: dict[str, float | None] = {}
+        expires: dict[str, Optional[float]] = {}
         for name in ("management", "inference"):
             section = data.get(name) if isinstance(data, dict) else None
             if not isinstance(section, dict):
@@ -269,7 +269,7 @@ class Keys(NamedTuple):
         )
 
 
-def _expiration(path: PathLike, name: str, stamp: Any) -> float | None:
+def _expiration(path: PathLike, name: str, stamp: Any) -> Optional[float]:
     """A key's ``expiration time`` (epoch seconds), ``None`` when the file gives none."""
     if stamp is None:
         return None

@@ -6,11 +6,11 @@ token, :class:`NotRegistered` for an unknown model, :class:`Rejected` for any ot
 status, :class:`~._http.BadAnswer` for an answer TorchServe would not give.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 import json
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Optional
 
 from .._text import one_line
 from ._errors import BadAnswer, KeyExpired, NotRegistered, Refused, Rejected
@@ -42,11 +42,11 @@ class Api(NamedTuple):
 
     name: str
     base: str
-    token: str | None = None
+    token: Optional[str] = None
     #: When ``token`` stops being accepted (epoch seconds), when the key file says so.
-    expires_at: float | None = None
+    expires_at: Optional[float] = None
     #: ``management`` or ``inference``: the key file's section ``token`` comes from.
-    key_type: str | None = None
+    key_type: Optional[str] = None
 
     def __repr__(self) -> str:
         token = "set" if self.token else "none"
@@ -61,8 +61,8 @@ class Api(NamedTuple):
         method: str,
         path: str,
         timeout: float,
-        body: bytes | None = None,
-        headers: Mapping[str, str] | None = None,
+        body: Optional[bytes] = None,
+        headers: Optional[Mapping[str, str]] = None,
     ) -> Response:
         """``method path`` (relative to :attr:`base`) within ``timeout`` seconds in total; any
         answer, error statuses included. ``headers`` are sent too (and may replace the token's).
@@ -108,7 +108,7 @@ def unexpected(api: Api, path: str, response: Response, expected: str) -> BadAns
     )
 
 
-def check_refusal(api: Api, asked: str, response: Response, source: str | None) -> None:
+def check_refusal(api: Api, asked: str, response: Response, source: Optional[str]) -> None:
     """Raise :class:`Refused` when TorchServe refused (or wanted) a token for ``asked``
     (``GET /ping``)."""
     if response.status < 400:
@@ -130,7 +130,7 @@ def check_refusal(api: Api, asked: str, response: Response, source: str | None) 
     )
 
 
-def check_registered(api: Api, response: Response, model: str, version: str | None) -> None:
+def check_registered(api: Api, response: Response, model: str, version: Optional[str]) -> None:
     """Raise :class:`NotRegistered` when TorchServe answered that it does not know the model."""
     if response.status != 404:
         return

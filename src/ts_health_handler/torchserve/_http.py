@@ -13,14 +13,14 @@ becomes an :class:`Unreachable` or a :class:`BadAnswer` with a one-line message 
 server.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: typing would compile each named-tuple field's
+# annotation when ts-health starts (docs/architecture.md, "Start-up").
 import json
 import socket
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Optional
 from urllib.parse import SplitResult, urlsplit
 
 from .._text import one_line
@@ -66,7 +66,7 @@ class Response(NamedTuple):
         text = f"{self.status} {kind}" if kind else str(self.status)
         return f"{text}: {message}" if message else text
 
-    def error_fields(self) -> tuple[str | None, str | None]:
+    def error_fields(self) -> tuple[Optional[str], Optional[str]]:
         """``type`` and ``message`` of TorchServe's ``{"code", "type", "message"}`` body."""
         try:
             data = json.loads(self.body)
@@ -86,9 +86,9 @@ def request(
     url: str,
     *,
     timeout: float,
-    headers: Mapping[str, str] | None = None,
-    body: bytes | None = None,
-    where: str | None = None,
+    headers: Optional[Mapping[str, str]] = None,
+    body: Optional[bytes] = None,
+    where: Optional[str] = None,
 ) -> Response:
     """Send one request and read the whole answer within ``timeout`` seconds in total.
 
@@ -109,7 +109,7 @@ def request(
     what = f"{method} {path}"
     head = _head(method, path or "/", parts, headers or {}, body)
     deadline = time.monotonic() + timeout
-    sock: socket.socket | None = None
+    sock: Optional[socket.socket] = None
     try:
         sock = _connect(host, port, secure, deadline)
         sock.settimeout(_left(deadline))
@@ -159,7 +159,7 @@ def _left(deadline: float) -> float:
 
 
 def _head(
-    method: str, target: str, parts: SplitResult, headers: Mapping[str, str], body: bytes | None
+    method: str, target: str, parts: SplitResult, headers: Mapping[str, str], body: Optional[bytes]
 ) -> bytes:
     """The request line and headers, as ``http.client`` would send them."""
     host = parts.hostname or ""
@@ -232,7 +232,7 @@ class _Reader:
         self.buffer += data
         return bool(data)
 
-    def line(self) -> bytes | None:
+    def line(self) -> Optional[bytes]:
         """The next line without its CRLF (or LF); ``None`` when the connection ends first."""
         start = 0
         while True:
