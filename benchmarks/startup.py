@@ -17,6 +17,11 @@ load), then the modules that cost the most to import for both ``ts-health`` comm
 (``-X importtime`` self time, median of ``--importtime-runs`` runs) and how many modules each
 imports.
 
+``--instructions`` also counts the instructions of one run of each command under valgrind's
+callgrind (``PYTHONHASHSEED=0``): the same count on every run whatever else the machine does,
+where the wall time of a command moves by a third between minutes on a shared host. It
+needs ``valgrind`` (Debian's package) and takes about 2 s a command.
+
 Byte-code is cached as in an installed wheel (``_common.probe_env``);
 ``--no-bytecode-cache`` runs with ``PYTHONDONTWRITEBYTECODE=1`` instead, which compiles the
 package on every run in a checkout without ``__pycache__`` directories.
@@ -36,7 +41,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -183,6 +190,23 @@ def import_costs(
     return ranked, int(statistics.median(counts))
 
 
+def instructions(command: Sequence[str], env: Mapping[str, str]) -> float:
+    """Millions of instructions one run of ``command`` executes (valgrind's callgrind)."""
+    with tempfile.NamedTemporaryFile(prefix="callgrind-") as out:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out.name}", *command],
+            env={**env, "PYTHONHASHSEED": "0"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if done.returncode != 0 or found is None:
+        raise SystemExit(f"startup: valgrind failed on {command[-1]}: {done.stderr[-500:]}")
+    return int(found.group(1)) / 1e6
+
+
 def measure(
     urls: tuple[str, str, str, list[str]],
     state: Path,
@@ -224,6 +248,12 @@ def measure(
     ours = [label for label, _, _ in runs[1:3]]
     met = all(statistics.median(times[label]) <= TARGET_MS for label in ours)
     print(f"  target: ts-health medians <= {TARGET_MS:.0f} ms: {'met' if met else 'NOT MET'}")
+    if args.instructions:
+        print("instructions of one run (valgrind --tool=callgrind, PYTHONHASHSEED=0)")
+        bare = instructions(runs[0][1], runs[0][2])
+        for label, command, run_env in runs:
+            counted = bare if command is runs[0][1] else instructions(command, run_env)
+            print(f"  {label:<36} {counted:7.1f} million   {counted / bare:4.2f} x python -c pass")
     for label, command, run_env in runs[1:]:
         ranked, count = import_costs(command, run_env, args.importtime_runs)
         total = sum(ms for ms, _ in ranked)
@@ -260,7 +290,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="compile the package on every run (PYTHONDONTWRITEBYTECODE=1)",
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each command's instructions under valgrind (repeatable on a busy machine)",
+    )
     args = parser.parse_args(argv)
+    if args.instructions and shutil.which("valgrind") is None:
+        parser.error("--instructions needs valgrind (apt-get install valgrind)")
     print_machine()
     with tempfile.TemporaryDirectory(prefix="startup-") as scratch:
         env = probe_env(Path(scratch) / "pyc")
