@@ -40,13 +40,13 @@ def current_beats(beats: Sequence[Beat], entry: ModelEntry) -> list[Beat]:
     return [b for b in beats if (b.worker, b.pid) in ready]
 
 
-def read_records(settings: Settings, entry: ModelEntry) -> tuple[Match, str, Optional[str]]:
-    """The record of the registration ``entry`` describes (and the newest other one), the
-    path to show for it, and why a record file could not be read (when none is current).
+def read_records(store: StateStore, entry: ModelEntry) -> tuple[Match, str, Optional[str]]:
+    """The record in ``store`` of the registration ``entry`` describes (and the newest other
+    one), the path to show for it, and why a record file could not be read (when none is
+    current).
 
     The path is the current record's file; else an unreadable file's; else the directory.
     """
-    store = StateStore(settings.state_dir, entry.name, entry.version)
     found: list[tuple[str, InitRecord]] = []
     errors: list[tuple[str, str]] = []
     try:
@@ -132,7 +132,8 @@ def observe_entry(
     record, then :func:`assess`."""
     status: Optional[StatusDoc] = None
     status_error: Optional[str] = "not asked: no READY worker"
-    directory = StateStore(settings.state_dir, entry.name, entry.version).directory
+    store = StateStore(settings.state_dir, entry.name, entry.version)
+    directory = store.directory
     beats = current_beats(read_beats(directory), entry)
     if entry.ready_workers:
         held = hold_describe(beats, entry.ready_workers, directory, now, settings.describe_timeout)
@@ -144,7 +145,7 @@ def observe_entry(
                 forget_pending(directory)
             elif beats:  # ours, and unanswered: it may wait in the queue
                 remember_pending(directory, now)
-    records, record_path, record_error = read_records(settings, entry)
+    records, record_path, record_error = read_records(store, entry)
     seen = Observation(
         describe=entry,
         status=status,
