@@ -24,8 +24,9 @@ from ts_health_handler._document import parse_status
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.probe import Settings, resolve_settings
-from ts_health_handler.serve import ModelSeen, ServeOptions, Snapshot
+from ts_health_handler.serve import ModelSeen, Request, ServeOptions, Snapshot, View, answer
 from ts_health_handler.serve._history import advance
+from ts_health_handler.serve._routes import Answer
 from ts_health_handler.torchserve._answers import JobQueue, ModelEntry, Worker
 
 T = TypeVar("T")
@@ -113,6 +114,26 @@ def snapshot(
 
 def options(**changes: Any) -> ServeOptions:
     return ServeOptions(host="127.0.0.1", port=0, **changes)
+
+
+#: The monotonic and the wall clock of :func:`reply`'s view.
+NOW = 101.0
+WALL = 1_750_000_010.0
+
+
+def reply(
+    snap: Snapshot,
+    target: str,
+    *,
+    method: str = "GET",
+    opts: ServeOptions | None = None,
+    settings: Settings | None = None,
+    now: float = NOW,
+    authorization: str | None = None,
+) -> Answer:
+    """``serve``'s answer to one request against ``snap``, without a socket."""
+    view = View(snap, settings or settings_for(), opts or options(), now, WALL)
+    return answer(Request(method, target, authorization), view)
 
 
 @dataclass(frozen=True)

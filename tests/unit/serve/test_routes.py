@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.serve_support import entry, health, options, settings_for, snapshot
+from tests.support.serve_support import (
+    NOW,
+    entry,
+    health,
+    options,
+    reply,
+    settings_for,
+    snapshot,
+)
 from tests.support.status_docs import status_doc
 from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
@@ -17,10 +25,8 @@ from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._report import status_document
 from ts_health_handler.probe._render import status_table
 from ts_health_handler.record import ErrorInfo, InitRecord
-from ts_health_handler.serve import ModelSeen, Request, ServeOptions, Snapshot, View, answer
+from ts_health_handler.serve import ModelSeen, ServeOptions, Snapshot
 
-NOW = 101.0
-WALL = 1_750_000_010.0
 TOKEN = "s3cret-serve-token"
 
 READY = ("m", (health("m"),))
@@ -41,8 +47,15 @@ def ask(
     allow_saturated: bool = False,
 ) -> tuple[int, Any, dict[str, str]]:
     settings = settings_for(allow_degraded=allow_degraded, allow_saturated=allow_saturated)
-    view = View(snap, settings, opts or options(), now, WALL)
-    got = answer(Request(method, path, authorization), view)
+    got = reply(
+        snap,
+        path,
+        method=method,
+        opts=opts,
+        settings=settings,
+        now=now,
+        authorization=authorization,
+    )
     body: Any = got.body
     if got.content_type == "application/json":
         body = json.loads(got.body)

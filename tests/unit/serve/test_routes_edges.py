@@ -9,14 +9,12 @@ from typing import Any
 
 import pytest
 
-from tests.support.serve_support import health, options, settings_for, snapshot
+from tests.support.serve_support import health, options, reply, snapshot
 from ts_health_handler.monitor._observe import PingResult
-from ts_health_handler.serve import ModelSeen, Request, ServeOptions, Snapshot, View, answer
+from ts_health_handler.serve import ModelSeen, Snapshot
 from ts_health_handler.serve._metrics import CONTENT_TYPE
 from ts_health_handler.serve._routes import Answer
 
-NOW = 101.0
-WALL = 1_750_000_010.0
 TOKEN = "edge-token"
 READY = ("m", (health("m"),))
 PATHS = (
@@ -24,18 +22,6 @@ PATHS = (
     "/v2/models/{name}/versions/{version}/ready, /status, /metrics, /"
 )
 NO_SUCH_PATH = {"error": f"no such path; see {PATHS}"}
-
-
-def reply(
-    snap: Snapshot,
-    target: str,
-    *,
-    method: str = "GET",
-    opts: ServeOptions | None = None,
-    authorization: str | None = None,
-) -> Answer:
-    view = View(snap, settings_for(), opts or options(), NOW, WALL)
-    return answer(Request(method, target, authorization), view)
 
 
 def body_of(got: Answer) -> Any:
