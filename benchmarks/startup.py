@@ -250,9 +250,9 @@ def measure(
     print(f"  target: ts-health medians <= {TARGET_MS:.0f} ms: {'met' if met else 'NOT MET'}")
     if args.instructions:
         print("instructions of one run (valgrind --tool=callgrind, PYTHONHASHSEED=0)")
-        bare = instructions(runs[0][1], runs[0][2])
-        for label, command, run_env in runs:
-            counted = bare if command is runs[0][1] else instructions(command, run_env)
+        counts = {label: instructions(command, run_env) for label, command, run_env in runs}
+        bare = counts[runs[0][0]]
+        for label, counted in counts.items():
             print(f"  {label:<36} {counted:7.1f} million   {counted / bare:4.2f} x python -c pass")
     for label, command, run_env in runs[1:]:
         ranked, count = import_costs(command, run_env, args.importtime_runs)
