@@ -18,9 +18,10 @@ from ._version import __version__
 
 if TYPE_CHECKING:
     from ._errors import ConfigError, HealthError, InferenceError, InitializationError
-    from ._lifecycle import CheckStatus, HealthStatus, InitPhase
+    from ._lifecycle import CheckStatus, HealthStatus, InitPhase, ServingMode
     from .handler._canary import Canary, device_info
     from .handler._config import Faults, HealthConfig, InitFailurePolicy
+    from .handler._function import with_health
     from .handler._handler import HealthHandler
     from .handler._mixin import HealthMixin
     from .record import ErrorInfo, InitRecord, RecordError, StateStore, resolve_state_dir
@@ -42,10 +43,12 @@ __all__ = [
     "InitRecord",
     "InitializationError",
     "RecordError",
+    "ServingMode",
     "StateStore",
     "__version__",
     "device_info",
     "resolve_state_dir",
+    "with_health",
 ]
 
 _HOMES = {
@@ -65,9 +68,11 @@ _HOMES = {
     "InitRecord": ".record",
     "InitializationError": "._errors",
     "RecordError": ".record",
+    "ServingMode": "._lifecycle",
     "StateStore": ".record",
     "device_info": ".handler._canary",
     "resolve_state_dir": ".record",
+    "with_health": ".handler._function",
 }
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "HeartbeatDoc",
     "HistoryDoc",
     "InitializationDoc",
+    "ModeWord",
     "ModelDoc",
     "PhaseWord",
     "PolicyWord",
@@ -59,6 +60,8 @@ PhaseWord = Literal["initializing", "ready", "failed"]
 PolicyWord = Literal["raise", "hold"]
 #: ``check.status``: the values of :class:`~._lifecycle.CheckStatus`.
 CheckWord = Literal["ok", "failed", "error", "timeout", "not_configured"]
+#: ``worker.mode``: the values of :class:`~._lifecycle.ServingMode`.
+ModeWord = Literal["default", "async", "continuous", "sequence", "sequence_continuous"]
 ConditionType = Literal["Initialized", "HealthCheckPassed", "Ready"]
 ConditionStatus = Literal["True", "False", "Unknown"]
 
@@ -120,6 +123,8 @@ class WorkerDoc(_WorkerRequired, total=False):
     uptime_s: Optional[float]
     device: Optional[str]
     gpu: GpuDoc
+    #: How TorchServe serves the model.
+    mode: ModeWord
 
 
 class _HistoryRequired(TypedDict):
@@ -156,6 +161,10 @@ class _RequestsRequired(TypedDict):
 
 
 class RequestsDoc(_RequestsRequired, total=False):
+    #: Requests in the ``handle()`` calls running now (the describe's own call aside).
+    in_flight: int
+    #: Continuous batching: requests begun and not ended; ``None`` in the other modes.
+    open: Optional[int]
     last_request_at: Optional[str]
     consecutive_failures: int
     last_error: Optional[ErrorDoc]

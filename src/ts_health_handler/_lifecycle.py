@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["CheckStatus", "HealthStatus", "InitPhase", "ModelState", "ReasonKind"]
+__all__ = [
+    "CheckStatus",
+    "HealthStatus",
+    "InitPhase",
+    "ModelState",
+    "ReasonKind",
+    "ServingMode",
+]
 
 
 class InitPhase(str, enum.Enum):
@@ -25,6 +32,34 @@ class HealthStatus(str, enum.Enum):
     READY = "ready"
     DEGRADED = "degraded"
     FAILED = "failed"
+
+
+class ServingMode(str, enum.Enum):
+    """How TorchServe 0.12 hands requests to a model's handler (from ``model-config.yml``)."""
+
+    #: One ``handle()`` call per batch, one at a time (``ts/service.py``); streaming and
+    #: micro-batching are shapes of it.
+    DEFAULT = "default"
+    #: ``asyncCommunication: true``: ``await handle()``, many batches in flight at once
+    #: (``ts/async_service.py``).
+    ASYNC = "async"
+    #: ``continuousBatching: true``: one request spans several ``handle()`` calls, until its
+    #: ``context.stopping_criteria`` says stop.
+    CONTINUOUS = "continuous"
+    #: ``sequenceBatching: true``: stateful sessions; TorchServe routes no describe to them.
+    SEQUENCE = "sequence"
+    #: ``sequenceBatching`` and ``continuousBatching`` together.
+    SEQUENCE_CONTINUOUS = "sequence_continuous"
+
+    @property
+    def routes_describe(self) -> bool:
+        """Whether TorchServe 0.12 sends a customized describe to such a worker at all."""
+        return self not in (ServingMode.SEQUENCE, ServingMode.SEQUENCE_CONTINUOUS)
+
+    @property
+    def spans_calls(self) -> bool:
+        """Whether one request may span several ``handle()`` calls."""
+        return self in (ServingMode.CONTINUOUS, ServingMode.SEQUENCE_CONTINUOUS)
 
 
 class CheckStatus(str, enum.Enum):

@@ -14,12 +14,14 @@ from tests.support.status_docs import status_doc
 from ts_health_handler import CheckStatus, HealthStatus, InitFailurePolicy, InitPhase
 from ts_health_handler._document import (
     CheckWord,
+    ModeWord,
     PhaseWord,
     PolicyWord,
     StatusDoc,
     StatusWord,
     parse_status,
 )
+from ts_health_handler._lifecycle import ServingMode
 from ts_health_handler.torchserve._answers import status_from_metadata
 
 SCHEMA: dict[str, Any] = json.loads(
@@ -138,6 +140,7 @@ def test_nullable_fields_are_optional_and_not_required(
         (PhaseWord, InitPhase),
         (PolicyWord, InitFailurePolicy),
         (CheckWord, CheckStatus),
+        (ModeWord, ServingMode),
     ],
 )
 def test_the_words_are_the_enums_values(words: Any, enum: Any) -> None:

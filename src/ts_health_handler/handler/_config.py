@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from .. import _thresholds as thresholds
 from .._errors import ConfigError
 
 __all__ = [
@@ -46,10 +47,6 @@ __all__ = [
 ]
 
 SECTION: Final = "health"
-#: TorchServe's default ``responseTimeout`` (seconds), when ``model-config.yml`` sets none.
-DEFAULT_RESPONSE_TIMEOUT_S: Final = 120.0
-#: Share of ``responseTimeout`` after which a running request counts as stuck, by default.
-STUCK_SHARE: Final = 0.75
 #: Errors after which a CUDA context stays corrupt: no later request can succeed in this
 #: process (matched, case-insensitively, against ``"<type>: <message>"``).
 DEFAULT_FATAL_ERRORS: Final = (
@@ -172,17 +169,17 @@ class HealthConfig:
     check_timeout_s: float = 1.0
     traceback_limit: int = 4000
     termination_log: str | None = None
-    heartbeat_interval_s: float = 2.0
-    #: ``None``: :data:`STUCK_SHARE` of ``response_timeout_s``.
+    heartbeat_interval_s: float = thresholds.HEARTBEAT_INTERVAL_S
+    #: ``None``: ``_thresholds.STUCK_SHARE`` of ``response_timeout_s``.
     stuck_after_s: float | None = None
-    failing_after_requests: int = 5
+    failing_after_requests: int = thresholds.FAILING_AFTER
     fatal_errors: tuple[str, ...] = DEFAULT_FATAL_ERRORS
     oom_fatal_after: int = 3
     on_fatal_error: FatalErrorPolicy = FatalErrorPolicy.REPORT
-    unstable_after_deaths: int = 3
-    death_window_s: float = 600.0
+    unstable_after_deaths: int = thresholds.UNSTABLE_AFTER
+    death_window_s: float = thresholds.DEATH_WINDOW_S
     #: TorchServe's ``responseTimeout`` (top level of ``model-config.yml``), not ours.
-    response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S
+    response_timeout_s: float = thresholds.RESPONSE_TIMEOUT_S
     faults: Faults = field(default_factory=Faults)
 
     @property
@@ -190,7 +187,7 @@ class HealthConfig:
         """Seconds after which a running request is stuck."""
         if self.stuck_after_s is not None:
             return self.stuck_after_s
-        return STUCK_SHARE * self.response_timeout_s
+        return thresholds.stuck_after(self.response_timeout_s)
 
     @classmethod
     def from_model_yaml(cls, model_yaml_config: Any) -> HealthConfig:
@@ -235,14 +232,17 @@ class HealthConfig:
             ),
             termination_log=_text(f"{SECTION}.termination_log", section.get("termination_log")),
             heartbeat_interval_s=_number(
-                f"{SECTION}.heartbeat_interval_s", section.get("heartbeat_interval_s", 2.0), 0.1, 60
+                f"{SECTION}.heartbeat_interval_s",
+                section.get("heartbeat_interval_s", thresholds.HEARTBEAT_INTERVAL_S),
+                0.1,
+                60,
             ),
             stuck_after_s=None
             if stuck is None
             else _number(f"{SECTION}.stuck_after_s", stuck, 0.1, 10_000_000),
             failing_after_requests=_integer(
                 f"{SECTION}.failing_after_requests",
-                section.get("failing_after_requests", 5),
+                section.get("failing_after_requests", thresholds.FAILING_AFTER),
                 1,
                 1_000_000,
             ),
@@ -253,12 +253,15 @@ class HealthConfig:
             on_fatal_error=FatalErrorPolicy(on_fatal),
             unstable_after_deaths=_integer(
                 f"{SECTION}.unstable_after_deaths",
-                section.get("unstable_after_deaths", 3),
+                section.get("unstable_after_deaths", thresholds.UNSTABLE_AFTER),
                 1,
                 1_000_000,
             ),
             death_window_s=_number(
-                f"{SECTION}.death_window_s", section.get("death_window_s", 600), 1, 10_000_000
+                f"{SECTION}.death_window_s",
+                section.get("death_window_s", thresholds.DEATH_WINDOW_S),
+                1,
+                10_000_000,
             ),
             faults=Faults.from_mapping(section.get("faults")),
         )

@@ -27,7 +27,7 @@ from .._document import (
     HistoryDoc,
     StatusDoc,
 )
-from .._lifecycle import CheckStatus, HealthStatus, InitPhase
+from .._lifecycle import CheckStatus, HealthStatus, InitPhase, ServingMode
 from .._text import clip
 from .._version import __version__
 from ..record import ErrorInfo, InitRecord, utc_iso
@@ -196,6 +196,10 @@ class WorkerSnapshot:
     #: The heartbeat file and why the last write failed; ``None`` outside TorchServe.
     heartbeat_path: str | None = None
     heartbeat_error: str | None = None
+    #: Requests in the calls running now; continuous batching's open requests.
+    in_flight: int = 0
+    open_requests: int | None = None
+    mode: ServingMode = ServingMode.DEFAULT
 
 
 def document_status(phase: InitPhase, check: CheckResult) -> HealthStatus:
@@ -244,6 +248,7 @@ def build_status(
             "started_at": utc_iso(worker.started),
             "uptime_s": round(max(0.0, now - worker.started), 3),
             "device": device,
+            "mode": worker.mode.value,
         },
         "initialization": {
             "phase": worker.phase.value,
@@ -258,6 +263,8 @@ def build_status(
         "requests": {
             "total": worker.requests_total,
             "failed": worker.requests_failed,
+            "in_flight": worker.in_flight,
+            "open": worker.open_requests,
             "last_request_at": _iso_or_none(worker.last_request_at),
             "consecutive_failures": worker.consecutive_failures,
             "last_error": None if worker.request_error is None else _error(worker.request_error),

@@ -14,18 +14,28 @@ outermost call of each does the bookkeeping; ``super()`` chains pass straight th
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any, Final, TypeVar, cast
 
 from .._errors import InferenceError
+from ._requests import call_keys
 from ._tracker import Tracker
 
 __all__ = ["HealthMixin"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _WRAPPED: Final = "__ts_health_wrapped__"
+#: The tracker whose ``handle()`` runs in this thread or asyncio task: an inner ``super()``
+#: call of the same handler passes straight through (async calls interleave in one thread,
+#: so a flag on the tracker could not tell them apart).
+_HANDLING: Final[contextvars.ContextVar[Tracker | None]] = contextvars.ContextVar(
+    "ts_health_handling", default=None
+)
 
 
 def _tracker(handler: HealthMixin) -> Tracker:
@@ -54,59 +64,139 @@ def _wrap_initialize(method: _F) -> _F:
         tracker = _tracker(self)
         if tracker.in_initialize:  # a super() call inside the user's initialize()
             return method(self, context, *args, **kwargs)
-        return tracker.initialize(
+        result = tracker.initialize(
             context, functools.partial(method, self, context, *args, **kwargs)
         )
+        adopt_instance_handle(self)
+        return result
 
     setattr(initialize, _WRAPPED, True)
     return initialize  # type: ignore[return-value]
 
 
 def _wrap_handle(method: _F) -> _F:
-    # handle() runs on every request: this closure is the whole hot path, kept flat; it
-    # writes the tracker's counters itself (see benchmarks/handle_overhead.py before adding
-    # anything here).
+    """The class's ``handle()``, tracked; an ``async def handle`` stays a coroutine function
+    (TorchServe's async service awaits the entry point, ``ts/async_service.py``)."""
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def handle_async(self: HealthMixin, data: Any, context: Any) -> Any:
+            return await serve_async(self, method.__get__(self), data, context)
+
+        setattr(handle_async, _WRAPPED, True)
+        return handle_async  # type: ignore[return-value]
+
     @functools.wraps(method)
     def handle(self: HealthMixin, data: Any, context: Any) -> Any:
-        try:
-            tracker = self._ts_health
-        except AttributeError:
-            tracker = _tracker(self)
-        if tracker.in_handle:  # a super() call inside the user's handle()
-            return method(self, data, context)
-        try:
-            # In ts 0.12, Context.get_request_header(idx, key) is exactly this lookup
-            # (ts/context.py: _request_processor[idx].get_request_property(key), which
-            # returns _request_header.get(key)); reading it here saves two calls a request.
-            describe = context._request_processor[0]._request_header.get("describe") == "True"
-        except AttributeError:  # another context: ask through the public method
-            describe = _is_describe(context)
-        except (IndexError, KeyError, TypeError):
-            describe = False
-        if describe:
-            return _describe(self, data, context)
-        count = len(data) if isinstance(data, list) else 1
-        tracker.requests_total += count
-        tracker.last_request_at = self.health_clock()
-        tracker.in_handle = True
-        try:
-            if tracker.gated:
-                tracker.gate()
-            return method(self, data, context)
-        except InferenceError as exc:
-            tracker.request_failed(exc, count)
-            raise to_prediction_exception(exc) from exc
-        except Exception as exc:
-            tracker.request_failed(exc, count)
-            raise
-        finally:
-            tracker.in_handle = False
+        return serve(self, method.__get__(self), data, context)
 
     setattr(handle, _WRAPPED, True)
     return handle  # type: ignore[return-value]
 
 
+def serve(handler: HealthMixin, call: Callable[[Any, Any], Any], data: Any, context: Any) -> Any:
+    """One ``handle()`` call, tracked: a describe answered, else ``call(data, context)``.
+
+    This runs on every request: kept flat, it writes the :class:`Requests` counters itself
+    (see ``benchmarks/handle_overhead.py`` before adding anything here).
+    """
+    try:
+        tracker = handler._ts_health
+    except AttributeError:
+        tracker = _tracker(handler)
+    if _HANDLING.get() is tracker:  # a super() call inside the user's handle()
+        return call(data, context)
+    if _is_describe(context):
+        return _describe(handler, data, context)
+    requests = tracker.requests
+    count = len(data) if isinstance(data, list) else 1
+    started = handler.health_clock()
+    key = next(call_keys)
+    calls = requests.calls
+    calls[key] = (started, count, context)
+    requests.total += count
+    requests.last_started = started
+    entered = _HANDLING.set(tracker)
+    try:
+        if requests.gated:
+            delay = tracker.gate(context, count, started)
+            if delay:
+                handler.health_sleep(delay)
+            tracker.inject()
+        result = call(data, context)
+        if requests.spans is not None:
+            requests.spans.returned(context)
+    except InferenceError as exc:
+        tracker.request_failed(exc, count, context)
+        raise to_prediction_exception(exc) from exc
+    except Exception as exc:
+        tracker.request_failed(exc, count, context)
+        raise
+    finally:
+        del calls[key]
+        _HANDLING.reset(entered)
+    requests.ok += 1
+    return result
+
+
+async def serve_async(
+    handler: HealthMixin, call: Callable[[Any, Any], Any], data: Any, context: Any
+) -> Any:
+    """:func:`serve` for an ``async def handle``: many such calls run at once in one worker
+    (``asyncCommunication``), each an asyncio task with its own context variables."""
+    try:
+        tracker = handler._ts_health
+    except AttributeError:
+        tracker = _tracker(handler)
+    if _HANDLING.get() is tracker:
+        return await call(data, context)
+    if _is_describe(context):
+        # Off the event loop: the user's check may take up to check_timeout_s, and every
+        # request in flight in this worker would wait for it.
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, _describe, handler, data, context)
+    requests = tracker.requests
+    count = len(data) if isinstance(data, list) else 1
+    started = handler.health_clock()
+    key = next(call_keys)
+    calls = requests.calls
+    calls[key] = (started, count, context)
+    requests.total += count
+    requests.last_started = started
+    entered = _HANDLING.set(tracker)
+    try:
+        if requests.gated:
+            delay = tracker.gate(context, count, started)
+            if delay:
+                await asyncio.sleep(delay)
+            tracker.inject()
+        result = await call(data, context)
+        if requests.spans is not None:
+            requests.spans.returned(context)
+    except InferenceError as exc:
+        tracker.request_failed(exc, count, context)
+        raise to_prediction_exception(exc) from exc
+    except Exception as exc:
+        tracker.request_failed(exc, count, context)
+        raise
+    finally:
+        del calls[key]
+        _HANDLING.reset(entered)
+    requests.ok += 1
+    return result
+
+
 def _is_describe(context: Any) -> bool:
+    """A customized describe request (TorchServe sets the ``describe`` header)."""
+    try:
+        # In ts 0.12, Context.get_request_header(idx, key) is exactly this lookup
+        # (ts/context.py: _request_processor[idx].get_request_property(key), which
+        # returns _request_header.get(key)); reading it here saves two calls a request.
+        return bool(context._request_processor[0]._request_header.get("describe") == "True")
+    except AttributeError:  # another context: ask through the public method
+        pass
+    except (IndexError, KeyError, TypeError):
+        return False
     try:
         return bool(context.get_request_header(0, "describe") == "True")
     except (AttributeError, IndexError, KeyError, TypeError):
@@ -118,6 +208,78 @@ def _describe(handler: HealthMixin, data: Any, context: Any) -> list[Any]:
     handler.context = context
     document = handler.describe_handle()
     return [document] * max(1, len(data) if isinstance(data, list) else 1)
+
+
+class _InstanceHandle:
+    """A ``handle`` set on the instance (``self.handle = MicroBatching(self)`` in
+    ``__init__``, as TorchServe's micro-batching example does), tracked like the class's.
+
+    Attribute reads and writes go to the wrapped object, so ``self.handle.parallelism = 2``
+    still reaches ``MicroBatching``.
+    """
+
+    __ts_health_wrapped__ = True
+    __slots__ = ("_handler", "_wrapped")
+
+    def __init__(self, wrapped: Callable[[Any, Any], Any], handler: HealthMixin) -> None:
+        object.__setattr__(self, "_wrapped", wrapped)
+        object.__setattr__(self, "_handler", handler)
+
+    def __call__(self, data: Any, context: Any) -> Any:
+        return serve(self._handler, self._wrapped, data, context)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._wrapped, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        setattr(self._wrapped, name, value)
+
+    def __repr__(self) -> str:
+        return f"<tracked {self._wrapped!r}>"
+
+
+class _AsyncInstanceHandle(_InstanceHandle):
+    """:class:`_InstanceHandle` of an awaitable ``handle``."""
+
+    __slots__ = ()
+
+    async def __call__(self, data: Any, context: Any) -> Any:
+        return await serve_async(self._handler, self._wrapped, data, context)
+
+
+def _is_async(call: Any) -> bool:
+    """``call`` is a coroutine function, or an object whose ``__call__`` is one."""
+    dunder = next(
+        (k.__dict__["__call__"] for k in type(call).__mro__ if "__call__" in k.__dict__), None
+    )
+    return inspect.iscoroutinefunction(call) or inspect.iscoroutinefunction(dunder)
+
+
+def adopt_instance_handle(handler: HealthMixin) -> None:
+    """Track a ``handle`` the instance holds itself (set in ``__init__`` or ``initialize``).
+
+    TorchServe takes ``instance.handle`` once, right after ``__init__`` and before
+    ``initialize()`` (``ts/model_loader.py``): a ``handle`` set in ``initialize()`` is
+    never what TorchServe calls, but tests that call ``handler.handle`` see it tracked too.
+    """
+    try:
+        current = handler.handle
+    except AttributeError:
+        return
+    if getattr(current, _WRAPPED, False) or not callable(current):
+        return
+    kind = _AsyncInstanceHandle if _is_async(current) else _InstanceHandle
+    handler.handle = kind(current, handler)  # type: ignore[method-assign]
+
+
+def _wrap_init(method: _F) -> _F:
+    @functools.wraps(method)
+    def __init__(self: HealthMixin, *args: Any, **kwargs: Any) -> None:
+        method(self, *args, **kwargs)
+        adopt_instance_handle(self)
+
+    setattr(__init__, _WRAPPED, True)
+    return __init__  # type: ignore[return-value]
 
 
 _WRAPPERS: Final = {"initialize": _wrap_initialize, "handle": _wrap_handle}
@@ -144,6 +306,10 @@ class HealthMixin:
     #: TorchServe's context; set on describe, as ``BaseHandler.handle()`` does.
     context: Any
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        adopt_instance_handle(self)
+
     def health_clock(self) -> float:
         """Wall clock in epoch seconds. Tests replace it: ``handler.health_clock = fake``."""
         return time.time()
@@ -162,6 +328,9 @@ class HealthMixin:
                 method = _next_after_mixin(cls, name)
             if callable(method) and not getattr(method, _WRAPPED, False):
                 setattr(cls, name, wrap(method))
+        init = cls.__dict__.get("__init__")
+        if callable(init) and not getattr(init, _WRAPPED, False):
+            cls.__init__ = _wrap_init(init)  # type: ignore[method-assign]
         for klass in cls.__mro__:
             if klass is HealthMixin:
                 break

@@ -5,7 +5,8 @@ corrupt) and while one request hangs. :class:`Serving` counts failed requests in
 recognises fatal errors (``health.fatal_errors``, and repeated CUDA out-of-memory errors),
 applies ``health.on_fatal_error`` and feeds the watchdog's heartbeat (``_watchdog``). Only
 the failure path of ``handle()`` calls it; a successful request costs it nothing (the
-streak is told from the tracker's request counter).
+streak is told from the count of calls that returned, ``Requests.ok``, which holds also
+while many calls run at once).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from .._text import clip, valid_utf8
 from ..record import MESSAGE_LIMIT, ErrorInfo, utc_iso
 from ..record._beat import Beat
 from ._config import FatalErrorPolicy, HealthConfig
+from ._requests import Requests
 from ._watchdog import Watchdog
 
 if TYPE_CHECKING:
-    from ._tracker import Tracker
+    from .._lifecycle import ServingMode
 
 __all__ = ["Serving", "qualified_name"]
 
@@ -39,8 +41,9 @@ class Serving:
     """One READY worker's request health: the failure streak, a fatal error, the heartbeat.
 
     Args:
-        tracker: whose counters (``requests_total``, ``in_handle``, ``last_request_at``)
-            the beat reports.
+        requests: the worker's counters and calls in flight, which the beat reports.
+        mode: how TorchServe serves the model (the beat names it).
+        always_gated: every call goes through the tracker's gate, whatever the beats.
         worker: TorchServe's worker id; ``None`` outside TorchServe (unit tests with a mocked
             context): the streak is counted, but there is no heartbeat and no restart (only
             TorchServe would start the next process).
@@ -51,20 +54,25 @@ class Serving:
 
     def __init__(
         self,
-        tracker: Tracker,
+        requests: Requests,
+        mode: ServingMode,
         config: HealthConfig,
         worker: str | None,
         beat_path: Path | None,
         clock: Callable[[], float],
         exit_later: Callable[[float, int], None] | None = None,
+        always_gated: bool = False,
     ) -> None:
-        self._tracker: Final = tracker
+        self._requests: Final = requests
+        self._mode: Final = mode
+        self._always_gated: Final = always_gated
         self._config: Final = config
         self._worker: Final = worker
         self._clock: Final = clock
         self._exit_later: Final = exit_later or _exit_later
         self._patterns: Final = tuple(re.compile(p, re.IGNORECASE) for p in config.fatal_errors)
-        #: Failed requests in a row, and the request count at the latest failure.
+        #: Failed requests in a row, and the count of calls that had returned at the
+        #: latest failure.
         self._streak = 0
         self._mark = -1
         self._oom_streak = 0
@@ -87,20 +95,20 @@ class Serving:
     @property
     def consecutive_failures(self) -> int:
         """Failed requests since the last success (0 once a request after them succeeded)."""
-        return self._streak if self._mark == self._tracker.requests_total else 0
+        return self._streak if self._mark == self._requests.ok else 0
 
     def failed(self, exc: BaseException, count: int) -> None:
         """``handle()`` raised ``exc`` for a batch of ``count`` requests."""
-        total = self._tracker.requests_total
-        in_a_row = self._mark == total - count
+        returned = self._requests.ok
+        in_a_row = self._mark == returned
         self._streak = self._streak + count if in_a_row else count
-        self._mark = total
+        self._mark = returned
         kind = qualified_name(type(exc))
         error = ErrorInfo(
             type=kind,
             message=clip(valid_utf8(str(exc)), MESSAGE_LIMIT),
             at=utc_iso(self._clock()),
-            attempt=total,
+            attempt=self._requests.total,
         )
         self.last_error = error
         text = f"{kind}: {error.message}"
@@ -131,27 +139,33 @@ class Serving:
     def _beaten(self, busy: bool) -> None:
         """A beat was written: after one that showed the worker idle, the next request goes
         through the gate (which writes its busy beat); after a busy one, no request does."""
-        self._tracker.gated = not busy or self._config.faults.in_inference
+        self._requests.gated = not busy or self._always_gated
 
     def _busy(self) -> bool:
         """A request is running (one attribute read)."""
-        return self._tracker.in_handle
+        return bool(self._requests.calls)
 
     def beat(self) -> Beat:
-        """The heartbeat now (read by the watchdog thread; attribute reads only)."""
-        tracker = self._tracker
-        started = tracker.last_request_at
+        """The heartbeat now (read by the watchdog thread beside the calls)."""
+        requests = self._requests
+        running = requests.in_flight()
+        spans = requests.spans
         config = self._config
         return Beat(
             worker=self._worker or "",
             pid=os.getpid(),
             at=self._clock(),
             interval_s=config.heartbeat_interval_s,
-            requests=tracker.requests_total,
-            failed=tracker.requests_failed,
+            requests=requests.total,
+            failed=requests.failed,
             consecutive_failures=self.consecutive_failures,
-            in_flight_since=started if tracker.in_handle else None,
-            last_request_at=started,
+            in_flight_since=running.oldest_started,
+            last_request_at=requests.last_started,
+            in_flight=running.requests,
+            request_ids=running.oldest_ids,
+            open_requests=None if spans is None else len(spans.open),
+            open_since=None if spans is None else spans.oldest(),
+            mode=self._mode.value,
             describe_at=self.describe_at,
             last_error=self.last_error,
             fatal=self.fatal,

@@ -26,8 +26,8 @@ from typing import Any, Final
 
 from .._document import StatusDoc
 from .._errors import ConfigError, InferenceError, InitializationError
-from .._lifecycle import CheckStatus, HealthStatus, InitPhase
-from .._text import clip, clip_utf8, valid_utf8
+from .._lifecycle import CheckStatus, HealthStatus, InitPhase, ServingMode
+from .._text import clip, valid_utf8
 from ..record import (
     MESSAGE_LIMIT,
     ErrorInfo,
@@ -41,26 +41,22 @@ from ..record._beat import beat_path, read_beat
 from ..record._deaths import Death, death_from_beat
 from ._canary import gpu_memory
 from ._config import HealthConfig, InitFailurePolicy
+from ._context import UNKNOWN, model_identity, serving_mode
 from ._describe import CheckResult, CheckRunner, WorkerSnapshot, build_status, library_versions
 from ._identity import Identity, current_identity
 from ._metrics import METRIC_INIT_DURATION, METRIC_INIT_FAILURES, METRIC_STATE, STATE_GAUGE, emit
+from ._requests import Requests, Spans
 from ._serving import Serving, qualified_name
+from ._termination import write_termination_log
 
 __all__ = ["Tracker"]
-
-#: Kubernetes keeps at most 4096 bytes of a termination message.
-TERMINATION_LIMIT: Final = 4096
-#: Stands for the cut-away start of a termination message (which is one line).
-TERMINATION_MARKER: Final = "...[truncated]... "
-UNKNOWN: Final = "unknown"
 
 
 class Tracker:
     """What one worker knows about itself, and the only code that changes it.
 
-    ``HealthMixin``'s ``handle()`` wrapper reads and writes the five public attributes
-    directly: that is the hot path, and a method call per request would cost more than the
-    rest of the wrapper (``benchmarks/handle_overhead.py``).
+    ``HealthMixin``'s ``handle()`` wrapper writes :attr:`requests` (``_requests.Requests``)
+    directly, and calls :meth:`gate` only when that says so.
 
     Args:
         clock: wall clock in epoch seconds (``time.time``).
@@ -89,12 +85,9 @@ class Tracker:
         "_started_at",
         "_store",
         "_store_error",
-        "gated",
-        "in_handle",
         "in_initialize",
-        "last_request_at",
-        "requests_failed",
-        "requests_total",
+        "mode",
+        "requests",
     )
 
     def __init__(self, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
@@ -120,21 +113,18 @@ class Tracker:
         self._reported: HealthStatus | None = None
         #: After a successful ``initialize()`` inside TorchServe: requests and the heartbeat.
         self._serving: Serving | None = None
-        #: Inference requests seen (one per batch item) and those that raised.
-        self.requests_total = 0
-        self.requests_failed = 0
-        self.last_request_at: float | None = None
-        #: Set while the outermost ``initialize()`` / ``handle()`` runs: inner ``super()``
-        #: calls pass straight through.
+        #: The requests served: counters and the calls in flight.
+        self.requests: Final = Requests()
+        #: How TorchServe hands this worker its requests (``model-config.yml``).
+        self.mode = ServingMode.DEFAULT
+        #: Set while the outermost ``initialize()`` runs: an inner ``super()`` call passes
+        #: straight through.
         self.in_initialize = False
-        self.in_handle = False
-        #: True when ``handle()`` must call :meth:`gate` (a beat due, a held failure, faults).
-        self.gated = False
 
     def __repr__(self) -> str:
         return (
             f"<Tracker {self._model_name} {self._model_version} {self._phase.value} "
-            f"attempt={self._attempt} requests={self.requests_total}/{self.requests_failed}>"
+            f"attempt={self._attempt} requests={self.requests.total}/{self.requests.failed}>"
         )
 
     # -- initialization ------------------------------------------------------------------
@@ -193,6 +183,8 @@ class Tracker:
         except ConfigError as exc:
             config_error = exc
             self._config = HealthConfig.salvage(raw)
+        self.mode = serving_mode(raw)
+        self.requests.spans = Spans() if self.mode.spans_calls else None
         self._store = None  # the state dir may differ from an earlier initialize()
         identity = self._identity = current_identity()
         death = self._predecessor_death(started)
@@ -246,7 +238,7 @@ class Tracker:
     def _succeeded(self, started: float) -> None:
         finished = self._clock()
         self._phase, self._finished_at = InitPhase.READY, finished
-        self.gated = self._config.faults.in_inference
+        self.requests.gated = self.always_gated
         self._persist(
             lambda previous: self._current(previous).succeeded(
                 now=finished,
@@ -264,7 +256,15 @@ class Tracker:
         if self._serving is not None:
             return
         path = self._beat_path()
-        self._serving = Serving(self, self._config, self._identity.worker, path, self._clock)
+        self._serving = Serving(
+            self.requests,
+            self.mode,
+            self._config,
+            self._identity.worker,
+            path,
+            self._clock,
+            always_gated=self.always_gated,
+        )
         if self._serving.watchdog is not None:
             self._serving.watchdog.start()
 
@@ -296,7 +296,7 @@ class Tracker:
         self._write_termination_log(error)
         self._metric(METRIC_INIT_FAILURES, 1, "Count", counter=True)
         self._report(HealthStatus.FAILED)
-        self.gated = True
+        self.requests.gated = True
 
     def _current(self, previous: InitRecord | None) -> InitRecord:
         """The record to move on from: the stored one, else this worker's own copy."""
@@ -329,25 +329,25 @@ class Tracker:
         path = self._config.termination_log
         if not path:
             return
-        message = (
-            f"model {self._model_name} {self._model_version} failed to initialize "
-            f"(attempt {error.attempt}): {error.type}: {error.message}"
-        )
-        # One line (Kubernetes shows it as is); a long one keeps its head and its tail.
-        text = clip_utf8(
-            " ".join(message.splitlines()), TERMINATION_LIMIT, marker=TERMINATION_MARKER
-        )
-        try:
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(text)
-        except OSError as exc:
-            self._store_error = self._store_error or f"termination_log {path}: {exc}"
+        problem = write_termination_log(path, self._model_name, self._model_version, error)
+        if problem is not None:
+            self._store_error = self._store_error or problem
 
     # -- requests --------------------------------------------------------------------------
 
-    def request_failed(self, exc: BaseException, count: int) -> None:
+    @property
+    def always_gated(self) -> bool:
+        """Every call goes through :meth:`gate`: inference faults, or requests that span
+        calls (each call's ids are looked up)."""
+        return self._config.faults.in_inference or self.requests.spans is not None
+
+    def request_failed(self, exc: BaseException, count: int, context: Any = None) -> None:
         """The failure path of ``handle()``: count it, and tell the serving watch."""
-        self.requests_failed += count
+        requests = self.requests
+        spans = requests.spans
+        if spans is not None:  # the failed call's requests end with it
+            spans.end_call(context)
+        requests.failed += count
         if self._serving is not None:
             try:
                 self._serving.failed(exc, count)
@@ -359,12 +359,13 @@ class Tracker:
         if self._serving is not None:
             self._serving.describe_at = self._clock()
 
-    def gate(self) -> None:
-        """The slow path of ``handle()``: the heartbeat when due, a held failure, faults.
+    def gate(self, context: Any = None, count: int = 1, started: float = 0.0) -> float:
+        """The slow path of ``handle()``: the heartbeat when due, a held failure, faults,
+        requests that span calls (counted once). Returns the injected delay to wait now
+        (``handle()`` waits in the way its mode allows: an async one must not block).
 
         Raises:
-            InferenceError: 503 while a failed initialization is held, or the injected
-                ``fail_inference`` with its status.
+            InferenceError: 503 while a failed initialization is held.
         """
         if self._phase is InitPhase.FAILED and self._error is not None:
             raise InferenceError(
@@ -372,11 +373,20 @@ class Tracker:
                 f"({self._error.type}: {self._error.message})",
                 503,
             )
+        spans = self.requests.spans
+        if spans is not None:
+            self.requests.total -= spans.begin(context, started)
         if self._serving is not None:
             self._serving.request_started()
+        return self._config.faults.inference_delay_s
+
+    def inject(self) -> None:
+        """After :meth:`gate`'s delay: the injected inference failure, if one is set.
+
+        Raises:
+            InferenceError: ``health.faults.fail_inference`` with its status.
+        """
         faults = self._config.faults
-        if faults.inference_delay_s:
-            self._sleep(faults.inference_delay_s)
         if faults.fail_inference is not None:
             raise InferenceError(
                 f"injected by health.faults.fail_inference: {faults.fail_inference}",
@@ -423,9 +433,12 @@ class Tracker:
             init_started_at=self._started_at,
             init_finished_at=self._finished_at,
             error=self._error,
-            requests_total=self.requests_total,
-            requests_failed=self.requests_failed,
-            last_request_at=self.last_request_at,
+            requests_total=self.requests.total,
+            requests_failed=self.requests.failed,
+            last_request_at=self.requests.last_started,
+            in_flight=self.requests.in_flight().requests,
+            open_requests=None if self.requests.spans is None else len(self.requests.spans.open),
+            mode=self.mode,
             store_path=None if self._store is None else str(self._store.path),
             check_changed_at=self._check_changed_at,
             **self._serving_fields(),
@@ -480,16 +493,3 @@ class Tracker:
     ) -> None:
         worker = (self._identity.worker or UNKNOWN) if per_worker else None
         emit(self._metrics, self._model_name, name, value, unit, counter=counter, worker=worker)
-
-
-def model_identity(context: Any) -> tuple[str, str]:
-    """Model name and version from TorchServe's context and the ``.mar`` manifest."""
-    name = getattr(context, "model_name", None)
-    version = UNKNOWN
-    manifest = getattr(context, "manifest", None)
-    if isinstance(manifest, dict):
-        model = manifest.get("model")
-        if isinstance(model, dict):
-            name = name or model.get("modelName")
-            version = str(model.get("modelVersion") or UNKNOWN)
-    return str(name or UNKNOWN), version

@@ -2,11 +2,9 @@
 
 It runs beside the worker's main thread, so it keeps telling while ``handle()`` blocks (a
 deadlock, a stuck kernel): the beat then shows the request running and for how long. It
-looks at the worker in memory every :data:`POLL_S` (a few attribute reads) and writes one
-small file atomically every interval, or sooner when a request starts after an idle spell
-(the last beat showed the worker idle), but never more often than every :data:`MIN_GAP_S`.
-
-The first request after a beat that showed the worker idle writes its busy beat itself,
+sleeps until the next beat is due and writes one small file atomically every interval: one
+wake-up per interval, whatever the traffic. What changes in between is told without it:
+the first request after a beat that showed the worker idle writes its busy beat itself,
 before the handler's code runs (:meth:`Watchdog.request_started`, through the tracker's
 gate): so a process killed at once by its request (the OOM killer, a segfault) is seen in
 the request, not idle. Beats that show the worker idle come at most one per interval, so
@@ -25,13 +23,9 @@ from typing import Final
 
 from ..record._beat import Beat, write_beat
 
-__all__ = ["MIN_GAP_S", "POLL_S", "Watchdog"]
+__all__ = ["MIN_GAP_S", "Watchdog"]
 
-#: How often the watchdog looks at the worker (memory only). Each look costs the thread a
-#: wake-up (0.1 to 0.5 ms of CPU on a loaded 2-core VM, benchmarks/RESULTS.md), so it looks
-#: as often as it may write, no more.
-POLL_S: Final = 0.25
-#: The shortest time between two writes.
+#: The shortest time between two writes of the thread (a request's own beat aside).
 MIN_GAP_S: Final = 0.25
 
 
@@ -120,6 +114,10 @@ class Watchdog:
             return True
         return False
 
+    def until_due(self) -> float:
+        """Seconds until the next beat is due (a beat written by a request moves it on)."""
+        return max(MIN_GAP_S, self.interval_s - (self._monotonic() - self._written))
+
     def _run(self) -> None:
-        while not self._stop.wait(min(POLL_S, self.interval_s)):
+        while not self._stop.wait(self.until_due()):
             self.tick()

@@ -13,6 +13,7 @@ worker serves, requests still get answers, and the others are named in the reaso
 from collections.abc import Sequence
 from typing import Final, NamedTuple, Optional
 
+from .. import _thresholds as thresholds
 from .._lifecycle import ModelState, ReasonKind
 from .._text import one_line
 from ..record import ErrorInfo, InitRecord
@@ -21,9 +22,6 @@ from ..record._deaths import Death, deaths_within
 
 __all__ = ["Watch", "after_ready", "last_death"]
 
-#: Used when no heartbeat says otherwise (``health.unstable_after_deaths``, ``death_window_s``).
-DEFAULT_UNSTABLE_AFTER: Final = 3
-DEFAULT_DEATH_WINDOW_S: Final = 600.0
 MESSAGE_LIMIT: Final = 300
 
 
@@ -82,7 +80,7 @@ def _problem(beat: Beat, now: float) -> Optional[tuple[ModelState, ReasonKind, s
         return (
             ModelState.STUCK,
             ReasonKind.REQUEST_STUCK,
-            f"one request has run for {running:.0f} s (stuck after {beat.stuck_after_s:g} s); "
+            f"{_oldest(beat)} has run for {running:.0f} s (stuck after {beat.stuck_after_s:g} s); "
             f"TorchServe kills the worker at responseTimeout {beat.response_timeout_s:g} s",
         )
     if beat.fatal is not None:
@@ -102,14 +100,23 @@ def _problem(beat: Beat, now: float) -> Optional[tuple[ModelState, ReasonKind, s
     return None
 
 
+def _oldest(beat: Beat) -> str:
+    """The request a stuck verdict is about: "one request", or the oldest of several (an
+    async worker runs many at once; the beat names its TorchServe request ids)."""
+    if beat.in_flight > 1:
+        return f"the oldest of {beat.in_flight} requests in flight"
+    return "one request"
+
+
 def _deaths(
     beats: Sequence[Beat], record: Optional[InitRecord], now: float
 ) -> tuple[Optional[str], Optional[str]]:
     """(why unstable, or None; a note on recent deaths below the threshold, or None)."""
     if record is None or not record.deaths:
         return None, None
-    threshold = beats[0].unstable_after_deaths if beats else DEFAULT_UNSTABLE_AFTER
-    window = beats[0].death_window_s if beats else DEFAULT_DEATH_WINDOW_S
+    # Without a heartbeat: the defaults of health.unstable_after_deaths and death_window_s.
+    threshold = beats[0].unstable_after_deaths if beats else thresholds.UNSTABLE_AFTER
+    window = beats[0].death_window_s if beats else thresholds.DEATH_WINDOW_S
     recent = deaths_within(record.deaths, now, window)
     if not recent:
         return None, None

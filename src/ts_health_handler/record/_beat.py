@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Final, NamedTuple, Optional
 from urllib.parse import quote
 
+from .. import _thresholds as thresholds
 from ._fields import GONE, RecordError, field, load, mapping
 from ._record import ErrorInfo
 
@@ -43,7 +44,8 @@ class Beat(NamedTuple):
     requests: int
     failed: int
     consecutive_failures: int
-    #: When the request now running started; ``None`` when the worker is idle.
+    #: When the oldest ``handle()`` call now running started; ``None`` when the worker is
+    #: idle.
     in_flight_since: Optional[float] = None
     #: When the last request started (finished, when ``in_flight_since`` is ``None``).
     last_request_at: Optional[float] = None
@@ -56,11 +58,21 @@ class Beat(NamedTuple):
     #: The worker ends itself after answering (``health.on_fatal_error: restart``).
     restarting: bool = False
     #: The thresholds this worker was configured with, so that readers judge alike.
-    stuck_after_s: float = 90.0
-    response_timeout_s: float = 120.0
-    failing_after: int = 5
-    unstable_after_deaths: int = 3
-    death_window_s: float = 600.0
+    stuck_after_s: float = thresholds.STUCK_AFTER_S
+    response_timeout_s: float = thresholds.RESPONSE_TIMEOUT_S
+    failing_after: int = thresholds.FAILING_AFTER
+    unstable_after_deaths: int = thresholds.UNSTABLE_AFTER
+    death_window_s: float = thresholds.DEATH_WINDOW_S
+    #: Requests in the ``handle()`` calls running now (an async worker runs many at once).
+    in_flight: int = 0
+    #: TorchServe's ids of the oldest running call's requests (a few at most).
+    request_ids: tuple[str, ...] = ()
+    #: Continuous batching: requests begun and not ended (between their calls too), and
+    #: when the oldest of them began; ``None`` in the other modes.
+    open_requests: Optional[int] = None
+    open_since: Optional[float] = None
+    #: How TorchServe serves the model (``ServingMode``'s word).
+    mode: str = "default"
 
     def stuck_for(self, now: float) -> Optional[float]:
         """How long the running request has run at ``now``, when it is past the threshold."""
@@ -77,6 +89,7 @@ class Beat(NamedTuple):
         data = self._asdict()
         data["last_error"] = None if self.last_error is None else self.last_error.to_json()
         data["fatal"] = None if self.fatal is None else self.fatal.to_json()
+        data["request_ids"] = list(self.request_ids)
         return {"schema_version": BEAT_SCHEMA_VERSION, **data}
 
     @classmethod
@@ -88,6 +101,8 @@ class Beat(NamedTuple):
         number = (int, float)
         optional = (int, float, type(None))
         error, fatal = data.get("last_error"), data.get("fatal")
+        since = field(data, "in_flight_since", optional, where, default=None)
+        ids = field(data, "request_ids", list, where, default=[])
         return cls(
             worker=field(data, "worker", str, where),
             pid=field(data, "pid", int, where),
@@ -96,19 +111,35 @@ class Beat(NamedTuple):
             requests=field(data, "requests", int, where),
             failed=field(data, "failed", int, where),
             consecutive_failures=field(data, "consecutive_failures", int, where),
-            in_flight_since=field(data, "in_flight_since", optional, where, default=None),
+            in_flight_since=since,
             last_request_at=field(data, "last_request_at", optional, where, default=None),
             describe_at=field(data, "describe_at", optional, where, default=None),
             last_error=None if error is None else ErrorInfo.from_json(error, where, "last_error"),
             fatal=None if fatal is None else ErrorInfo.from_json(fatal, where, "fatal"),
-            stuck_after_s=float(field(data, "stuck_after_s", number, where, default=90.0)),
+            stuck_after_s=float(
+                field(data, "stuck_after_s", number, where, default=thresholds.STUCK_AFTER_S)
+            ),
             response_timeout_s=float(
-                field(data, "response_timeout_s", number, where, default=120.0)
+                field(
+                    data, "response_timeout_s", number, where, default=thresholds.RESPONSE_TIMEOUT_S
+                )
             ),
             restarting=data.get("restarting", False) is True,
-            failing_after=field(data, "failing_after", int, where, default=5),
-            unstable_after_deaths=field(data, "unstable_after_deaths", int, where, default=3),
-            death_window_s=float(field(data, "death_window_s", number, where, default=600.0)),
+            failing_after=field(
+                data, "failing_after", int, where, default=thresholds.FAILING_AFTER
+            ),
+            unstable_after_deaths=field(
+                data, "unstable_after_deaths", int, where, default=thresholds.UNSTABLE_AFTER
+            ),
+            death_window_s=float(
+                field(data, "death_window_s", number, where, default=thresholds.DEATH_WINDOW_S)
+            ),
+            # A beat without the count (written before it existed) ran one call at most.
+            in_flight=field(data, "in_flight", int, where, default=0 if since is None else 1),
+            request_ids=tuple(str(i) for i in ids if isinstance(i, str)),
+            open_requests=field(data, "open_requests", (int, type(None)), where, default=None),
+            open_since=field(data, "open_since", optional, where, default=None),
+            mode=field(data, "mode", str, where, default="default"),
         )
 
 

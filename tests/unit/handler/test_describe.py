@@ -468,6 +468,7 @@ def test_build_status_from_plain_data() -> None:
             "started_at": "2025-06-15T15:06:40.000Z",
             "uptime_s": 10.0,
             "device": "cpu",
+            "mode": "default",
         },
         "initialization": {
             "phase": "ready",
@@ -489,6 +490,8 @@ def test_build_status_from_plain_data() -> None:
         "requests": {
             "total": 7,
             "failed": 2,
+            "in_flight": 0,
+            "open": None,
             "last_request_at": "2025-06-15T15:06:45.500Z",
             "consecutive_failures": 0,
             "last_error": None,

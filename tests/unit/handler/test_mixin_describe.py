@@ -77,6 +77,8 @@ def test_mixin_alone_has_no_handle_but_answers_describe(make: Make) -> None:
     assert requests == {
         "total": 1,
         "failed": 1,
+        "in_flight": 0,
+        "open": None,
         "last_request_at": T0_ISO,
         "consecutive_failures": 1,
         "last_error": requests["last_error"],
@@ -229,6 +231,7 @@ def test_status_document_fields_order_and_values(make: Make, clock: Any) -> None
         "started_at": T0_ISO,
         "uptime_s": 31.5,
         "device": "cpu",
+        "mode": "default",
     }
     assert list(document["initialization"]) == [
         "phase",
@@ -243,6 +246,8 @@ def test_status_document_fields_order_and_values(make: Make, clock: Any) -> None
     assert document["requests"] == {
         "total": 0,
         "failed": 0,
+        "in_flight": 0,
+        "open": None,
         "last_request_at": None,
         "consecutive_failures": 0,
         "last_error": None,

@@ -36,6 +36,8 @@ def test_requests_are_counted(make: Make, clock: Any) -> None:
     assert describe(handler, context)["requests"] == {
         "total": 3,
         "failed": 1,
+        "in_flight": 0,
+        "open": None,
         "last_request_at": "2025-06-15T15:06:51.500Z",
         "consecutive_failures": 1,
         "last_error": {

@@ -15,8 +15,10 @@ import pytest
 
 from tests.support.records import NOW, POISON, beat
 from ts_health_handler import ConfigError, HealthConfig
+from ts_health_handler._lifecycle import ServingMode
 from ts_health_handler.handler import _tracker as tracker_module
 from ts_health_handler.handler._identity import Identity
+from ts_health_handler.handler._requests import Requests
 from ts_health_handler.handler._serving import Serving
 from ts_health_handler.handler._tracker import Tracker
 from ts_health_handler.record import StateStore
@@ -57,21 +59,12 @@ def test_bad_after_ready_settings_name_the_key(section: dict[str, Any], message:
 # -- the failure streak and fatal errors (inside the worker) ---------------------------------
 
 
-class Counters:
-    """The tracker attributes ``Serving`` reads."""
-
-    def __init__(self) -> None:
-        self.requests_total = 0
-        self.requests_failed = 0
-        self.in_handle = False
-        self.last_request_at: float | None = None
-
-
-def serving(tmp_path: Path, **health: Any) -> tuple[Serving, Counters, list[tuple[float, int]]]:
-    counters, exits = Counters(), []
+def serving(tmp_path: Path, **health: Any) -> tuple[Serving, Requests, list[tuple[float, int]]]:
+    counters, exits = Requests(), []
     config = HealthConfig.from_mapping(health)
     watch = Serving(
-        counters,  # type: ignore[arg-type]
+        counters,
+        ServingMode.DEFAULT,
         config,
         "9000",
         tmp_path / "beat.json",
@@ -81,11 +74,13 @@ def serving(tmp_path: Path, **health: Any) -> tuple[Serving, Counters, list[tupl
     return watch, counters, exits
 
 
-def request(watch: Serving, counters: Counters, error: BaseException | None = None) -> None:
-    counters.requests_total += 1
+def request(watch: Serving, counters: Requests, error: BaseException | None = None) -> None:
+    counters.total += 1
     if error is not None:
-        counters.requests_failed += 1
+        counters.failed += 1
         watch.failed(error, 1)
+    else:
+        counters.ok += 1
 
 
 def test_failures_in_a_row_are_counted_and_a_success_ends_the_streak(tmp_path: Path) -> None:
@@ -146,7 +141,8 @@ def test_user_patterns_replace_the_defaults(tmp_path: Path) -> None:
 
 def test_the_beat_tells_the_running_request_and_the_thresholds(tmp_path: Path) -> None:
     watch, counters, _ = serving(tmp_path, stuck_after_s=7, heartbeat_interval_s=0.5)
-    counters.requests_total, counters.in_handle, counters.last_request_at = 3, True, NOW - 4
+    counters.total, counters.last_started = 3, NOW - 4
+    counters.calls[1] = (NOW - 4, 1, None)
     now = watch.beat()
     assert (now.in_flight_since, now.requests, now.stuck_after_s, now.interval_s) == (
         NOW - 4,
@@ -154,7 +150,7 @@ def test_the_beat_tells_the_running_request_and_the_thresholds(tmp_path: Path) -
         7.0,
         0.5,
     )
-    counters.in_handle = False
+    counters.calls.clear()
     assert watch.beat().in_flight_since is None
 
 

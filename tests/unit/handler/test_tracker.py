@@ -23,15 +23,13 @@ from ts.metrics.metric_type_enum import MetricTypes
 
 from tests.support.records import NOW, record_file_name
 from ts_health_handler import HealthStatus, InferenceError, InitializationError, InitPhase
+from ts_health_handler._lifecycle import ServingMode
 from ts_health_handler.handler import _canary as canary_module
+from ts_health_handler.handler._context import model_identity
 from ts_health_handler.handler._describe import RESULT_LIMIT
 from ts_health_handler.handler._identity import current_identity
-from ts_health_handler.handler._tracker import (
-    TERMINATION_LIMIT,
-    Tracker,
-    model_identity,
-    qualified_name,
-)
+from ts_health_handler.handler._termination import TERMINATION_LIMIT
+from ts_health_handler.handler._tracker import Tracker, qualified_name
 from ts_health_handler.record import MESSAGE_LIMIT, InitRecord, StateStore, utc_iso
 
 #: Where the ``clock`` fixture starts (tests/unit/conftest.py): 2025-06-15T15:06:40.000Z.
@@ -112,9 +110,18 @@ def test_a_new_tracker_knows_only_when_it_started(clock: Any, sleep: Any) -> Non
         0,
         None,
     )
+    assert (snapshot.in_flight, snapshot.open_requests, snapshot.mode) == (
+        0,
+        None,
+        ServingMode.DEFAULT,
+    )
     assert snapshot.error is None
     assert snapshot.store_path is None
-    assert (tracker.gated, tracker.in_handle, tracker.in_initialize) == (False, False, False)
+    assert (tracker.requests.gated, tracker.requests.calls, tracker.in_initialize) == (
+        False,
+        {},
+        False,
+    )
     assert "unknown unknown initializing attempt=None requests=0/0" in repr(tracker)
 
 
@@ -133,7 +140,7 @@ def test_success_is_timed_by_the_injected_clock_and_persisted(
     assert (snapshot.init_started_at, snapshot.init_finished_at) == (EPOCH, EPOCH + 0.25)
     assert snapshot.attempt == 1
     assert snapshot.store_path == str(health_state_dir / "bert" / "2.0" / record_file_name())
-    assert tracker.gated is False
+    assert tracker.requests.gated is False
     assert tracker.in_initialize is False
     stored = record(health_state_dir)
     assert (stored["phase"], stored["attempts"], stored["last_duration_s"]) == ("ready", 1, 0.25)
@@ -166,7 +173,7 @@ def test_failure_under_raise_is_recorded_then_raised(
         "attempt": 1,
         "traceback": None,
     }
-    assert tracker.gated is True
+    assert tracker.requests.gated is True
     assert tracker.in_initialize is False
     assert record(health_state_dir)["last_error"] == snapshot.error.to_json()
     assert ctx.metrics.calls == [
@@ -191,7 +198,7 @@ def test_hold_keeps_the_failure_and_the_gate_refuses(tracker: Tracker, clock: An
 
     assert tracker.initialize(ctx, failing(clock, 0, KeyError("w"))) is None
 
-    assert tracker.gated is True
+    assert tracker.requests.gated is True
     with pytest.raises(InferenceError) as caught:
         tracker.gate()
     assert caught.value.status_code == 503
@@ -230,7 +237,7 @@ def test_a_second_initialize_starts_afresh(tracker: Tracker, clock: Any) -> None
     snapshot = tracker.snapshot()
     assert (snapshot.phase, snapshot.error, snapshot.attempt) == (InitPhase.READY, None, 2)
     assert snapshot.init_started_at == EPOCH + 11
-    assert tracker.gated is False
+    assert tracker.requests.gated is False
 
 
 @pytest.mark.parametrize(
@@ -247,17 +254,18 @@ def test_only_inference_faults_gate_a_ready_worker(
 ) -> None:
     tracker.initialize(context({"faults": faults}), loading(clock, 0))
 
-    assert tracker.gated is gated
+    assert tracker.requests.gated is gated
 
 
 def test_gate_applies_the_inference_faults(tracker: Tracker, clock: Any, sleep: Any) -> None:
     faults = {"inference_delay_s": 0.75, "fail_inference": "down", "fail_inference_status": 429}
     tracker.initialize(context({"faults": faults}), loading(clock, 0))
 
+    assert tracker.gate() == 0.75  # the wrapper waits, as its mode allows
     with pytest.raises(InferenceError) as caught:
-        tracker.gate()
+        tracker.inject()
 
-    assert sleep.calls == [0.75]
+    assert sleep.calls == []
     assert (str(caught.value), caught.value.status_code) == (
         "injected by health.faults.fail_inference: down",
         429,
@@ -316,7 +324,8 @@ def test_status_reads_the_record_once_and_reports_the_state_once(
     ctx = context()
     tracker.initialize(ctx, loading(clock, 0.5))
     clock.advance(9.5)
-    tracker.requests_total, tracker.requests_failed, tracker.last_request_at = 4, 1, EPOCH + 2
+    requests = tracker.requests
+    requests.total, requests.failed, requests.last_started = 4, 1, EPOCH + 2
     reads = mocker.spy(StateStore, "read")
     answers = iter([True, {"healthy": False}])
 
@@ -330,10 +339,13 @@ def test_status_reads_the_record_once_and_reports_the_state_once(
         "started_at": T0,
         "uptime_s": 10.0,
         "device": "cpu",
+        "mode": "default",
     }
     assert first["requests"] == {
         "total": 4,
         "failed": 1,
+        "in_flight": 0,
+        "open": None,
         "last_request_at": utc_iso(EPOCH + 2),
         "consecutive_failures": 0,  # counters set by hand: no failure went through handle()
         "last_error": None,

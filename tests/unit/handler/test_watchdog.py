@@ -54,9 +54,9 @@ def test_an_exception_that_cannot_be_shown_never_replaces_the_handlers(tmp_path:
 
     tracker = Tracker(clock=lambda: 1.0, sleep=lambda s: None)
     tracker._start_serving()  # outside TorchServe: the streak without a heartbeat
-    tracker.requests_total = 1
+    tracker.requests.total = 1
     tracker.request_failed(Unprintable(), 1)
-    assert tracker.requests_failed == 1
+    assert tracker.requests.failed == 1
 
 
 def test_a_request_after_an_idle_beat_writes_its_busy_beat_itself(tmp_path: Path) -> None:

@@ -47,18 +47,18 @@ def test_the_beat_shows_the_request_before_the_handler_runs(
     tracker = handler._ts_health
     watchdog = tracker._serving.watchdog
     try:
-        assert tracker.gated  # the first beat showed the worker idle
+        assert tracker.requests.gated  # the first beat showed the worker idle
         handler.handle([{"body": "a"}], context)
         [seen] = handler.seen
         assert seen is not None
-        assert seen.in_flight_since == tracker.last_request_at
+        assert seen.in_flight_since == tracker.requests.last_started
         assert seen.requests == 1
         # That beat showed a request: the next requests write nothing (faults still gate).
         writes = watchdog.writes
         handler.handle([{"body": "b"}], context)
         handler.handle([{"body": "c"}], context)
         assert watchdog.writes == writes
-        assert tracker.gated is (faults is not None)
+        assert tracker.requests.gated is (faults is not None)
         assert handler.seen[-1] == seen
     finally:
         watchdog.stop()
@@ -73,12 +73,12 @@ def test_a_beat_that_shows_the_worker_idle_gates_the_next_request(
     watchdog = tracker._serving.watchdog
     try:
         handler.handle([{"body": "a"}], context)
-        assert not tracker.gated
+        assert not tracker.requests.gated
         watchdog.beat_now()  # the interval's beat, between requests: idle
-        assert tracker.gated
+        assert tracker.requests.gated
         handler.handle([{"body": "b"}], context)
         latest = handler.seen[-1]
         assert latest is not None
-        assert (latest.requests, latest.in_flight_since) == (2, tracker.last_request_at)
+        assert (latest.requests, latest.in_flight_since) == (2, tracker.requests.last_started)
     finally:
         watchdog.stop()
