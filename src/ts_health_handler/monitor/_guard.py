@@ -12,8 +12,13 @@ first run them all. So a customized describe is not sent when:
   remembered in a small file beside the records (``describe.pending``), so that a probe run
   in a loop, each run a new process, leaves at most one describe waiting too.
 
+A model served with ``sequenceBatching`` is never asked: TorchServe 0.12 sends no customized
+describe to its workers and answers 503 "has no worker to serve describe request" while they
+are READY (``ApiUtils``/``SequenceBatching``), so asking again would only repeat that; its
+heartbeat still tells stuck and failing.
+
 Without heartbeats (a handler without ``HealthMixin``, or a state directory the monitor
-cannot see) nothing is skipped: there is no evidence either way. Each look then costs
+cannot see) nothing else is skipped: there is no evidence either way. Each look then costs
 TorchServe one describe per model version with a READY worker, as before.
 """
 
@@ -28,18 +33,38 @@ from typing import Final
 from ..record._beat import Beat
 from ..record._store import RECORD_MODE
 
-__all__ = ["PENDING_FILE", "forget_pending", "hold_describe", "remember_pending"]
+__all__ = [
+    "PENDING_FILE",
+    "SEQUENCE_NOT_ASKED",
+    "forget_pending",
+    "hold_describe",
+    "remember_pending",
+]
 
 PENDING_FILE: Final = "describe.pending"
+#: Why a sequence-batching model's status document is not asked for.
+SEQUENCE_NOT_ASKED: Final = (
+    "not asked: TorchServe 0.12 routes no customized describe to a model served with "
+    "sequenceBatching (stateful sessions); stuck and failing come from the heartbeat"
+)
 
 
 def hold_describe(
-    beats: Sequence[Beat], ready: int, directory: Path, now: float, timeout_s: float
+    beats: Sequence[Beat],
+    ready: int,
+    directory: Path,
+    now: float,
+    timeout_s: float,
+    *,
+    stateful: bool = False,
 ) -> str | None:
     """Why the customized describe must not be sent now, or ``None`` to send it.
 
-    ``beats`` are the heartbeats of the ``ready`` READY workers (matched by pid).
+    ``beats`` are the heartbeats of the ``ready`` READY workers (matched by pid);
+    ``stateful`` is TorchServe's word for a sequence-batching model.
     """
+    if stateful:
+        return SEQUENCE_NOT_ASKED
     if ready == 0 or len(beats) < ready:
         return None
     busy = [b for b in beats if _busy(b, now, timeout_s)]

@@ -136,7 +136,14 @@ def observe_entry(
     directory = store.directory
     beats = current_beats(read_beats(directory), entry)
     if entry.ready_workers:
-        held = hold_describe(beats, entry.ready_workers, directory, now, settings.describe_timeout)
+        held = hold_describe(
+            beats,
+            entry.ready_workers,
+            directory,
+            now,
+            settings.describe_timeout,
+            stateful=entry.stateful,
+        )
         if held is not None:
             status_error = held
         else:

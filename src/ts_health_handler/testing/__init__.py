@@ -19,6 +19,7 @@ Requires the ``torchserve`` package (it is what your handler runs in anyway).
 
 from __future__ import annotations
 
+import inspect
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -108,23 +109,57 @@ def mock_context(
     return context
 
 
-def set_requests(context: Any, headers: Sequence[Mapping[str, str]]) -> None:
-    """Make the next batch ``len(headers)`` requests with these request headers."""
+def set_requests(
+    context: Any,
+    headers: Sequence[Mapping[str, str]],
+    request_ids: Sequence[str] | None = None,
+) -> None:
+    """Make the next batch ``len(headers)`` requests with these request headers.
+
+    ``request_ids`` keeps TorchServe's ids across batches, as continuous batching sends the
+    same request in every step; by default each batch gets new ones.
+    """
     from ts.context import RequestProcessor
 
+    if request_ids is not None and len(request_ids) != len(headers):
+        raise ValueError(
+            f"request_ids has {len(request_ids)} ids for {len(headers)} requests; expected one each"
+        )
+    ids = request_ids or [str(uuid.uuid4()) for _ in headers]
     context.request_processor = [RequestProcessor(dict(h)) for h in headers]
-    context.request_ids = {i: str(uuid.uuid4()) for i in range(len(headers))}
+    context.request_ids = dict(enumerate(ids))
     if context.metrics is not None:
         context.metrics.request_ids = context.request_ids
 
 
 def describe(handler: Any, context: Any) -> Any:
-    """Send a describe request (``?customized=true``) through ``handler.handle``."""
+    """Send a describe request (``?customized=true``) through ``handler.handle``.
+
+    An ``async def handle`` is awaited (with :func:`asyncio.run`: call it outside a running
+    event loop; inside one, ``await handler.handle(...)`` yourself).
+    """
     set_requests(context, [{"describe": "True"}])
-    return handler.handle([{}], context)[0]
+    return _awaited(handler.handle([{}], context))[0]
 
 
-def infer(handler: Any, context: Any, data: Sequence[Mapping[str, Any]]) -> Any:
-    """Send one batch of inference requests (``data``, one item each) through ``handle``."""
-    set_requests(context, [{} for _ in data])
-    return handler.handle(list(data), context)
+def infer(
+    handler: Any,
+    context: Any,
+    data: Sequence[Mapping[str, Any]],
+    request_ids: Sequence[str] | None = None,
+) -> Any:
+    """Send one batch of inference requests (``data``, one item each) through ``handle``;
+    an ``async def handle`` is awaited as in :func:`describe`."""
+    set_requests(context, [{} for _ in data], request_ids)
+    return _awaited(handler.handle(list(data), context))
+
+
+def _awaited(result: Any) -> Any:
+    if inspect.isawaitable(result):
+        import asyncio
+
+        async def wait() -> Any:
+            return await result
+
+        return asyncio.run(wait())
+    return result

@@ -105,6 +105,9 @@ class ModelEntry(NamedTuple):
     queue: Optional[JobQueue] = None
     #: ``customizedMetadata`` as sent (only in a customized describe).
     customized: Any = None
+    #: ``stateful``: the model is served with ``sequenceBatching`` (TorchServe 0.12's
+    #: ``ApiUtils`` sets it from ``isSequenceBatching()``); no describe reaches its workers.
+    stateful: bool = False
 
     @property
     def ready_workers(self) -> int:
@@ -147,6 +150,7 @@ class ModelEntry(NamedTuple):
             max_retry_timeout_s=count_or_none(raw.get("maxRetryTimeoutInSec")),
             queue=None if remaining is None else JobQueue(remaining, pending or 0),
             customized=raw.get("customizedMetadata"),
+            stateful=raw.get("stateful") is True,
         )
 
 

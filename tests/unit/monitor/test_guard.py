@@ -8,6 +8,7 @@ from pathlib import Path
 from tests.support.records import NOW, beat
 from ts_health_handler.monitor._guard import (
     PENDING_FILE,
+    SEQUENCE_NOT_ASKED,
     forget_pending,
     hold_describe,
     remember_pending,
@@ -34,3 +35,11 @@ def test_no_second_describe_while_ours_is_unanswered(tmp_path: Path) -> None:
     forget_pending(tmp_path)
     assert not (tmp_path / PENDING_FILE).exists()
     remember_pending(tmp_path / "missing", NOW)  # never raises
+
+
+def test_a_sequence_batching_model_is_never_asked(tmp_path: Path) -> None:
+    held = hold_describe([beat()], 1, tmp_path, NOW, 2.0, stateful=True)
+    assert held == SEQUENCE_NOT_ASKED
+    assert "sequenceBatching" in held
+    assert "no worker" not in held
+    assert hold_describe([], 1, tmp_path, NOW, 2.0, stateful=True) == SEQUENCE_NOT_ASKED

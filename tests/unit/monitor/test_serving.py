@@ -65,3 +65,12 @@ def test_deaths_in_the_window_make_it_unstable() -> None:
         "a worker died 3 times in the last 10 min while serving (last: idle when last seen)",
     )
     assert after_ready([beat(death_window_s=60)], 1, record, NOW).notes == ()
+
+
+def test_the_oldest_of_many_requests_in_flight_is_named_stuck() -> None:
+    busy = beat(in_flight_since=NOW - 40, in_flight=3, request_ids=("r1",))
+    watch = after_ready([busy], 1, None, NOW)
+    assert watch.state is ModelState.STUCK
+    assert watch.reason.startswith("the oldest of 3 requests in flight has run for 40 s")
+    one = after_ready([beat(in_flight_since=NOW - 40, in_flight=1)], 1, None, NOW)
+    assert one.reason.startswith("one request has run for 40 s (stuck after 30 s)")

@@ -60,6 +60,13 @@ def test_an_entry_is_parsed_whole() -> None:
     assert (entry.ready_workers, entry.queue is not None and entry.queue.full) == (1, False)
 
 
+@pytest.mark.parametrize(("stateful", "parsed"), [(True, True), (False, False), ("true", False)])
+def test_stateful_is_taken_as_torchserve_writes_it(stateful: Any, parsed: bool) -> None:
+    # TorchServe 0.12's ApiUtils writes stateful = isSequenceBatching(), a JSON boolean.
+    assert ModelEntry.from_json({**ENTRY, "stateful": stateful}).stateful is parsed
+    assert ModelEntry.from_json(ENTRY).stateful is False
+
+
 @pytest.mark.parametrize(
     ("version", "parsed"), [(None, "unknown"), ("", "unknown"), (2, "2"), ("2.0", "2.0")]
 )
