@@ -128,7 +128,7 @@ class BadServer:
     Behaviours: ``garbage`` (reads the request, answers bytes that are not HTTP), ``close``
     (closes at once without reading), ``reset`` (reads, then resets the connection),
     ``silent`` (reads, never answers), ``not-json`` (a 200 whose body is not JSON),
-    ``odd-length`` (a ``Content-Length`` of ``²``), ``deep-json`` (``[`` × 200,000),
+    ``odd-length`` (a ``Content-Length`` of ``²``), ``deep-json`` (200,000 times ``[``),
     ``trickle-head`` / ``trickle-body`` (a status line or a head, then one byte every
     ``trickle_s`` seconds: a slow-loris answer that never completes).
 
