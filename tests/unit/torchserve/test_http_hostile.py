@@ -292,7 +292,7 @@ def test_any_answer_is_an_answer_or_a_named_error(server: Echoing, answer: bytes
     else:
         with contextlib.suppress(BadAnswer):
             response.json()
-        response.error_summary((TOKEN,))
+        response.error_summary()
     asking = client(server)
     messages: list[str] = []
     for ask in (
