@@ -9,12 +9,25 @@ surrogates (bytes that were not UTF-8, decoded with ``surrogateescape``) or a me
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Final
 
-__all__ = ["TRUNCATED", "clip", "clip_utf8", "one_line", "printable", "valid_utf8"]
+__all__ = [
+    "REDACTED",
+    "TRUNCATED",
+    "clip",
+    "clip_utf8",
+    "one_line",
+    "printable",
+    "redact",
+    "secret_forms",
+    "valid_utf8",
+]
 
 #: Put where text was cut away.
 TRUNCATED: Final = "...[truncated]...\n"
+#: Put where a secret (a token, a key) was.
+REDACTED: Final = "<redacted>"
 
 # C0 controls but tab and newline, DEL, C1 controls, the line/paragraph separators and the
 # bidirectional overrides that can make a terminal show text out of order. Patterns, not
@@ -60,6 +73,26 @@ def one_line(text: str, limit: int | None = None) -> str:
     if limit is None:
         return flat
     return clip(flat, limit, marker="...")
+
+
+def secret_forms(secret: str) -> tuple[str, ...]:
+    """How ``secret`` can appear in what we write: as it is, and inside a JSON string (a
+    ``"`` or ``\\`` escaped; tokens hold no controls, ``clean_token`` refuses them)."""
+    escaped = secret.replace("\\", "\\\\").replace('"', '\\"')
+    return (secret,) if escaped == secret else (secret, escaped)
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every secret (in each of its :func:`secret_forms`) as ``<redacted>``.
+
+    Longest first, so that a secret holding another is replaced whole. Redact before
+    cutting: a secret cut in two is no longer found.
+    """
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            for form in secret_forms(secret):
+                text = text.replace(form, REDACTED)
+    return text
 
 
 def valid_utf8(text: str) -> str:

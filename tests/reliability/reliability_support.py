@@ -128,6 +128,7 @@ class BadServer:
     Behaviours: ``garbage`` (reads the request, answers bytes that are not HTTP), ``close``
     (closes at once without reading), ``reset`` (reads, then resets the connection),
     ``silent`` (reads, never answers), ``not-json`` (a 200 whose body is not JSON),
+    ``odd-length`` (a ``Content-Length`` of ``²``), ``deep-json`` (200,000 times ``[``),
     ``trickle-head`` / ``trickle-body`` (a status line or a head, then one byte every
     ``trickle_s`` seconds: a slow-loris answer that never completes).
 
@@ -195,6 +196,10 @@ class BadServer:
                 connection.sendall(b"\x00\x13\x37 this is not HTTP at all\r\n\r\n")
             elif behaviour == "reset":
                 connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif behaviour == "odd-length":  # "²" passes str.isdigit()
+                connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: \xb2\r\n\r\n{}")
+            elif behaviour == "deep-json":  # deeper than Python's recursion limit
+                connection.sendall(b"HTTP/1.1 200 OK\r\n\r\n" + b"[" * 200_000)
             elif behaviour == "not-json":
                 body = b"<html>hello</html>"
                 connection.sendall(

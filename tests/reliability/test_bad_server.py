@@ -25,6 +25,8 @@ SLACK = 3.0
 BEHAVIOURS = {
     "garbage": EXIT_BAD_ANSWER,
     "not-json": EXIT_BAD_ANSWER,
+    "odd-length": EXIT_BAD_ANSWER,
+    "deep-json": EXIT_BAD_ANSWER,
     "close": EXIT_UNREACHABLE,
     "reset": EXIT_UNREACHABLE,
     "silent": EXIT_UNREACHABLE,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ts_health_handler._text import clip, one_line, printable, valid_utf8
+from ts_health_handler._text import clip, one_line, printable, redact, valid_utf8
 from ts_health_handler.record import RecordError
 from ts_health_handler.record._fields import field
 from ts_health_handler.torchserve._http import BadAnswer, Response
@@ -75,3 +75,12 @@ def test_printable_is_the_same_character_by_character(text: str) -> None:
     # Plain ASCII takes a path without regular expressions; both paths must agree.
     assert printable(text) == "".join(escaped(char) for char in text)
     printable(text).encode("utf-8")  # always encodable
+
+
+def test_redact_replaces_each_secret_as_written_and_inside_json_longest_first() -> None:
+    secrets = ["abc", "abc-def", 'q"t\\k', ""]
+    text = 'abc-def, abc and {"token": "q\\"t\\\\k"} and q"t\\k'
+    assert redact(text, secrets) == (
+        '<redacted>, <redacted> and {"token": "<redacted>"} and <redacted>'
+    )
+    assert redact("nothing here", []) == "nothing here"

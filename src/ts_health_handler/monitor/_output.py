@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, Final
 
-from .._text import printable
+from .._text import printable, redact
 from ._exit import ExitCode, label_for
 
 if TYPE_CHECKING:
@@ -48,12 +48,8 @@ class Io:
         self.secrets: Final = set() if secrets is None else secrets
 
     def clean(self, text: str) -> str:
-        # Longest first, so that a secret holding another is replaced whole; sorted() takes
-        # a copy at once, while ts-health serve's observer may add keys.
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "<redacted>")
-        return printable(text)
+        # A copy of the set first (at once), while ts-health serve's observer may add keys.
+        return printable(redact(text, tuple(self.secrets)))
 
     def out(self, text: str) -> None:
         self.stdout.write(self.clean(text) + "\n")

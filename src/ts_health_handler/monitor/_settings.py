@@ -148,7 +148,8 @@ def clean_token(token: Optional[str], source: str) -> Optional[str]:
     ``None`` when nothing is left.
 
     Raises:
-        UsageError: whitespace or a control character inside; the token is never shown.
+        UsageError: whitespace, a control character or a character that is not ASCII
+            inside; the token is never shown.
     """
     if token is None:
         return None
@@ -156,6 +157,11 @@ def clean_token(token: Optional[str], source: str) -> Optional[str]:
     if any(c.isspace() or not c.isprintable() for c in token):
         raise UsageError(
             f"invalid token from {source}: it holds whitespace or a control character "
+            f"({len(token)} characters; not shown)"
+        )
+    if not token.isascii():  # a bearer token is ASCII (RFC 6750); TorchServe's keys are
+        raise UsageError(
+            f"invalid token from {source}: it holds a character that is not ASCII "
             f"({len(token)} characters; not shown)"
         )
     return token or None

@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import FrameType
 from typing import Final
 
@@ -36,13 +36,22 @@ class HealthApp:
         client_factory: ClientFactory = _default_client,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        secrets: Collection[str] = (),
     ) -> None:
         self.settings: Final = settings
         self.options: Final = options
         self._clock = clock
         self._wall = wall
+        #: Tokens and keys (a set the client fills as it reads the key file): no answer and
+        #: no kept error shows them.
+        self._secrets = secrets
         self.observer: Final = Observer(
-            settings, options, client_factory=client_factory, clock=clock, wall=wall
+            settings,
+            options,
+            client_factory=client_factory,
+            clock=clock,
+            wall=wall,
+            secrets=secrets,
         )
         try:
             self.listener: Final = HttpListener((options.host, options.port), self.answer)
@@ -62,8 +71,14 @@ class HealthApp:
         return self.listener.url
 
     def answer(self, request: Request) -> Answer:
+        known = (*self._secrets, self.settings.token, self.options.auth_token)
         view = View(
-            self.observer.snapshot, self.settings, self.options, self._clock(), self._wall()
+            self.observer.snapshot,
+            self.settings,
+            self.options,
+            self._clock(),
+            self._wall(),
+            tuple(s for s in known if s),
         )
         return answer(request, view)
 
@@ -117,7 +132,12 @@ def cmd_serve(
     options = serve_options(args, os.environ if environ is None else environ)
     if options.auth_token:
         io.secrets.add(options.auth_token)
-    app = HealthApp(settings, options, client_factory=lambda s: client_for(s, secrets=io.secrets))
+    app = HealthApp(
+        settings,
+        options,
+        client_factory=lambda s: client_for(s, secrets=io.secrets),
+        secrets=io.secrets,
+    )
     stop = threading.Event()
     caught: list[str] = []
 

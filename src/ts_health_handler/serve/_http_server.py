@@ -1,17 +1,24 @@
 """The HTTP server of ``ts-health serve``: standard library, bounded in every direction.
 
-- at most :data:`MAX_CONNECTIONS` connections at once; one more is answered 503 at once;
-- a request line of at most :data:`MAX_REQUEST_LINE` bytes (else 414); headers as
-  ``http.server`` bounds them (64 KiB a line, 100 lines; else 431);
+What one connection may cost before it is authorized (or answered at all) is bounded, and
+no client, nor 64 of them from one address, can keep kubelet's probes out:
+
+- at most :data:`MAX_CONNECTIONS` connections at once. When every slot is taken, a new
+  connection **displaces** the oldest one that has not sent a whole request head yet (it is
+  shut down, without an answer); only when every slot holds a connection being answered is
+  the new one answered 503 at once. A client that connects and says nothing, however often
+  it reconnects, so holds a slot only until :data:`MAX_CONNECTIONS` newer connections came;
+- a request line of at most :data:`MAX_REQUEST_LINE` bytes (else 414), and a head (request
+  line and headers) of at most :data:`MAX_HEAD` bytes (else 431), read into one buffer of that
+  size: a connection holds that much memory at most before its answer;
 - no request bodies (413): every path is a GET;
-- :data:`REQUEST_DEADLINE` seconds from accept (the start of the connection's thread) to
-  the end of the headers, for the whole request however its bytes are paced: before every
-  read the socket's timeout is set to the time left, so trickling cannot extend it; a client
-  past it is dropped without an answer;
-- as long again to take the answer (every send is bounded the same way), so a client that
-  never reads cannot keep its slot either: a connection holds one for about twice
-  :data:`REQUEST_DEADLINE` at most, plus the time to compute the answer;
-- one request per connection (``Connection: close``), so no idle connection holds a slot.
+- :data:`HEAD_DEADLINE` seconds from accept (the start of the connection's thread) to the end
+  of the head, however its bytes are paced: before every read the socket's timeout is set to
+  the time left, so trickling cannot extend it; a client past it is dropped without an answer;
+- :data:`ANSWER_DEADLINE` seconds to take the answer (every send is bounded the same way), so
+  a client that never reads cannot keep its slot either;
+- one request per connection (``Connection: close``), so no idle connection holds a slot;
+- an answer that raises is a 500, never a connection closed without one.
 
 Answers come from :func:`~._routes.answer` over the observer's latest snapshot: a request
 never waits on TorchServe.
@@ -37,7 +44,16 @@ __all__ = ["HttpListener"]
 
 MAX_CONNECTIONS: Final = 64
 MAX_REQUEST_LINE: Final = 8192
-REQUEST_DEADLINE: Final = 5.0
+#: The request line and the headers together: kubelet sends about 150 bytes, a browser a
+#: few KiB with its cookies; ``http.server`` alone would take 100 header lines of 64 KiB.
+MAX_HEAD: Final = 16384
+HEAD_DEADLINE: Final = 2.0
+ANSWER_DEADLINE: Final = 5.0
+#: The page's scripts, frames, forms and fetches: none; its styles are inline.
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
 
 _BUSY_BODY: Final = b'{"error": "too many connections, retry later"}\n'
 _BUSY: Final = (
@@ -92,31 +108,85 @@ class _Writer(io.BufferedIOBase):
         return memoryview(data).nbytes
 
 
+class _HeadTooLong(Exception):
+    """The request head is longer than :data:`MAX_HEAD`."""
+
+
+class _Slots:
+    """The connection slots, oldest first, each marked once its connection's head is in.
+
+    Taking a slot when none is free displaces the oldest connection still sending its head
+    (its socket is shut down: its thread's next read ends). The marks and the displacement
+    are under one lock, and a connection gives its slot back before its socket is closed,
+    so a displacement never shuts down a socket that has been closed (its descriptor reused).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit: Final = limit
+        self._lock = threading.Lock()
+        self._held: dict[socket.socket, bool] = {}  # in order of arrival: head received?
+        #: Connections displaced so far.
+        self.displaced = 0
+
+    def take(self, sock: socket.socket) -> bool:
+        """A slot for ``sock``, displacing one if need be; ``False`` when every slot holds a
+        connection being answered."""
+        with self._lock:
+            if len(self._held) >= self.limit:
+                oldest = next((s for s, headed in self._held.items() if not headed), None)
+                if oldest is None:
+                    return False
+                del self._held[oldest]
+                self.displaced += 1
+                with contextlib.suppress(OSError):
+                    oldest.shutdown(socket.SHUT_RDWR)
+            self._held[sock] = False
+            return True
+
+    def headed(self, sock: socket.socket) -> None:
+        """``sock`` has sent its whole head: it is answered now, never displaced."""
+        with self._lock:
+            if sock in self._held:
+                self._held[sock] = True
+
+    def release(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._held.pop(sock, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._held)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: HttpListener
     server_version = "ts-health"
-    sys_version = ""
     protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:  # StreamRequestHandler's, with every read and send on a deadline
         self.connection = self.request
-        self.deadline = _Deadline(self.request, self.server.request_deadline)
+        self.deadline = _Deadline(self.request, self.server.head_deadline)
         self.rfile = io.BufferedReader(_Reader(self.deadline))
         self.wfile = _Writer(self.deadline)
+
+    def version_string(self) -> str:  # "ts-health", without http.server's Python version
+        return self.server_version
 
     def handle_one_request(self) -> None:
         self.close_connection = True
         try:
-            line = self.rfile.readline(MAX_REQUEST_LINE + 1)
-        except OSError:  # a timeout or a reset before the request was in
+            head = self._head()
+        except OSError:  # a timeout, a reset or a displacement before the head was in
             return
-        if not line:
-            return
-        self.raw_requestline = line
-        if len(line) > MAX_REQUEST_LINE:
+        except _HeadTooLong as exc:
             self.request_version, self.command, self.requestline = "HTTP/1.1", "", ""
-            self.send_error(414, f"request line longer than {MAX_REQUEST_LINE} bytes")
+            self.send_error(exc.args[0], exc.args[1])
             return
+        if head is None:
+            return
+        self.server.slots.headed(self.request)
+        self.raw_requestline, headers = head
+        self.rfile = io.BufferedReader(io.BytesIO(headers))  # parse_request reads them here
         try:
             parsed = self.parse_request()  # sends 400/431/505 itself
         except OSError:
@@ -127,16 +197,45 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(error_answer(413, "no request bodies: every path is a GET"))
             return
         request = Request(self.command, self.path, self.headers.get("Authorization"))
-        self._send(self.server.answer(request))
+        try:
+            found = self.server.answer(request)
+        except Exception as exc:  # a bug: the client still gets an answer, and it says so
+            found = error_answer(500, f"internal error: {type(exc).__name__}")
+        self._send(found)
+
+    def _head(self) -> tuple[bytes, bytes] | None:
+        """The request line and the header lines up to the empty one, at most
+        :data:`MAX_HEAD` bytes in all; ``None`` when the client closed first.
+
+        Raises:
+            _HeadTooLong: with the status (414, 431) and the message of the answer.
+        """
+        line = self.rfile.readline(MAX_REQUEST_LINE + 1)
+        if not line:
+            return None
+        if len(line) > MAX_REQUEST_LINE:
+            raise _HeadTooLong(414, f"request line longer than {MAX_REQUEST_LINE} bytes")
+        budget = MAX_HEAD - len(line)
+        headers = bytearray()
+        while True:
+            piece = self.rfile.readline(budget - len(headers) + 1)
+            if not piece:
+                return None
+            headers += piece
+            if len(headers) > budget:
+                raise _HeadTooLong(431, f"request head longer than {MAX_HEAD} bytes")
+            if piece in (b"\r\n", b"\n"):
+                return line, bytes(headers)
 
     def _send(self, answer: Answer) -> None:
-        self.deadline.start(self.server.request_deadline)  # as long again to take the answer
+        self.deadline.start(self.server.answer_deadline)
         try:
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type)
             self.send_header("Content-Length", str(len(answer.body)))
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Content-Security-Policy", CONTENT_SECURITY_POLICY)
             self.send_header("Connection", "close")
             for name, value in answer.headers:
                 self.send_header(name, value)
@@ -171,13 +270,16 @@ class HttpListener(ThreadingHTTPServer):
         answer: Callable[[Request], Answer],
         *,
         max_connections: int = MAX_CONNECTIONS,
-        request_deadline: float = REQUEST_DEADLINE,
+        head_deadline: float = HEAD_DEADLINE,
+        answer_deadline: float = ANSWER_DEADLINE,
     ) -> None:
-        if not request_deadline > 0:
-            raise ValueError(f"request_deadline must be positive, not {request_deadline!r}")
+        for name, value in (("head_deadline", head_deadline), ("answer_deadline", answer_deadline)):
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, not {value!r}")
         self.answer: Final = answer
-        self.request_deadline: Final = request_deadline
-        self._slots = threading.BoundedSemaphore(max_connections)
+        self.head_deadline: Final = head_deadline
+        self.answer_deadline: Final = answer_deadline
+        self.slots: Final = _Slots(max_connections)
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
@@ -190,7 +292,7 @@ class HttpListener(ThreadingHTTPServer):
         return f"http://{shown}:{port}"
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self._slots.acquire(blocking=False):
+        if not self.slots.take(request):
             with contextlib.suppress(OSError):
                 request.sendall(_BUSY)
             self.shutdown_request(request)
@@ -198,11 +300,15 @@ class HttpListener(ThreadingHTTPServer):
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self._slots.release()
+            self.slots.release(request)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
+        # ThreadingMixIn's, with the slot given back before the socket is closed.
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
-            self._slots.release()
+            self.slots.release(request)
+            self.shutdown_request(request)

@@ -6,18 +6,24 @@ whose observation then ages until the readiness answers call it stale. Every req
 bounded by the client's ``--request-timeout`` / ``--describe-timeout``, so a thread is never
 lost for longer. The loop itself only hands out work, so it keeps its pace whatever TorchServe
 does.
+
+Whatever one look raises, the next interval looks again: a :class:`ServerError` is kept in the
+snapshot as what went wrong, and so is any other exception (a bug, or an answer no one
+foresaw), as one redacted line (``internal error: ...``); no thread of the observer ends on it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Final
 
 from .._errors import ServerError
+from .._text import one_line, redact
 from ..monitor._exit import ExitCode, message_for
 from ..monitor._observe import PingResult, ask_ping, observe_model
 from ..monitor._settings import Settings, client_for
@@ -30,6 +36,8 @@ __all__ = ["Observer"]
 
 #: Describes in flight at once: as ``ts-health status`` does, TorchServe is not flooded.
 DESCRIBE_THREADS: Final = 8
+#: Longest message kept of an unexpected exception.
+MESSAGE_LIMIT: Final = 300
 
 ClientFactory = Callable[[Settings], TorchServeClient]
 
@@ -77,7 +85,9 @@ class _Pool:
                 return
             key, job = item
             try:
-                job()
+                # Each job keeps its own errors in the snapshot; the thread outlives any.
+                with contextlib.suppress(Exception):
+                    job()
             finally:
                 with self._lock:
                     self._busy.discard(key)
@@ -91,6 +101,8 @@ class Observer:
         options: ``--interval``, ``--model``.
         client_factory: builds a client per round (a key file is read afresh each time).
         clock, wall: monotonic and epoch clocks (replaced by tests).
+        secrets: tokens and keys (filled as they are read), redacted from the message of an
+            unexpected exception before it is cut to one line.
     """
 
     def __init__(
@@ -101,10 +113,12 @@ class Observer:
         client_factory: ClientFactory = _default_client,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        secrets: Collection[str] = (),
     ) -> None:
         self.settings: Final = settings
         self.options: Final = options
         self._client_factory = client_factory
+        self._secrets = secrets
         self._clock = clock
         self._wall = wall
         self._lock = threading.Lock()
@@ -141,12 +155,13 @@ class Observer:
         """Hand out one round of questions (each skipped while its previous one runs)."""
         try:
             client = self._client_factory(self.settings)
-        except ServerError as exc:  # an unreadable key file: nothing can be asked
-            self._ping_done(PingResult(error=message_for(exc), failure=ExitCode.USAGE))
+        except Exception as exc:  # an unreadable key file: nothing can be asked
+            failure = ExitCode.USAGE if isinstance(exc, ServerError) else ExitCode.INTERNAL
+            self._ping_done(PingResult(error=self._message(exc), failure=failure))
             if not self.options.models:
-                self._listed(None, message_for(exc))
+                self._listed(None, self._message(exc))
             return
-        self._server_jobs.submit("ping", lambda: self._ping_done(_ping(client)))
+        self._server_jobs.submit("ping", lambda: self._ping_done(self._ping(client)))
         if not self.options.models:
             self._server_jobs.submit("models", lambda: self._list(client))
         for name in self._snapshot.names or ():
@@ -158,8 +173,8 @@ class Observer:
     def _list(self, client: TorchServeClient) -> None:
         try:
             names = client.models()
-        except ServerError as exc:
-            self._listed(None, message_for(exc))
+        except Exception as exc:
+            self._listed(None, self._message(exc))
             return
         self._listed(tuple(names), None)
         for name in names:
@@ -175,9 +190,27 @@ class Observer:
             seen = ModelSeen(name, tuple(healths), self._clock())
         except NotRegistered as exc:
             seen = ModelSeen(name, (), self._clock(), str(exc), registered=False)
-        except ServerError as exc:  # a refused token, a bad answer
-            seen = ModelSeen(name, (), self._clock(), message_for(exc))
+        except Exception as exc:  # a refused token, a bad answer, a bug
+            seen = ModelSeen(name, (), self._clock(), self._message(exc))
         self._seen(seen)
+
+    def _ping(self, client: TorchServeClient) -> PingResult:
+        try:
+            return ask_ping(client)
+        except ServerError as exc:  # a refused token: kept, shown, and /live fails
+            return PingResult(error=message_for(exc), failure=ExitCode.USAGE)
+        except Exception as exc:
+            return PingResult(error=self._message(exc), failure=ExitCode.INTERNAL)
+
+    def _message(self, exc: Exception) -> str:
+        """What went wrong, as the snapshot keeps it: a :class:`ServerError`'s message as
+        the other commands print it, any other exception as ``internal error: Type: ...``
+        in one line; secrets redacted (before the text is cut)."""
+        secrets = tuple(self._secrets)  # a copy at once: the set grows as keys are read
+        if isinstance(exc, ServerError):  # one line already, its quotes bounded
+            return redact(message_for(exc), secrets)
+        text = f"internal error: {type(exc).__name__}: {exc}"
+        return one_line(redact(text, secrets), MESSAGE_LIMIT)
 
     # -- swapping in a new snapshot ------------------------------------------------------
 
@@ -243,13 +276,6 @@ class Observer:
             )
 
         self._update(change)
-
-
-def _ping(client: TorchServeClient) -> PingResult:
-    try:
-        return ask_ping(client)
-    except ServerError as exc:  # a refused token: kept, shown, and /live fails
-        return PingResult(error=message_for(exc), failure=ExitCode.USAGE)
 
 
 def _count(counts: Mapping[str, int], kind: str) -> dict[str, int]:

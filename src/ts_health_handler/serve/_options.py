@@ -84,8 +84,20 @@ def _token(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
         token = data.decode("utf-8", errors="replace").strip()
         if not token:
             raise UsageError(f"--auth-token-file {path} is empty")
-        return token
-    return environ.get(ENV_SERVE_TOKEN, "").strip() or None
+        return _checked(token, f"--auth-token-file {path}")
+    token = environ.get(ENV_SERVE_TOKEN, "").strip()
+    return _checked(token, f"${ENV_SERVE_TOKEN}") if token else None
+
+
+def _checked(token: str, source: str) -> str:
+    """``token`` if a client can send it: HTTP reads a header as Latin-1, so a token that is
+    not printable ASCII would never match the one sent; refused at start, never shown."""
+    if not token.isascii() or any(c.isspace() or not c.isprintable() for c in token):
+        raise UsageError(
+            f"invalid bearer token from {source}: expected printable ASCII without whitespace "
+            f"({len(token)} characters; not shown)"
+        )
+    return token
 
 
 def serve_options(args: argparse.Namespace, environ: Mapping[str, str]) -> ServeOptions:

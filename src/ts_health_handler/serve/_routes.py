@@ -4,17 +4,23 @@
 options and the time), so the unit tests call it without a socket. Readiness and liveness
 paths are open to anyone (kubelet sends no token); ``/status``, ``/metrics`` and ``/`` need
 the bearer token when one is configured, and without it the open paths leave out reasons.
+
+No answer shows a token or a key, whatever TorchServe answered: every body passes the
+redaction of the other commands' output (:func:`~.._text.redact`), in HTML's escaping too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import html
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote
 
+from .._text import REDACTED, secret_forms
 from ..monitor._exit import ExitCode
 from ..monitor._observe import PingResult
 from ..monitor._policy import ReadinessPolicy
@@ -60,6 +66,8 @@ class View:
     options: ServeOptions
     now: float
     wall: float
+    #: Tokens and keys in use: no answer shows them.
+    secrets: tuple[str, ...] = ()
 
     @property
     def policy(self) -> ReadinessPolicy:
@@ -203,7 +211,22 @@ def _find(path: str) -> Callable[[View, bool], Answer] | str | None:
 
 def answer(request: Request, view: View) -> Answer:
     """The answer to ``request``: 404 for an unknown path, 405 for a method other than GET
-    or HEAD, 401 without the token where one is needed."""
+    or HEAD, 401 without the token where one is needed; any secret of the view redacted."""
+    return redacted(_answer(request, view), view.secrets)
+
+
+def redacted(found: Answer, secrets: tuple[str, ...]) -> Answer:
+    """``found`` with every secret in its body as ``<redacted>``: as written, inside a JSON
+    string (``/status``, the readiness answers, a metric's label) and HTML-escaped (``/``)."""
+    body = found.body
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            for form in {*secret_forms(secret), html.escape(secret, quote=True)}:
+                body = body.replace(form.encode("utf-8"), REDACTED.encode("ascii"))
+    return found if body == found.body else dataclasses.replace(found, body=body)
+
+
+def _answer(request: Request, view: View) -> Answer:
     path = request.target.split("?", 1)[0]
     if not path.startswith("/"):
         return error_answer(400, "the request target must be a path starting with /")

@@ -255,15 +255,14 @@ class Keys(NamedTuple):
             key = key.strip() if isinstance(key, str) else None
             if not key:
                 raise KeyFileError(f"key file {path} has no {name} key; {expected}")
-            if not key.isprintable() or any(c.isspace() for c in key):
-                raise KeyFileError(
-                    f"key file {path}: the {name} key holds whitespace or a control character"
-                )
+            _check_key(path, name, key)
             keys[name] = key
             expires[name] = _expiration(path, name, section.get("expiration time"))
         api = data.get("API")
         api_key = api.get("key") if isinstance(api, dict) else None
         api_key = api_key.strip() if isinstance(api_key, str) else None
+        if api_key:
+            _check_key(path, "API", api_key)
         return cls(
             inference=keys["inference"],
             management=keys["management"],
@@ -271,6 +270,16 @@ class Keys(NamedTuple):
             inference_expires_at=expires["inference"],
             management_expires_at=expires["management"],
         )
+
+
+def _check_key(path: PathLike, name: str, key: str) -> None:
+    """A key goes into an HTTP header: printable ASCII without whitespace."""
+    if not key.isprintable() or any(c.isspace() for c in key):
+        raise KeyFileError(
+            f"key file {path}: the {name} key holds whitespace or a control character"
+        )
+    if not key.isascii():
+        raise KeyFileError(f"key file {path}: the {name} key holds a character that is not ASCII")
 
 
 def _expiration(path: PathLike, name: str, stamp: Any) -> Optional[float]:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final, NamedTuple, Optional
 
-from .._text import one_line
+from .._text import one_line, redact
 from ._errors import BadAnswer, KeyExpired, NotRegistered, Refused, Rejected
 from ._http import Response, request
 
@@ -79,12 +79,25 @@ class Api(NamedTuple):
             where=f"the {self.name} at {self.base}",
         )
 
+    def quote(self, text: str, limit: int) -> str:
+        """``text`` of an answer as a message quotes it: one line of at most ``limit``
+        characters, the token this API is sent as ``<redacted>`` (a server echoing the
+        request shows it), replaced before the text is cut, which could split it."""
+        return one_line(redact(text, self._secrets()), limit)
+
+    def summary(self, response: Response) -> str:
+        """``response``'s :meth:`~Response.error_summary`, quoted as :meth:`quote` does."""
+        return self.quote(response.error_summary(self._secrets()), 300)
+
+    def _secrets(self) -> tuple[str, ...]:
+        return (self.token,) if self.token else ()
+
 
 def json_body(api: Api, path: str, response: Response) -> Any:
     try:
         return json.loads(response.body)
-    except ValueError:
-        snippet = one_line(response.text, 80)
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
+        snippet = api.quote(response.text, 80)
         raise BadAnswer(
             f"the {api.name} at {api.base} answered GET {path} with {response.status} "
             f"and a body that is not JSON: {snippet!r}"
@@ -92,7 +105,10 @@ def json_body(api: Api, path: str, response: Response) -> Any:
 
 
 def shape_error(api: Api, path: str, expected: str, got: Any) -> BadAnswer:
-    shown = one_line(json.dumps(got), 80)
+    try:
+        shown = api.quote(json.dumps(got), 80)
+    except (ValueError, RecursionError):  # parsed, but nested too deep to be written again
+        shown = f"a {type(got).__name__} nested too deep to show"
     return BadAnswer(
         f"the {api.name} at {api.base} answered GET {path} with {shown}; expected {expected}"
     )
@@ -104,7 +120,7 @@ def unexpected(api: Api, path: str, response: Response, expected: str) -> BadAns
         hint = f"; is {api.base} TorchServe's {api.name} address?"
     return BadAnswer(
         f"the {api.name} at {api.base} answered GET {path} with "
-        f"{one_line(response.error_summary(), 300)}; expected {expected}{hint}"
+        f"{api.summary(response)}; expected {expected}{hint}"
     )
 
 
@@ -116,7 +132,7 @@ def check_refusal(api: Api, asked: str, response: Response, source: Optional[str
     kind, _ = response.error_fields()
     if kind != "InvalidKeyException" and response.status not in (401, 403):
         return
-    summary = one_line(response.error_summary(), 300)
+    summary = api.summary(response)
     if api.token is None:
         raise Refused(
             f"the {api.name} at {api.base} wants a token for {asked} ({summary})",
@@ -138,8 +154,7 @@ def check_registered(api: Api, response: Response, model: str, version: Optional
     if kind in NOT_FOUND:
         what = f"model {model!r}" + (f" version {version!r}" if version else "")
         raise NotRegistered(
-            f"{what} is not registered with the {api.name} at {api.base} "
-            f"({response.error_summary()})",
+            f"{what} is not registered with the {api.name} at {api.base} ({api.summary(response)})",
             response,
         )
 
@@ -149,7 +164,6 @@ def check_done(api: Api, asked: str, response: Response) -> Response:
     if 200 <= response.status < 300:
         return response
     raise Rejected(
-        f"the {api.name} at {api.base} answered {asked} with "
-        f"{one_line(response.error_summary(), 300)}",
+        f"the {api.name} at {api.base} answered {asked} with {api.summary(response)}",
         response,
     )

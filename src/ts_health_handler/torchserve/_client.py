@@ -276,7 +276,7 @@ class TorchServeClient:
         try:
             response = self.get(api, path, self.describe_timeout)
             if response.status != 200:
-                return None, f"customized describe answered {response.error_summary()}"
+                return None, f"customized describe answered {api.summary(response)}"
             entry = _pick(_entries(api, path, response), version)
         except Refused:
             raise

@@ -10,7 +10,9 @@ One request per connection (``Connection: close``). The answer's body ends where
 connection (RFC 9112, section 6.3). Before every read the socket's timeout is set to the time
 left, so a server trickling its answer cannot outlast the request's ``timeout``. Every failure
 becomes an :class:`Unreachable` or a :class:`BadAnswer` with a one-line message naming the
-server.
+server, whatever bytes the server sends: framing that ``http.client`` would refuse (differing
+``Content-Length`` values, transfer codings no one asked for) is refused here too, never
+guessed at.
 """
 
 # No `from __future__ import annotations`: typing would compile each named-tuple field's
@@ -18,12 +20,12 @@ server.
 import json
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Final, NamedTuple, Optional
 from urllib.parse import SplitResult, urlsplit
 
-from .._text import one_line
+from .._text import one_line, redact
 from .._version import __version__
 from ._errors import BadAnswer, Unreachable
 
@@ -35,6 +37,9 @@ BODY_LIMIT: Final = 16 * 1024 * 1024
 LINE_LIMIT: Final = 65536
 #: Most header lines in an answer's head, as ``http.client`` allows.
 HEADER_LIMIT: Final = 100
+#: Most digits of a ``Content-Length``: enough for any length up to :data:`BODY_LIMIT` with
+#: leading zeros, and far below ``int()``'s limit on digits (Python >= 3.11).
+LENGTH_DIGITS: Final = 18
 
 
 class Response(NamedTuple):
@@ -56,22 +61,23 @@ class Response(NamedTuple):
         """
         try:
             return json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than Python goes
             shown = one_line(self.text, 500)
             raise BadAnswer(f"expected JSON, got HTTP {self.status}: {shown!r}") from None
 
-    def error_summary(self) -> str:
-        """``400 InvalidKeyException: Token ...`` from TorchServe's JSON error body."""
-        kind, message = self.error_fields()
+    def error_summary(self, secrets: Iterable[str] = ()) -> str:
+        """``400 InvalidKeyException: Token ...`` from TorchServe's JSON error body; any of
+        ``secrets`` in a body that is not JSON is redacted before it is cut."""
+        kind, message = self.error_fields(secrets)
         text = f"{self.status} {kind}" if kind else str(self.status)
         return f"{text}: {message}" if message else text
 
-    def error_fields(self) -> tuple[Optional[str], Optional[str]]:
+    def error_fields(self, secrets: Iterable[str] = ()) -> tuple[Optional[str], Optional[str]]:
         """``type`` and ``message`` of TorchServe's ``{"code", "type", "message"}`` body."""
         try:
             data = json.loads(self.body)
-        except ValueError:
-            return None, one_line(self.text, 120) or None
+        except (ValueError, RecursionError):
+            return None, one_line(redact(self.text, secrets), 120) or None
         if not isinstance(data, dict):
             return None, None
         kind, message = data.get("type"), data.get("message")
@@ -169,24 +175,30 @@ def _head(
         host = f"[{host}]"  # IPv6
     if parts.port is not None and parts.port != (443 if parts.scheme == "https" else 80):
         host = f"{host}:{parts.port}"
-    sent = {
+    defaults = {
         "Host": host,
         "Accept": "application/json",
         "User-Agent": f"ts-health/{__version__}",
         "Connection": "close",
-        **headers,
     }
+    # Header names are case-insensitive: a given "authorization" replaces "Authorization"
+    # (sending both would send two tokens), keeping the first one's place.
+    sent: dict[str, tuple[str, str]] = {}
+    for name, value in (*defaults.items(), *headers.items()):
+        sent[name.lower()] = (sent.get(name.lower(), (name, ""))[0], value)
     if body is not None or method in ("PATCH", "POST", "PUT"):
-        sent["Content-Length"] = str(len(body or b""))
+        sent["content-length"] = ("Content-Length", str(len(body or b"")))
     if any(_unsafe(c) for c in target):
         raise ValueError("invalid request path: it holds a space or a control character")
     lines = [f"{method} {target} HTTP/1.1"]
-    for name, value in sent.items():
-        if not name or any(_unsafe(c) or c == ":" for c in name):
+    for name, value in sent.values():
+        if not name or any(_unsafe(c) or c == ":" for c in name) or not name.isascii():
             raise ValueError(f"invalid header name {name!r}")
+        # Not shown: the value may be a token.
         if any(_unsafe(c) and c not in " \t" for c in value):
-            # Not shown: the value may be a token.
             raise ValueError(f"invalid value of header {name}: it holds a control character")
+        if any(c > "\xff" for c in value):
+            raise ValueError(f"invalid value of header {name}: it holds a character beyond Latin-1")
         lines.append(f"{name}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -269,24 +281,56 @@ class _Reader:
 def _answer(reader: _Reader, method: str) -> Response:
     """Read one answer: interim (1xx) answers are skipped, the body read as framed."""
     while True:
-        status, headers = _status(reader), _headers(reader)
+        status, lines = _status(reader), _headers(reader)
         if not 100 <= status < 200 or status == 101:
             break
-    fields = {name.lower(): value for name, value in headers.items()}
+    headers = dict(lines)  # by name as sent, the last one of a name wins
     if method == "HEAD" or status in (204, 304) or status < 200:
         body = b""
-    elif "chunked" in fields.get("transfer-encoding", "").lower():
+    elif _is_chunked(lines):  # chunked, the only one understood (RFC 9112, section 6.3)
         body = _chunked(reader)
-    elif "content-length" in fields:
-        length = fields["content-length"].strip()
-        if not length.isdigit():
-            raise _NotHttp(f"Content-Length {length[:20]!r}")
-        if int(length) > BODY_LIMIT:
-            raise _TooLong
-        body = reader.exactly(int(length))
+    elif any(name.lower() == "content-length" for name, _ in lines):
+        body = reader.exactly(_content_length(lines))
     else:
         body = reader.rest()
     return Response(status, body, headers)
+
+
+def _values(lines: list[tuple[str, str]], wanted: str) -> list[str]:
+    """The items of every ``wanted`` header (any case), as one comma-separated list."""
+    return [
+        item.strip() for name, value in lines if name.lower() == wanted for item in value.split(",")
+    ]
+
+
+def _is_chunked(lines: list[tuple[str, str]]) -> bool:
+    """Whether the body is chunked; any other transfer coding is refused: none was asked
+    for (no ``TE``), and a coding ``chunked`` does not end leaves the body undecodable."""
+    codings = [c for c in _values(lines, "transfer-encoding") if c]
+    if not codings:
+        return False
+    if [c.lower() for c in codings] != ["chunked"]:
+        shown = ", ".join(codings)
+        raise _NotHttp(f"Transfer-Encoding {one_line(shown, 40)!r}; only chunked is understood")
+    return True
+
+
+def _content_length(lines: list[tuple[str, str]]) -> int:
+    """The one ``Content-Length``: ASCII digits, however many headers (or list items) say it;
+    differing values are refused (RFC 9112, section 6.3), as ``http.client`` does."""
+    texts = _values(lines, "content-length")
+    for text in texts:
+        if len(text) > LENGTH_DIGITS and text.isascii() and text.isdigit():
+            raise _NotHttp(f"a Content-Length of {len(text)} digits")
+        # isdigit() alone also takes "²" and other digits that are not ASCII.
+        if not (text.isascii() and text.isdigit()):
+            raise _NotHttp(f"Content-Length {text[:20]!r}")
+    lengths = sorted({int(text) for text in texts})
+    if len(lengths) > 1:
+        raise _NotHttp(f"differing Content-Length values {lengths[0]} and {lengths[-1]}")
+    if lengths[0] > BODY_LIMIT:
+        raise _TooLong
+    return lengths[0]
 
 
 def _status(reader: _Reader) -> int:
@@ -309,10 +353,9 @@ def _status(reader: _Reader) -> int:
     return int(code)
 
 
-def _headers(reader: _Reader) -> dict[str, str]:
-    """The header lines up to the empty line, by name as sent (the last one of a name wins)."""
-    headers: dict[str, str] = {}
-    name = ""
+def _headers(reader: _Reader) -> list[tuple[str, str]]:
+    """The header lines up to the empty line, in order, each name as sent."""
+    headers: list[tuple[str, str]] = []
     for _ in range(HEADER_LIMIT + 1):
         raw = reader.line()
         if raw is None:
@@ -320,12 +363,12 @@ def _headers(reader: _Reader) -> dict[str, str]:
         if not raw:
             return headers
         line = raw.decode("latin-1")
-        if line[0] in " \t" and name:  # a folded line continues the header before
-            headers[name] += " " + line.strip()
+        if line[0] in " \t" and headers:  # a folded line continues the header before
+            name, value = headers[-1]
+            headers[-1] = (name, f"{value} {line.strip()}")
         elif ":" in line:
             name, _, value = line.partition(":")
-            name = name.strip()
-            headers[name] = value.strip()
+            headers.append((name.strip(), value.strip()))
     raise _NotHttp(f"more than {HEADER_LIMIT} header lines")
 
 

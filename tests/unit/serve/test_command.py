@@ -8,16 +8,15 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.fake_torchserve import FakeTorchServe, running
-from tests.support.serve_support import eventually, get, options, raw, settings_for
+from tests.support.serve_support import address, eventually, get, options, raw, settings_for
 from ts_health_handler.serve import HealthApp
-from ts_health_handler.serve._http_server import MAX_REQUEST_LINE
+from ts_health_handler.serve._http_server import MAX_REQUEST_LINE, _Slots
 
 
 def describe(name: str, workers: tuple[str, ...] = ("READY",)) -> list[dict[str, object]]:
@@ -117,21 +116,22 @@ def test_head_has_no_body(app: HealthApp) -> None:
     assert body == b""
 
 
-def test_connections_beyond_the_limit_get_503_and_the_server_recovers(
+def test_idle_connections_beyond_the_limit_are_displaced_by_a_request(
     fake: FakeTorchServe, tmp_path: Path
 ) -> None:
     settings = settings_for(fake.url, state_dir=tmp_path)
     with HealthApp(settings, options()) as app:
-        app.listener._slots = threading.BoundedSemaphore(2)  # a small limit for the test
-        host, port = app.url.split("//", 1)[1].rsplit(":", 1)
-        idle = [socket.create_connection((host, int(port)), timeout=10) for _ in range(2)]
+        app.listener.slots = _Slots(2)  # a small limit for the test
+        idle = [socket.create_connection(address(app.url), timeout=10) for _ in range(2)]
         try:
-            reply = eventually(lambda: (r := get(app.url, "/nope")).status == 503 and r, 5)
-            assert reply.json() == {"error": "too many connections, retry later"}
+            eventually(lambda: len(app.listener.slots) == 2, 5, "both idle connections in")
+            reply = get(app.url, "/nope")
+            assert reply.status == 404
+            assert idle[0].recv(1) == b""  # the oldest was shut down, without an answer
+            assert app.listener.slots.displaced == 1
         finally:
             for sock in idle:
                 sock.close()
-        eventually(lambda: get(app.url, "/nope").status == 404, 5, "a free slot again")
 
 
 def test_serve_stops_cleanly_on_sigterm(fake: FakeTorchServe, tmp_path: Path) -> None:

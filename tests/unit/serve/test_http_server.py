@@ -1,10 +1,12 @@
-"""The deadline of ``ts-health serve``'s HTTP server, over real loopback sockets: a client that
+"""The bounds of ``ts-health serve``'s HTTP server, over real loopback sockets: a client that
 trickles its request, or never reads the answer, loses its connection slot after about the
-deadline, so slow clients cannot starve kubelet's probes of slots."""
+deadline; one still sending its head is displaced by a newer connection when the slots are
+full, so slow clients cannot starve kubelet's probes of slots; a head is bounded in bytes."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import select
 import socket
 import threading
@@ -14,7 +16,12 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from tests.support.serve_support import address, eventually, get, raw
-from ts_health_handler.serve._http_server import MAX_CONNECTIONS, HttpListener
+from ts_health_handler.serve._http_server import (
+    CONTENT_SECURITY_POLICY,
+    MAX_CONNECTIONS,
+    MAX_HEAD,
+    HttpListener,
+)
 from ts_health_handler.serve._routes import Answer, Request
 
 DEADLINE = 0.5
@@ -30,18 +37,28 @@ def _answer(request: Request) -> Answer:
 
 
 @contextlib.contextmanager
-def serving(
+def listening(
     answer: Callable[[Request], Answer] = _answer, *, deadline: float = DEADLINE, **extra: int
-) -> Iterator[str]:
-    server = HttpListener(("127.0.0.1", 0), answer, request_deadline=deadline, **extra)
+) -> Iterator[HttpListener]:
+    server = HttpListener(
+        ("127.0.0.1", 0), answer, head_deadline=deadline, answer_deadline=deadline, **extra
+    )
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1})
     thread.start()
     try:
-        yield server.url
+        yield server
     finally:
         server.shutdown()
         server.server_close()
         thread.join(10)
+
+
+@contextlib.contextmanager
+def serving(
+    answer: Callable[[Request], Answer] = _answer, *, deadline: float = DEADLINE, **extra: int
+) -> Iterator[str]:
+    with listening(answer, deadline=deadline, **extra) as server:
+        yield server.url
 
 
 def status(url: str, seen: list[int | None], path: str = "/live") -> int | None:
@@ -89,20 +106,45 @@ def test_slow_clients_are_dropped_at_the_deadline_and_a_probe_gets_through() -> 
         started = time.monotonic()
         slow = [socket.create_connection(address(url), timeout=10) for _ in range(MAX_CONNECTIONS)]
         try:
-            drops: list[float | None] = []
-            trickling = threading.Thread(
-                target=lambda: drops.extend(trickle(slow, started, every=0.2)), daemon=True
-            )
-            trickling.start()
-            seen: list[int | None] = []
-            eventually(lambda: status(url, seen) == 200, CUT_OFF + 1.0, "a 200 past slow clients")
-            trickling.join(CUT_OFF + 5.0)
+            drops = trickle(slow, started, every=0.2)
         finally:
             for sock in slow:
                 sock.close()
-    assert 503 in seen, seen  # the slow clients did hold every slot for a while
+        assert get(url, "/live").status == 200
     assert len(drops) == MAX_CONNECTIONS
     assert all(d is not None and 0.9 <= d < 1.0 + CUT_OFF for d in drops), drops
+
+
+def test_a_probe_past_clients_holding_every_slot_displaces_the_oldest() -> None:
+    with listening(deadline=60.0) as server:
+        slow = [
+            socket.create_connection(address(server.url), timeout=10)
+            for _ in range(MAX_CONNECTIONS)
+        ]
+        try:
+            for sock in slow:
+                sock.sendall(ENDLESS[:100])  # a head begun, never ended
+            eventually(lambda: len(server.slots) == MAX_CONNECTIONS, 10, "every slot taken")
+            assert get(server.url, "/live").status == 200  # at once: not 503, not after a drop
+            assert slow[0].recv(65536) == b""  # the oldest: shut down, without an answer
+            readable, _, _ = select.select(slow[1:], [], [], 0)
+            assert readable == []  # the others keep their slots
+            assert server.slots.displaced == 1
+        finally:
+            for sock in slow:
+                sock.close()
+
+
+def test_connections_being_answered_are_never_displaced() -> None:
+    with listening(max_connections=1) as server, socket.socket() as stalled:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.connect(address(server.url))
+        stalled.sendall(b"GET /big HTTP/1.1\r\n\r\n")  # a whole head: answered, not idle
+        _answer_begun(stalled)
+        reply = raw(server.url, b"GET /live HTTP/1.1\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 503 ")
+        assert reply.endswith(b'{"error": "too many connections, retry later"}\n')
+        assert server.slots.displaced == 0
 
 
 def test_a_trickling_client_is_cut_off_after_the_deadline() -> None:
@@ -114,11 +156,18 @@ def test_a_trickling_client_is_cut_off_after_the_deadline() -> None:
     assert DEADLINE * 0.9 <= dropped < CUT_OFF
 
 
+def _answer_begun(sock: socket.socket) -> None:
+    """Wait (bounded) until the server sends ``sock`` its answer: its head was read whole."""
+    readable, _, _ = select.select([sock], [], [], 10)
+    assert readable, "no answer begun within 10 s"
+
+
 def test_a_client_that_never_reads_the_answer_loses_its_slot() -> None:
     with serving(max_connections=1) as url, socket.socket() as stalled:
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         stalled.connect(address(url))
         stalled.sendall(b"GET /big HTTP/1.1\r\n\r\n")
+        _answer_begun(stalled)
         seen: list[int | None] = []
         eventually(lambda: status(url, seen) == 200, CUT_OFF, "a 200 past a stalled reader")
     assert 503 in seen, seen  # the stalled reader did hold the only slot for a while
@@ -137,6 +186,54 @@ def test_a_normal_request_is_unaffected() -> None:
             assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
 
 
-def test_the_deadline_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="request_deadline must be positive"):
-        HttpListener(("127.0.0.1", 0), _answer, request_deadline=0)
+@pytest.mark.parametrize("name", ["head_deadline", "answer_deadline"])
+def test_the_deadlines_must_be_positive(name: str) -> None:
+    with pytest.raises(ValueError, match=f"^{name} must be positive, not 0$"):
+        HttpListener(("127.0.0.1", 0), _answer, **{name: 0})  # type: ignore[arg-type]
+
+
+def _head_of(size: int) -> bytes:
+    """A request head of exactly ``size`` bytes, in header lines of about 200 bytes: far
+    below ``http.server``'s own bounds (64 KiB a line, 100 lines)."""
+    start, end = b"GET /live HTTP/1.1\r\n", b"\r\n"
+    lines = []
+    left = size - len(start) - len(end)
+    while left > 0:
+        line = min(200, left)
+        if left - line < 8 and left != line:  # no stub too short for a header
+            line = left - 8
+        value = b"v" * (line - len(b"X-0000: \r\n"))
+        lines.append(b"X-%04d: " % len(lines) + value + b"\r\n")
+        left -= line
+    head = start + b"".join(lines) + end
+    assert len(head) == size
+    return head
+
+
+def test_a_head_past_its_byte_budget_is_431_and_one_within_it_is_answered() -> None:
+    with serving() as url:
+        assert raw(url, _head_of(MAX_HEAD)).startswith(b"HTTP/1.1 200 ")
+        reply = raw(url, _head_of(MAX_HEAD + 1))
+    assert reply.startswith(b"HTTP/1.1 431 ")
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1]) == {
+        "error": f"request head longer than {MAX_HEAD} bytes"
+    }
+
+
+def test_an_answer_that_raises_is_a_500() -> None:
+    def broken(request: Request) -> Answer:
+        raise KeyError("a bug")
+
+    with serving(broken) as url:
+        reply = get(url, "/live")
+    assert reply.status == 500
+    assert reply.json() == {"error": "internal error: KeyError"}
+
+
+def test_the_headers_of_every_answer() -> None:
+    with serving() as url:
+        reply = get(url, "/live")
+    assert reply.headers["Server"] == "ts-health"
+    assert reply.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert "default-src 'none'" in CONTENT_SECURITY_POLICY
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"

@@ -78,3 +78,15 @@ def test_bad_token_files(tmp_path: Path, content: str, message: str) -> None:
     secret.write_text(content)
     with pytest.raises(UsageError, match=message):
         serve_options(parsed("--auth-token-file", str(secret)), {})
+
+
+@pytest.mark.parametrize("token", ["t\u20acken", "two words", "tab\tinside", "caf\xe9"])
+def test_a_token_no_client_could_send_is_refused_at_start(tmp_path: Path, token: str) -> None:
+    path = tmp_path / "token"
+    path.write_text(token + "\n", encoding="utf-8")
+    expected = "expected printable ASCII without whitespace"
+    with pytest.raises(UsageError, match=f"^invalid bearer token from --auth-token-file {path}:"):
+        serve_options(parsed("--auth-token-file", str(path)), {})
+    with pytest.raises(UsageError, match=f"TS_HEALTH_SERVE_TOKEN: {expected}") as caught:
+        serve_options(parsed(), {"TS_HEALTH_SERVE_TOKEN": token})
+    assert token not in str(caught.value)

@@ -3,10 +3,15 @@ what is sent."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -253,4 +258,45 @@ def test_an_https_url_speaks_tls() -> None:
             request("GET", f"https://127.0.0.1:{port}/ping", timeout=5)
     finally:
         thread.join(5)
+        listener.close()
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_https_to_a_server_of_its_own_ca_through_ssl_cert_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"),
+            *("-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1"),
+            *("-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def tls() -> None:
+        for _ in range(2):
+            connection, _ = listener.accept()
+            with contextlib.suppress(OSError), context.wrap_socket(connection, True) as wrapped:
+                wrapped.recv(65536)
+                wrapped.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+
+    thread = threading.Thread(target=tls, daemon=True)
+    thread.start()
+    url = f"https://127.0.0.1:{port}/ping"
+    try:
+        monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-file.pem"))
+        with pytest.raises(Unreachable, match="CERTIFICATE_VERIFY_FAILED"):
+            request("GET", url, timeout=10)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        assert request("GET", url, timeout=10).json() == {}
+    finally:
+        thread.join(10)
         listener.close()
