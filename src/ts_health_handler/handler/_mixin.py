@@ -15,7 +15,6 @@ outermost call of each does the bookkeeping; ``super()`` chains pass straight th
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import inspect
 import time
@@ -23,19 +22,12 @@ from collections.abc import Callable
 from typing import Any, Final, TypeVar, cast
 
 from .._errors import InferenceError
-from ._requests import call_keys
 from ._tracker import Tracker
 
 __all__ = ["HealthMixin"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _WRAPPED: Final = "__ts_health_wrapped__"
-#: The tracker whose ``handle()`` runs in this thread or asyncio task: an inner ``super()``
-#: call of the same handler passes straight through (async calls interleave in one thread,
-#: so a flag on the tracker could not tell them apart).
-_HANDLING: Final[contextvars.ContextVar[Tracker | None]] = contextvars.ContextVar(
-    "ts_health_handling", default=None
-)
 
 
 def _tracker(handler: HealthMixin) -> Tracker:
@@ -77,113 +69,124 @@ def _wrap_initialize(method: _F) -> _F:
 def _wrap_handle(method: _F) -> _F:
     """The class's ``handle()``, tracked; an ``async def handle`` stays a coroutine function
     (TorchServe's async service awaits the entry point, ``ts/async_service.py``)."""
-    if inspect.iscoroutinefunction(method):
-
-        @functools.wraps(method)
-        async def handle_async(self: HealthMixin, data: Any, context: Any) -> Any:
-            return await serve_async(self, method.__get__(self), data, context)
-
-        setattr(handle_async, _WRAPPED, True)
-        return handle_async  # type: ignore[return-value]
-
-    @functools.wraps(method)
-    def handle(self: HealthMixin, data: Any, context: Any) -> Any:
-        return serve(self, method.__get__(self), data, context)
-
-    setattr(handle, _WRAPPED, True)
-    return handle  # type: ignore[return-value]
+    wrapper = tracked_async(method) if inspect.iscoroutinefunction(method) else tracked(method)
+    functools.update_wrapper(wrapper, method)
+    setattr(wrapper, _WRAPPED, True)
+    return wrapper  # type: ignore[return-value]
 
 
-def serve(handler: HealthMixin, call: Callable[[Any, Any], Any], data: Any, context: Any) -> Any:
-    """One ``handle()`` call, tracked: a describe answered, else ``call(data, context)``.
+def tracked(fn: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any], Any]:
+    """``fn(handler, data, context)`` as a tracked ``handle()``: a describe answered by us,
+    anything else counted, timed and its failure recorded.
 
-    This runs on every request: kept flat, it writes the :class:`Requests` counters itself
-    (see ``benchmarks/handle_overhead.py`` before adding anything here).
+    This is the whole hot path of every request: kept flat, it writes the
+    :class:`~._requests.Requests` counters itself (see ``benchmarks/handle_overhead.py``
+    before adding anything here). TorchServe's default service runs one call at a time in
+    one thread: the call's context is kept in a plain attribute while it runs, which also
+    tells an inner ``super()`` call from a new request.
     """
-    try:
-        tracker = handler._ts_health
-    except AttributeError:
-        tracker = _tracker(handler)
-    if _HANDLING.get() is tracker:  # a super() call inside the user's handle()
-        return call(data, context)
-    if _is_describe(context):
-        return _describe(handler, data, context)
-    requests = tracker.requests
-    count = len(data) if isinstance(data, list) else 1
-    started = handler.health_clock()
-    key = next(call_keys)
-    calls = requests.calls
-    calls[key] = (started, count, context)
-    requests.total += count
-    requests.last_started = started
-    entered = _HANDLING.set(tracker)
-    try:
-        if requests.gated:
-            delay = tracker.gate(context, count, started)
-            if delay:
-                handler.health_sleep(delay)
-            tracker.inject()
-        result = call(data, context)
-        if requests.spans is not None:
-            requests.spans.returned(context)
-    except InferenceError as exc:
-        tracker.request_failed(exc, count, context)
-        raise to_prediction_exception(exc) from exc
-    except Exception as exc:
-        tracker.request_failed(exc, count, context)
-        raise
-    finally:
-        del calls[key]
-        _HANDLING.reset(entered)
-    requests.ok += 1
-    return result
+
+    def handle(self: HealthMixin, data: Any, context: Any) -> Any:
+        try:
+            tracker = self._ts_health
+        except AttributeError:
+            tracker = _tracker(self)
+        requests = tracker.requests
+        if requests.sync_context is not None or (requests.calls and id(context) in requests.calls):
+            return fn(self, data, context)  # a super() call inside the user's handle()
+        try:
+            # In ts 0.12, Context.get_request_header(idx, key) is exactly this lookup
+            # (ts/context.py: _request_processor[idx].get_request_property(key), which
+            # returns _request_header.get(key)); reading it here saves two calls a request.
+            describe = context._request_processor[0]._request_header.get("describe") == "True"
+        except AttributeError:  # another context: ask through the public method
+            describe = _is_describe(context)
+        except (IndexError, KeyError, TypeError):
+            describe = False
+        if describe:
+            return _describe(self, data, context)
+        count = len(data) if isinstance(data, list) else 1
+        requests.last_started = started = self.health_clock()
+        requests.sync_context = context
+        requests.total += count
+        gated = requests.gated
+        try:
+            if gated:
+                delay = tracker.gate(context, count, started)
+                if delay:
+                    self.health_sleep(delay)
+                tracker.inject()
+            result = fn(self, data, context)
+            if gated and requests.spans is not None:
+                requests.spans.returned(context)
+        except InferenceError as exc:
+            tracker.request_failed(exc, count, context)
+            raise to_prediction_exception(exc) from exc
+        except Exception as exc:
+            tracker.request_failed(exc, count, context)
+            raise
+        finally:
+            requests.sync_context = None
+        requests.ok += 1
+        return result
+
+    return handle
 
 
-async def serve_async(
-    handler: HealthMixin, call: Callable[[Any, Any], Any], data: Any, context: Any
-) -> Any:
-    """:func:`serve` for an ``async def handle``: many such calls run at once in one worker
-    (``asyncCommunication``), each an asyncio task with its own context variables."""
-    try:
-        tracker = handler._ts_health
-    except AttributeError:
-        tracker = _tracker(handler)
-    if _HANDLING.get() is tracker:
-        return await call(data, context)
-    if _is_describe(context):
-        # Off the event loop: the user's check may take up to check_timeout_s, and every
-        # request in flight in this worker would wait for it.
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, _describe, handler, data, context)
-    requests = tracker.requests
-    count = len(data) if isinstance(data, list) else 1
-    started = handler.health_clock()
-    key = next(call_keys)
-    calls = requests.calls
-    calls[key] = (started, count, context)
-    requests.total += count
-    requests.last_started = started
-    entered = _HANDLING.set(tracker)
-    try:
-        if requests.gated:
-            delay = tracker.gate(context, count, started)
-            if delay:
-                await asyncio.sleep(delay)
-            tracker.inject()
-        result = await call(data, context)
-        if requests.spans is not None:
-            requests.spans.returned(context)
-    except InferenceError as exc:
-        tracker.request_failed(exc, count, context)
-        raise to_prediction_exception(exc) from exc
-    except Exception as exc:
-        tracker.request_failed(exc, count, context)
-        raise
-    finally:
-        del calls[key]
-        _HANDLING.reset(entered)
-    requests.ok += 1
-    return result
+def tracked_async(fn: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any], Any]:
+    """:func:`tracked` for an awaitable ``fn``: many such calls run at once in one worker
+    (``asyncCommunication``), so each call is an entry of ``Requests.calls``, keyed by its
+    context: TorchServe gives every batch a copy of its own (``copy.deepcopy`` in
+    ``ts/async_service.py``), and a call with a context already in flight is an inner
+    ``super()`` call."""
+
+    async def handle(self: HealthMixin, data: Any, context: Any) -> Any:
+        try:
+            tracker = self._ts_health
+        except AttributeError:
+            tracker = _tracker(self)
+        requests = tracker.requests
+        calls = requests.calls
+        key = id(context)
+        if key in calls or requests.sync_context is not None:
+            return await fn(self, data, context)  # a super() call inside the user's handle()
+        try:
+            describe = context._request_processor[0]._request_header.get("describe") == "True"
+        except AttributeError:  # another context: ask through the public method
+            describe = _is_describe(context)
+        except (IndexError, KeyError, TypeError):
+            describe = False
+        if describe:
+            # Off the event loop: the user's check may take up to check_timeout_s, and
+            # every request in flight in this worker would wait for it.
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(None, _describe, self, data, context)
+        count = len(data) if isinstance(data, list) else 1
+        requests.last_started = started = self.health_clock()
+        calls[key] = (started, count, context)
+        requests.total += count
+        gated = requests.gated
+        try:
+            if gated:
+                delay = tracker.gate(context, count, started)
+                if delay:
+                    await asyncio.sleep(delay)
+                tracker.inject()
+            result = await fn(self, data, context)
+            if gated and requests.spans is not None:
+                requests.spans.returned(context)
+        except InferenceError as exc:
+            tracker.request_failed(exc, count, context)
+            raise to_prediction_exception(exc) from exc
+        except Exception as exc:
+            tracker.request_failed(exc, count, context)
+            raise
+        finally:
+            del calls[key]
+        requests.ok += 1
+        return result
+
+    return handle
 
 
 def _is_describe(context: Any) -> bool:
@@ -219,14 +222,19 @@ class _InstanceHandle:
     """
 
     __ts_health_wrapped__ = True
-    __slots__ = ("_handler", "_wrapped")
+    __slots__ = ("_call", "_handler", "_wrapped")
 
     def __init__(self, wrapped: Callable[[Any, Any], Any], handler: HealthMixin) -> None:
+        def call(handler: Any, data: Any, context: Any) -> Any:
+            return wrapped(data, context)
+
+        track = tracked_async if _is_async(wrapped) else tracked
         object.__setattr__(self, "_wrapped", wrapped)
         object.__setattr__(self, "_handler", handler)
+        object.__setattr__(self, "_call", track(call))
 
     def __call__(self, data: Any, context: Any) -> Any:
-        return serve(self._handler, self._wrapped, data, context)
+        return self._call(self._handler, data, context)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._wrapped, name)
@@ -236,15 +244,6 @@ class _InstanceHandle:
 
     def __repr__(self) -> str:
         return f"<tracked {self._wrapped!r}>"
-
-
-class _AsyncInstanceHandle(_InstanceHandle):
-    """:class:`_InstanceHandle` of an awaitable ``handle``."""
-
-    __slots__ = ()
-
-    async def __call__(self, data: Any, context: Any) -> Any:
-        return await serve_async(self._handler, self._wrapped, data, context)
 
 
 def _is_async(call: Any) -> bool:
@@ -268,8 +267,7 @@ def adopt_instance_handle(handler: HealthMixin) -> None:
         return
     if getattr(current, _WRAPPED, False) or not callable(current):
         return
-    kind = _AsyncInstanceHandle if _is_async(current) else _InstanceHandle
-    handler.handle = kind(current, handler)  # type: ignore[method-assign]
+    handler.handle = _InstanceHandle(current, handler)  # type: ignore[method-assign]
 
 
 def _wrap_init(method: _F) -> _F:
@@ -310,9 +308,9 @@ class HealthMixin:
         super().__init__(*args, **kwargs)
         adopt_instance_handle(self)
 
-    def health_clock(self) -> float:
-        """Wall clock in epoch seconds. Tests replace it: ``handler.health_clock = fake``."""
-        return time.time()
+    #: Wall clock in epoch seconds. Tests replace it: ``handler.health_clock = fake``. (The
+    #: builtin itself, not a method around it: it is read on every request.)
+    health_clock: Callable[[], float] = staticmethod(time.time)
 
     def health_sleep(self, seconds: float) -> None:
         """Sleep used by the delay faults. Tests replace it like :meth:`health_clock`."""

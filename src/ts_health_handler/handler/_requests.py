@@ -14,7 +14,6 @@ the requests that span calls are kept apart by TorchServe's request id (:class:`
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections.abc import Callable
 from typing import Any, Final, NamedTuple
@@ -23,9 +22,6 @@ __all__ = ["InFlight", "Requests", "Spans", "request_ids"]
 
 #: Request ids a heartbeat names for the oldest call (a batch may hold many).
 IDS_SHOWN: Final = 4
-
-#: One key per ``handle()`` call (``next()`` on it is atomic under the GIL).
-call_keys: Final = itertools.count()
 
 
 class InFlight(NamedTuple):
@@ -44,7 +40,16 @@ class Requests:
     (``benchmarks/handle_overhead.py``).
     """
 
-    __slots__ = ("calls", "failed", "gated", "last_started", "ok", "spans", "total")
+    __slots__ = (
+        "calls",
+        "failed",
+        "gated",
+        "last_started",
+        "ok",
+        "spans",
+        "sync_context",
+        "total",
+    )
 
     def __init__(self) -> None:
         #: Requests seen (one per batch item; a request spanning calls once) and those
@@ -54,7 +59,11 @@ class Requests:
         #: ``handle()`` calls that returned: a failure streak ends at the next one.
         self.ok = 0
         self.last_started: float | None = None
-        #: The calls running now: key -> (started, requests in the batch, their context).
+        #: The context of the default (synchronous) service's call running now (its
+        #: ``request_ids`` count its requests; it started at ``last_started``); ``None``
+        #: between calls.
+        self.sync_context: Any = None
+        #: The async calls running now: id(context) -> (started, requests, context).
         self.calls: dict[int, tuple[float, int, Any]] = {}
         #: True when a call must go through the tracker's gate (a beat due, a held
         #: failure, inference faults, requests that span calls).
@@ -62,16 +71,24 @@ class Requests:
         #: Continuous batching: the requests that span calls; else ``None``.
         self.spans: Spans | None = None
 
+    @property
+    def busy(self) -> bool:
+        """A call runs now."""
+        return self.sync_context is not None or bool(self.calls)
+
     def in_flight(self) -> InFlight:
         """The calls running now (read by the watchdog thread beside the calls)."""
+        running: list[tuple[float, int, Any]] = []
         for _ in range(3):
             try:
                 running = list(self.calls.values())
             except RuntimeError:  # the dict changed while copied: look again
                 continue
             break
-        else:
-            return InFlight()
+        context, started = self.sync_context, self.last_started
+        if context is not None and started is not None:
+            ids = getattr(context, "request_ids", None)
+            running.append((started, len(ids) if isinstance(ids, dict) else 1, context))
         if not running:
             return InFlight()
         started, _count, context = min(running, key=lambda call: call[0])

@@ -143,7 +143,7 @@ class Serving:
 
     def _busy(self) -> bool:
         """A request is running (one attribute read)."""
-        return bool(self._requests.calls)
+        return self._requests.busy
 
     def beat(self) -> Beat:
         """The heartbeat now (read by the watchdog thread beside the calls)."""

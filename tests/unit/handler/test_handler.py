@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -184,6 +185,8 @@ def test_default_clock_and_sleep_use_the_time_module(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(mixin_module, "time", fake_time)
     handler = HealthMixin()
 
-    assert handler.health_clock() == 123.5
+    # The clock is time.time itself (read on every request, so no method around it).
+    assert handler.health_clock is time.time
+    assert HealthMixin.health_clock is time.time
     handler.health_sleep(0.25)
     assert slept == [0.25]

@@ -6,6 +6,7 @@ from ``model-config.yml``."""
 from __future__ import annotations
 
 import asyncio
+import copy
 from typing import Any
 
 import pytest
@@ -67,8 +68,11 @@ def test_async_calls_in_flight_at_once_are_each_counted(ts_context: Any, fake_ti
     handler.initialize(context)
 
     async def run() -> list[Any]:
-        waiting = [asyncio.ensure_future(handler.handle([{"body": "wait"}], context))]
-        waiting.append(asyncio.ensure_future(handler.handle([{"body": "wait"}], context)))
+        # Each call its own context, as TorchServe's async service deep-copies it per batch.
+        waiting = [
+            asyncio.ensure_future(handler.handle([{"body": "wait"}], copy.copy(context)))
+            for _ in range(2)
+        ]
         for _ in range(10):
             await asyncio.sleep(0)
         seen = handler._ts_health.requests.in_flight().requests
@@ -120,8 +124,8 @@ def test_overlapping_failures_are_in_a_row_while_nothing_succeeds(
 
         first, second = asyncio.Event(), asyncio.Event()
         calls = [
-            asyncio.ensure_future(_served(handler, context, failing, first)),
-            asyncio.ensure_future(_served(handler, context, failing, second)),
+            asyncio.ensure_future(_served(handler, copy.copy(context), failing, first)),
+            asyncio.ensure_future(_served(handler, copy.copy(context), failing, second)),
         ]
         await asyncio.sleep(0)
         first.set()
@@ -134,12 +138,12 @@ def test_overlapping_failures_are_in_a_row_while_nothing_succeeds(
 
 
 async def _served(handler: Any, context: Any, call: Any, event: asyncio.Event) -> Any:
-    from ts_health_handler.handler._mixin import serve_async
+    from ts_health_handler.handler._mixin import tracked_async
 
-    async def work(data: Any, context: Any) -> Any:
+    async def work(handler: Any, data: Any, context: Any) -> Any:
         return await call(event)
 
-    return await serve_async(handler, work, [{"body": "x"}], context)
+    return await tracked_async(work)(handler, [{"body": "x"}], context)
 
 
 def test_a_super_call_of_an_async_handle_is_counted_once(ts_context: Any, fake_time: Any) -> None:
