@@ -6,7 +6,8 @@ its queue, until the queue is full and users get 503, and a worker that comes ba
 first run them all. So a customized describe is not sent when:
 
 - every READY worker's heartbeat shows a request running for longer than the describe
-  timeout, or has stopped (it would only wait in the queue); or
+  timeout (an async worker excepted: it answers a describe beside its requests), or has
+  stopped (it would only wait in the queue); or
 - an earlier describe of ours got no answer and no READY worker has answered a describe
   since (the heartbeat's ``describe_at``): it is still queued. The earlier describe is
   remembered in a small file beside the records (``describe.pending``), so that a probe run
@@ -108,4 +109,6 @@ def _busy(beat: Beat, now: float, timeout_s: float) -> bool:
     """The worker cannot answer within ``timeout_s``: a long request runs, or it is frozen."""
     if now - beat.at > beat.stale_after_s():
         return True
+    if beat.mode == "async":  # its event loop answers a describe beside the requests
+        return False
     return beat.in_flight_since is not None and now - beat.in_flight_since >= timeout_s

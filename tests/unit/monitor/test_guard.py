@@ -43,3 +43,10 @@ def test_a_sequence_batching_model_is_never_asked(tmp_path: Path) -> None:
     assert "sequenceBatching" in held
     assert "no worker" not in held
     assert hold_describe([], 1, tmp_path, NOW, 2.0, stateful=True) == SEQUENCE_NOT_ASKED
+
+
+def test_an_async_worker_busy_with_a_long_request_is_still_asked(tmp_path: Path) -> None:
+    busy = beat(in_flight_since=NOW - 30, in_flight=2, mode="async")
+    assert hold_describe([busy], 1, tmp_path, NOW, 2.0) is None
+    assert hold_describe([busy._replace(mode="default")], 1, tmp_path, NOW, 2.0) is not None
+    assert hold_describe([busy._replace(at=NOW - 60)], 1, tmp_path, NOW, 2.0) is not None
