@@ -145,3 +145,10 @@ def test_a_version_that_is_not_the_default_keeps_saying_so() -> None:
     assert model_ready(snap, OPTIONS, READY_ONLY, 6.0, "m", "2.0") == Readiness(
         "m", "2.0", "ready", "fine", True, default=False
     )
+
+
+def test_one_unready_version_of_one_is_said_in_the_singular() -> None:
+    models = {"a": ModelSeen("a", (), 5.0, error="token refused", registered=True)}
+    snap = Snapshot(0.0, names=("a",), names_at=5.0, models=models)
+    ready, reason, unready = server_ready(snap, OPTIONS, READY_ONLY, 6.0)
+    assert (ready, reason, len(unready)) == (False, "1 of 1 model version not ready", 1)
