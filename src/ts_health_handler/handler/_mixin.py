@@ -178,7 +178,9 @@ def tracked_async(fn: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any
         except InferenceError as exc:
             tracker.request_failed(exc, count, context)
             raise to_prediction_exception(exc) from exc
-        except Exception as exc:
+        except BaseException as exc:
+            # Also a task cancelled, or collected while it waited (GeneratorExit): TorchServe
+            # 0.12 keeps no reference to it, and its request is never answered.
             tracker.request_failed(exc, count, context)
             raise
         finally:

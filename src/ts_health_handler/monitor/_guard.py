@@ -13,10 +13,14 @@ first run them all. So a customized describe is not sent when:
   remembered in a small file beside the records (``describe.pending``), so that a probe run
   in a loop, each run a new process, leaves at most one describe waiting too.
 
-A model served with ``sequenceBatching`` is never asked: TorchServe 0.12 sends no customized
-describe to its workers and answers 503 "has no worker to serve describe request" while they
-are READY (``ApiUtils``/``SequenceBatching``), so asking again would only repeat that; its
-heartbeat still tells stuck and failing.
+Two kinds of model are never asked, their heartbeat telling stuck and failing instead:
+
+- ``sequenceBatching`` (``stateful`` in TorchServe's describe): TorchServe 0.12 does not route
+  a customized describe to its workers (``SequenceBatching`` polls sessions only); the request
+  waits unanswered, or is refused with 503 "has no worker to serve describe request";
+- ``continuousBatching``: ``Model.pollInferJob`` puts a describe job into the batch and back
+  at the head of the queue, so the worker answers it and is sent it again, forever, and serves
+  nothing else: one describe would stop the model.
 
 Without heartbeats (a handler without ``HealthMixin``, or a state directory the monitor
 cannot see) nothing else is skipped: there is no evidence either way. Each look then costs
@@ -45,8 +49,14 @@ __all__ = [
 PENDING_FILE: Final = "describe.pending"
 #: Why a sequence-batching model's status document is not asked for.
 SEQUENCE_NOT_ASKED: Final = (
-    "not asked: TorchServe 0.12 routes no customized describe to a model served with "
-    "sequenceBatching (stateful sessions); stuck and failing come from the heartbeat"
+    "not asked: TorchServe 0.12 serves no customized describe to a model served with "
+    "sequence batching (sequenceBatching: true); stuck and failing come from the heartbeat"
+)
+#: Why a continuous-batching model's status document is not asked for.
+CONTINUOUS_NOT_ASKED: Final = (
+    "not asked: TorchServe 0.12 would send a customized describe to a model served with "
+    "continuous batching (continuousBatching: true) again and again, and it would serve "
+    "nothing else; stuck and failing come from the heartbeat"
 )
 
 
@@ -58,14 +68,18 @@ def hold_describe(
     timeout_s: float,
     *,
     stateful: bool = False,
+    continuous: bool = False,
 ) -> str | None:
     """Why the customized describe must not be sent now, or ``None`` to send it.
 
     ``beats`` are the heartbeats of the ``ready`` READY workers (matched by pid);
-    ``stateful`` is TorchServe's word for a sequence-batching model.
+    ``stateful`` and ``continuous`` are TorchServe's describe of a sequence-batching and of a
+    continuous-batching model.
     """
     if stateful:
         return SEQUENCE_NOT_ASKED
+    if continuous:
+        return CONTINUOUS_NOT_ASKED
     if ready == 0 or len(beats) < ready:
         return None
     busy = [b for b in beats if _busy(b, now, timeout_s)]

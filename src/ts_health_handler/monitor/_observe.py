@@ -143,6 +143,7 @@ def observe_entry(
             now,
             settings.describe_timeout,
             stateful=entry.stateful,
+            continuous=entry.continuous_batching,
         )
         if held is not None:
             status_error = held

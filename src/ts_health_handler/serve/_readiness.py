@@ -113,7 +113,8 @@ def server_ready(
     found = watched(snapshot, options, policy, now)
     unready = [v for v in found if not v.ready]
     if unready:
-        count = f"{len(unready)} of {len(found)} model version{'' if len(found) == 1 else 's'} not ready"
+        versions = "version" if len(found) == 1 else "versions"
+        count = f"{len(unready)} of {len(found)} model {versions} not ready"
         return False, count, unready
     ready = len(found)
     return True, f"{ready} model version{'' if ready == 1 else 's'} ready", []

@@ -28,6 +28,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -255,6 +256,12 @@ def serve(
                 command.append("--enable-model-api")
             environment = dict(os.environ)
             environment.update(env or {})
+            # The frontend starts `torchrun` for parallel models (parallelType) by name: it
+            # must find the one of the interpreter's environment, activated or not.
+            beside = str(Path(sys.executable).parent)
+            path = environment.get("PATH", os.defpath)
+            if beside not in path.split(os.pathsep):
+                environment["PATH"] = os.pathsep.join((beside, path))
             environment.update(
                 {
                     "LOG_LOCATION": str(log_dir),

@@ -108,6 +108,9 @@ class ModelEntry(NamedTuple):
     #: ``stateful``: the model is served with ``sequenceBatching`` (TorchServe 0.12's
     #: ``ApiUtils`` sets it from ``isSequenceBatching()``); no describe reaches its workers.
     stateful: bool = False
+    #: ``continuousBatching``: TorchServe 0.12 answers a customized describe of such a model
+    #: once, then sends that describe to the worker again and again (``Model.pollInferJob``).
+    continuous_batching: bool = False
 
     @property
     def ready_workers(self) -> int:
@@ -151,6 +154,7 @@ class ModelEntry(NamedTuple):
             queue=None if remaining is None else JobQueue(remaining, pending or 0),
             customized=raw.get("customizedMetadata"),
             stateful=raw.get("stateful") is True,
+            continuous_batching=raw.get("continuousBatching") is True,
         )
 
 

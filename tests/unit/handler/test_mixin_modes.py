@@ -355,3 +355,30 @@ def test_sequence_modes_are_the_ones_torchserve_routes_no_describe_to() -> None:
         "sequence_continuous",
     ]
     assert [m.value for m in ServingMode if m.spans_calls] == ["continuous", "sequence_continuous"]
+
+
+def test_an_async_call_collected_while_it_waits_is_a_failed_request(
+    ts_context: Any, fake_time: Any
+) -> None:
+    """TorchServe 0.12 keeps no reference to a request's task: one that waits on what nothing
+    else references is collected (closed with GeneratorExit) and never answered."""
+
+    class Pending:
+        def __await__(self) -> Any:
+            yield
+
+    class Waiting(AsyncModel):
+        async def handle(self, data: Any, context: Any) -> Any:
+            await Pending()
+            return data
+
+    handler = fake_time(Waiting())
+    context = ts_context("llm", model_yaml_config={"asyncCommunication": True})
+    handler.initialize(context)
+    set_requests(context, [{}])
+    call = handler.handle([{"body": "wait"}], context)
+    call.send(None)  # now waiting
+    assert handler._ts_health.requests.in_flight().requests == 1
+    call.close()  # what the garbage collector does to a pending task's coroutine
+    requests = describe(handler, context)["requests"]
+    assert (requests["total"], requests["failed"], requests["in_flight"]) == (1, 1, 0)

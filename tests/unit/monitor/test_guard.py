@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.support.records import NOW, beat
 from ts_health_handler.monitor._guard import (
+    CONTINUOUS_NOT_ASKED,
     PENDING_FILE,
     SEQUENCE_NOT_ASKED,
     forget_pending,
@@ -50,3 +51,10 @@ def test_an_async_worker_busy_with_a_long_request_is_still_asked(tmp_path: Path)
     assert hold_describe([busy], 1, tmp_path, NOW, 2.0) is None
     assert hold_describe([busy._replace(mode="default")], 1, tmp_path, NOW, 2.0) is not None
     assert hold_describe([busy._replace(at=NOW - 60)], 1, tmp_path, NOW, 2.0) is not None
+
+
+def test_a_continuous_batching_model_is_never_asked(tmp_path: Path) -> None:
+    # TorchServe 0.12's Model.pollInferJob would send the describe to it again and again.
+    held = hold_describe([beat()], 1, tmp_path, NOW, 2.0, continuous=True)
+    assert held == CONTINUOUS_NOT_ASKED
+    assert "continuousBatching" in held

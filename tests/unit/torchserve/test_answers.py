@@ -65,6 +65,9 @@ def test_stateful_is_taken_as_torchserve_writes_it(stateful: Any, parsed: bool) 
     # TorchServe 0.12's ApiUtils writes stateful = isSequenceBatching(), a JSON boolean.
     assert ModelEntry.from_json({**ENTRY, "stateful": stateful}).stateful is parsed
     assert ModelEntry.from_json(ENTRY).stateful is False
+    continuous = ModelEntry.from_json({**ENTRY, "continuousBatching": True})
+    assert (continuous.continuous_batching, continuous.stateful) == (True, False)
+    assert ModelEntry.from_json(ENTRY).continuous_batching is False
 
 
 @pytest.mark.parametrize(
