@@ -60,7 +60,13 @@ def current_identity(
         server = f"{os.getppid() if pid is None else 0}-0"
     else:
         server = f"{found[0]}-{found[1]}"
-    return Identity(server, worker_id(sys.argv if argv is None else argv), own)
+    worker = worker_id(sys.argv if argv is None else argv)
+    rank = os.environ.get("LOCAL_RANK", "0")
+    if worker is not None and rank != "0":
+        # torchrun: every rank runs the handler under the worker's id; TorchServe describes
+        # one worker, whose run is rank 0's. The other ranks keep runs of their own.
+        worker = f"{worker}.rank{rank}"
+    return Identity(server, worker, own)
 
 
 def worker_id(argv: Sequence[str]) -> str | None:

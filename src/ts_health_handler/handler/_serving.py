@@ -166,6 +166,7 @@ class Serving:
             open_requests=None if spans is None else len(spans.open),
             open_since=None if spans is None else spans.oldest(),
             mode=self._mode.value,
+            parent_pid=os.getppid(),
             describe_at=self.describe_at,
             last_error=self.last_error,
             fatal=self.fatal,

@@ -211,8 +211,8 @@ class Tracker:
     def _beat_path(self) -> Path | None:
         """This worker thread's heartbeat file (``None`` outside TorchServe: no worker id)."""
         worker = self._identity.worker
-        if worker is None:
-            return None
+        if worker is None or os.environ.get("LOCAL_RANK", "0") != "0":
+            return None  # outside TorchServe; or a torchrun rank but the first, which beats
         directory = StateStore(
             resolve_state_dir(self._config.state_dir), self._model_name, self._model_version
         ).directory

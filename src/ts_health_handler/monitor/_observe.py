@@ -37,7 +37,25 @@ def current_beats(beats: Sequence[Beat], entry: ModelEntry) -> list[Beat]:
     """The heartbeats of the worker processes TorchServe describes as READY now (by worker
     id and pid: a beat of an earlier process of the same worker thread is not current)."""
     ready = {(w.id, w.pid) for w in entry.workers if w.ready}
-    return [b for b in beats if (b.worker, b.pid) in ready]
+    current = [b for b in beats if (b.worker, b.pid) in ready]
+    if len(current) == len(beats):
+        return current
+    # torchrun: TorchServe describes the worker by whichever rank reported its pid last; the
+    # first rank beats. A sibling rank (the same parent, torchrun) stands for it.
+    parents = {(w.id, _parent(w.pid)) for w in entry.workers if w.ready and w.pid is not None}
+    return [
+        b
+        for b in beats
+        if (b.worker, b.pid) in ready
+        or (b.parent_pid is not None and (b.worker, b.parent_pid) in parents)
+    ]
+
+
+def _parent(pid: int) -> Optional[int]:
+    from .._proc import read_stat  # here: only torchrun needs it, and it costs start-up
+
+    stat = read_stat(pid)
+    return None if stat is None else stat.ppid
 
 
 def read_records(store: StateStore, entry: ModelEntry) -> tuple[Match, str, Optional[str]]:

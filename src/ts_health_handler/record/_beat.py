@@ -73,6 +73,9 @@ class Beat(NamedTuple):
     open_since: Optional[float] = None
     #: How TorchServe serves the model (``ServingMode``'s word).
     mode: str = "default"
+    #: The worker process's parent: under torchrun, TorchServe describes the worker by the
+    #: pid of the process it started (torchrun), the parent of the rank that beats.
+    parent_pid: Optional[int] = None
 
     def stuck_for(self, now: float) -> Optional[float]:
         """How long the running request has run at ``now``, when it is past the threshold."""
@@ -140,6 +143,7 @@ class Beat(NamedTuple):
             open_requests=field(data, "open_requests", (int, type(None)), where, default=None),
             open_since=field(data, "open_since", optional, where, default=None),
             mode=field(data, "mode", str, where, default="default"),
+            parent_pid=field(data, "parent_pid", (int, type(None)), where, default=None),
         )
 
 

@@ -100,3 +100,13 @@ def test_without_proc_nothing_is_claimed(tmp_path: Path) -> None:
 )
 def test_worker_id_from_the_command_line(argv: list[str], expected: str | None) -> None:
     assert worker_id(argv) == expected
+
+
+def test_a_torchrun_rank_but_the_first_has_a_run_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    argv = ["model_service_worker.py", "--sock-name", "/tmp/.ts.sock.9000"]
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert current_identity(argv=argv).worker == "9000.rank1"
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert current_identity(argv=argv).worker == "9000"
