@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.support.example_archive import archive_example
+from tests.support.modes import Models
 from tests.support.serve_support import ServeProcess
 from ts_health_handler.record import StateStore
 from ts_health_handler.testing import TorchServe, serve
@@ -211,3 +212,22 @@ def serve_process() -> Iterator[Callable[..., ServeProcess]]:
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture(scope="module")
+def models(
+    shared_server: TorchServe, shared_store: Path, shared_state_dir: Path
+) -> Iterator[Models]:
+    """The serving-mode models of one test module (``tests/support/modes.py``), registered
+    on the shared server and unregistered after the module."""
+    with Models(shared_server, shared_store, shared_state_dir) as registered:
+        yield registered
+
+
+@pytest.fixture
+def scratch(
+    shared_server: TorchServe, shared_store: Path, shared_state_dir: Path
+) -> Iterator[Models]:
+    """Serving-mode models for one test (a hung, failing or dying one), unregistered after it."""
+    with Models(shared_server, shared_store, shared_state_dir) as registered:
+        yield registered

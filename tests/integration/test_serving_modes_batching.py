@@ -9,7 +9,6 @@ death while serving. The handlers' bodies are in ``modes/behaviour.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,23 +31,6 @@ pytestmark = pytest.mark.integration
 
 #: Echoes and a failure, sent at once: TorchServe batches them (batchSize 2 or 4).
 BODIES = ["a", "b", "fail", "c", "sleep:0.2", "d"]
-
-
-@pytest.fixture(scope="module")
-def models(
-    shared_server: TorchServe, shared_store: Path, shared_state_dir: Path
-) -> Iterator[Models]:
-    with Models(shared_server, shared_store, shared_state_dir) as registered:
-        yield registered
-
-
-@pytest.fixture
-def scratch(
-    shared_server: TorchServe, shared_store: Path, shared_state_dir: Path
-) -> Iterator[Models]:
-    """Models for one test (a hung, failing or dying one), unregistered after it."""
-    with Models(shared_server, shared_store, shared_state_dir) as registered:
-        yield registered
 
 
 @pytest.fixture(scope="module")

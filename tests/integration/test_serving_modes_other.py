@@ -7,7 +7,6 @@ ts-health knows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,22 +26,6 @@ from tests.support.modes import (
 from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def models(
-    shared_server: TorchServe, shared_store: Path, shared_state_dir: Path
-) -> Iterator[Models]:
-    with Models(shared_server, shared_store, shared_state_dir) as registered:
-        yield registered
-
-
-@pytest.fixture
-def scratch(
-    shared_server: TorchServe, shared_store: Path, shared_state_dir: Path
-) -> Iterator[Models]:
-    with Models(shared_server, shared_store, shared_state_dir) as registered:
-        yield registered
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ record and the counts are read from the files, and the probe must say so in its 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -39,22 +39,6 @@ pytestmark = pytest.mark.integration
 SEQUENCE_ID = "ts_request_sequence_id"
 #: Answer headers that carry the session's id (TorchServe's own, different per session).
 ID_HEADERS = (SEQUENCE_ID, "ts_request_sequence_end")
-
-
-@pytest.fixture(scope="module")
-def models(
-    shared_server: TorchServe, shared_store: Path, shared_state_dir: Path
-) -> Iterator[Models]:
-    with Models(shared_server, shared_store, shared_state_dir) as registered:
-        yield registered
-
-
-@pytest.fixture
-def scratch(
-    shared_server: TorchServe, shared_store: Path, shared_state_dir: Path
-) -> Iterator[Models]:
-    with Models(shared_server, shared_store, shared_state_dir) as registered:
-        yield registered
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ chunk compared byte for byte, then what ts-health knows.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,23 +31,6 @@ from tests.support.probe_cli import state_of
 from ts_health_handler.testing import TorchServe
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def models(
-    shared_server: TorchServe, shared_store: Path, shared_state_dir: Path
-) -> Iterator[Models]:
-    with Models(shared_server, shared_store, shared_state_dir) as registered:
-        yield registered
-
-
-@pytest.fixture
-def scratch(
-    shared_server: TorchServe, shared_store: Path, shared_state_dir: Path
-) -> Iterator[Models]:
-    """Models for one test (a hung, failing or dying one), unregistered after it."""
-    with Models(shared_server, shared_store, shared_state_dir) as registered:
-        yield registered
 
 
 @pytest.fixture(scope="module")
