@@ -10,6 +10,11 @@ Every class that mixes us in gets its own ``initialize`` and ``handle`` wrapped 
 defined (``__init_subclass__``), so the user's code is recorded without calling anything new,
 and a describe request is answered even when the user overrides ``handle()``. Only the
 outermost call of each does the bookkeeping; ``super()`` chains pass straight through.
+
+An ``async def handle`` is wrapped by an ``async def`` (:func:`tracked_async`), and a
+``handle`` the instance holds itself (``MicroBatching``) by :class:`_InstanceHandle`, after
+``__init__`` and after ``initialize()``. The sync and the async wrapper are written out in
+full, each flat: they are the hot path of every request.
 """
 
 from __future__ import annotations
