@@ -97,12 +97,9 @@ class Requests:
 
 def request_ids(context: Any) -> tuple[str, ...]:
     """TorchServe's ids of the requests of a call (``context.request_ids``), a few at most."""
-    ids = getattr(context, "request_ids", None)
-    if not isinstance(ids, dict):
-        return ()
     try:
-        return tuple(str(value) for value in list(ids.values())[:IDS_SHOWN])
-    except Exception:  # a context of another kind: no ids to show
+        return tuple(_ids(context)[:IDS_SHOWN])
+    except Exception:  # a context of another kind (ids that do not sort): none to show
         return ()
 
 
@@ -173,6 +170,7 @@ class Spans:
 
 
 def _ids(context: Any) -> list[str]:
+    """``context.request_ids`` (batch index -> id) in batch order; none for another context."""
     ids = getattr(context, "request_ids", None)
     if not isinstance(ids, dict):
         return []
