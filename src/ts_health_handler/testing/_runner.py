@@ -7,7 +7,9 @@ Every server gets free loopback ports, its own log directory (``LOG_LOCATION`` a
 ``METRICS_LOCATION``) and its own temporary directory (``TEMP``/``TMPDIR``: TorchServe keeps
 its pid file, the workers' ``.ts.sock.<port>`` sockets and the unpacked models there), so two
 servers on one machine never collide. On exit the exact process group that was started is
-stopped (SIGTERM, then SIGKILL), also when the body raised; nothing is ever killed by name.
+stopped (SIGTERM, then SIGKILL), also when the body raised, and then every process left that
+inherited the server's own ``TMPDIR`` (torchrun starts each rank in a session of its own);
+nothing is ever killed by name.
 
 TorchServe 0.12.0 facts this module relies on (checked against the real server and its
 ``model-server.jar``):
@@ -115,8 +117,11 @@ def _group_alive(pgid: int) -> bool:
     return True  # pragma: no cover
 
 
-def _stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> None:
-    """Stop the process group that ``process`` leads: SIGTERM, wait, then SIGKILL.
+def _stop(
+    process: subprocess.Popen[bytes], temp_dir: Path, timeout: float = STOP_TIMEOUT_S
+) -> None:
+    """Stop the process group that ``process`` leads (SIGTERM, wait, then SIGKILL), then every
+    process left that the server started outside it (:func:`_strays`).
 
     The group id is the pid of the process we started (``start_new_session=True``); while any
     member lives no other process can get that id, so only our own processes are signalled.
@@ -129,19 +134,52 @@ def _stop(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT_S) -> 
 
     if process.poll() is None or _group_alive(pgid):
         signal_group(signal.SIGTERM)
-    deadline = time.monotonic() + timeout
+    if not _ended(process, pgid, time.monotonic() + timeout):
+        signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        # Members may already be reparented; give the kernel a moment to reap them.
+        with contextlib.suppress(WaitTimeout):
+            wait_for(lambda: not _group_alive(pgid), timeout=10, interval=0.1, what="SIGKILL")
+    for pid in _strays(temp_dir):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _ended(process: subprocess.Popen[bytes], pgid: int, deadline: float) -> bool:
+    """Whether the frontend and its whole group ended before ``deadline``."""
     while time.monotonic() < deadline:
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=0.1)
         if process.poll() is not None and not _group_alive(pgid):
-            return
+            return True
         time.sleep(0.1)
-    signal_group(signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=10)
-    # Members may already be reparented; give the kernel a moment to reap them.
-    with contextlib.suppress(WaitTimeout):
-        wait_for(lambda: not _group_alive(pgid), timeout=10, interval=0.1, what="SIGKILL")
+    return False
+
+
+def _strays(temp_dir: Path) -> list[int]:
+    """This user's live processes whose environment holds ``TMPDIR=<temp_dir>``: the server's
+    descendants, found also after they left its process group.
+
+    torchrun starts each rank in a session of its own, and the frontend stops a parallel
+    model by killing torchrun alone (SIGKILL): a rank busy with a request that never ends
+    is left behind, a child of init, holding its memory for ever.
+    """
+    if not PROC.is_dir():  # pragma: no cover - not Linux
+        return []
+    mark = b"TMPDIR=" + os.fsencode(temp_dir)
+    found = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes()
+        except OSError:  # gone, or another user's
+            continue
+        stat = read_stat(entry.name)
+        if mark in environment.split(b"\0") and stat is not None and stat.state != "Z":
+            found.append(int(entry.name))
+    return found
 
 
 def _port_clash(log_dir: Path) -> bool:
@@ -174,37 +212,73 @@ def serve(
             then holds the keys from ``key_file.json`` and every helper sends them.
         model_api: allow registering and unregistering through the management API.
         startup_timeout: seconds until ``/ping`` must answer (any HTTP status).
-        env: extra environment variables for the server and its workers.
-            ``TS_HEALTH_STATE_DIR`` (from here, else from this process) is always set for the
-            workers: by default to ``<workdir>/health-state`` (:attr:`TorchServe.state_dir`).
+        env: extra environment variables for the server and its workers. They always get
+            ``TS_HEALTH_STATE_DIR`` (from here, else this process, else ``<workdir>/health-state``).
         workdir: where ``config.properties``, ``logs/`` and ``key_file.json`` go (the server's
             working directory). By default a fresh temporary directory, removed on a clean exit
             and kept (its path is in the error) when starting or the body failed.
         workers_per_model: ``default_workers_per_model`` (TorchServe's own default is one per
             CPU core); a model's ``minWorkers`` overrides it.
 
-    Yields:
-        The running :class:`TorchServe`.
+    Yields the running :class:`TorchServe`; on exit stops it and every process it started.
 
     Raises:
         ServerError: the server did not start (the message holds the tail of ``ts_log.log``).
     """
+    launch = _prepare(model_store, workdir, env, token_auth, model_api, startup_timeout)
+    process: subprocess.Popen[bytes] | None = None
+    clean = False
+    try:
+        process, server = _start_on_free_ports(launch, models, config, workers_per_model)
+        yield server
+        clean = True
+    finally:
+        if process is not None:
+            _stop(process, launch.temp_dir)
+        shutil.rmtree(launch.temp_dir, ignore_errors=True)
+        if workdir is None and clean:
+            shutil.rmtree(launch.root, ignore_errors=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Launch:
+    """What every start attempt of one :func:`serve` shares."""
+
+    torchserve: str
+    store: Path
+    root: Path
+    temp_dir: Path
+    state_dir: Path
+    token_auth: bool
+    model_api: bool
+    startup_timeout: float
+    env: Mapping[str, str]
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def config_file(self) -> Path:
+        return self.root / "config.properties"
+
+
+def _prepare(
+    model_store: PathLike,
+    workdir: PathLike | None,
+    env: Mapping[str, str] | None,
+    token_auth: bool,
+    model_api: bool,
+    startup_timeout: float,
+) -> _Launch:
+    """Check the store, torchserve and java, then make the server's directories."""
     store = Path(model_store).resolve()
     if not store.is_dir():
         raise ServerError(f"model store {store} is not a directory")
     torchserve = find_executable("torchserve")
-    java_home = (env or {}).get("JAVA_HOME") or os.environ.get("JAVA_HOME")
-    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
-    if java is None or not os.access(java, os.X_OK):
-        raise ServerError(
-            "java not found (TorchServe's frontend needs Java 17): install it or set JAVA_HOME"
-        )
-    own_workdir = workdir is None
-    root = Path(tempfile.mkdtemp(prefix="ts-serve-")) if workdir is None else Path(workdir)
-    root = root.resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    log_dir = root / "logs"
-    log_dir.mkdir(exist_ok=True)
+    _find_java(env)
+    root = Path(tempfile.mkdtemp(prefix="ts-serve-") if workdir is None else workdir).resolve()
+    (root / "logs").mkdir(parents=True, exist_ok=True)
     # Records go with the workdir unless the caller chose a place: the workers' TMPDIR (and so
     # the library's default state dir) is the temp dir below, removed on exit.
     state_dir = Path(
@@ -212,109 +286,155 @@ def serve(
     )
     # Unix socket paths are limited to ~107 bytes: keep the temp dir short and separate.
     temp_dir = Path(tempfile.mkdtemp(prefix="tsrv-"))
-    process: subprocess.Popen[bytes] | None = None
-    clean = False
+    return _Launch(
+        torchserve,
+        store,
+        root,
+        temp_dir,
+        state_dir,
+        token_auth,
+        model_api,
+        startup_timeout,
+        env or {},
+    )
+
+
+def _start_on_free_ports(
+    launch: _Launch,
+    models: Mapping[str, str] | Sequence[str] | str | None,
+    config: Mapping[str, str | int | float | bool] | None,
+    workers_per_model: int,
+) -> tuple[subprocess.Popen[bytes], TorchServe]:
+    """Start on free ports, again (:data:`PORT_ATTEMPTS` in all) when they were taken before
+    TorchServe bound them."""
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        settings = _settings(launch, models, config, workers_per_model)
+        process, server = _start(launch, settings, last_attempt=attempt == PORT_ATTEMPTS)
+        if server is not None:
+            return process, server
+        _stop(process, launch.temp_dir)
+    raise AssertionError("unreachable: the last attempt returns or raises")  # pragma: no cover
+
+
+def _find_java(env: Mapping[str, str] | None) -> str:
+    java_home = (env or {}).get("JAVA_HOME") or os.environ.get("JAVA_HOME")
+    java = str(Path(java_home) / "bin" / "java") if java_home else shutil.which("java")
+    if java is None or not os.access(java, os.X_OK):
+        raise ServerError(
+            "java not found (TorchServe's frontend needs Java 17): install it or set JAVA_HOME"
+        )
+    return java
+
+
+def _settings(
+    launch: _Launch,
+    models: Mapping[str, str] | Sequence[str] | str | None,
+    config: Mapping[str, str | int | float | bool] | None,
+    workers_per_model: int,
+) -> dict[str, str]:
+    """``config.properties`` on free loopback ports; ``config`` overrides every entry."""
+    inference, management, metrics, grpc_inference, grpc_management = _free_ports(5)
+    settings: dict[str, str] = {
+        "inference_address": f"http://127.0.0.1:{inference}",
+        "management_address": f"http://127.0.0.1:{management}",
+        "metrics_address": f"http://127.0.0.1:{metrics}",
+        "grpc_inference_address": "127.0.0.1",
+        "grpc_management_address": "127.0.0.1",
+        "grpc_inference_port": str(grpc_inference),
+        "grpc_management_port": str(grpc_management),
+        "model_store": str(launch.store),
+        "default_workers_per_model": str(workers_per_model),
+        "disable_token_authorization": "false" if launch.token_auth else "true",
+        "enable_model_api": "true" if launch.model_api else "false",
+    }
+    loaded = _models_setting(models)
+    if loaded:
+        settings["load_models"] = loaded
+    for key, value in (config or {}).items():
+        settings[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return settings
+
+
+def _start(
+    launch: _Launch, settings: Mapping[str, str], *, last_attempt: bool
+) -> tuple[subprocess.Popen[bytes], TorchServe | None]:
+    """One attempt: write the config, start the frontend in a session of its own, await
+    ``/ping``; no server means "the ports were taken, try again"."""
+    _write_properties(launch.config_file, settings)
+    (launch.root / KEY_FILE).unlink(missing_ok=True)
+    (launch.temp_dir / ".model_server.pid").unlink(missing_ok=True)
+    with open(launch.log_dir / CONSOLE_FILE, "ab") as console:
+        process = subprocess.Popen(
+            _command(launch),
+            cwd=launch.root,
+            env=_environment(launch),
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = TorchServe(
+        inference_url=settings["inference_address"].rstrip("/"),
+        management_url=settings["management_address"].rstrip("/"),
+        metrics_url=settings["metrics_address"].rstrip("/"),
+        log_dir=launch.log_dir,
+        model_store=launch.store,
+        pid=process.pid,
+        workdir=launch.root,
+        temp_dir=launch.temp_dir,
+        config_file=launch.config_file,
+        state_dir=launch.state_dir,
+    )
     try:
-        server: TorchServe | None = None
-        for attempt in range(1, PORT_ATTEMPTS + 1):
-            inference, management, metrics, grpc_inference, grpc_management = _free_ports(5)
-            settings: dict[str, str] = {
-                "inference_address": f"http://127.0.0.1:{inference}",
-                "management_address": f"http://127.0.0.1:{management}",
-                "metrics_address": f"http://127.0.0.1:{metrics}",
-                "grpc_inference_address": "127.0.0.1",
-                "grpc_management_address": "127.0.0.1",
-                "grpc_inference_port": str(grpc_inference),
-                "grpc_management_port": str(grpc_management),
-                "model_store": str(store),
-                "default_workers_per_model": str(workers_per_model),
-                "disable_token_authorization": "false" if token_auth else "true",
-                "enable_model_api": "true" if model_api else "false",
-            }
-            loaded = _models_setting(models)
-            if loaded:
-                settings["load_models"] = loaded
-            for key, value in (config or {}).items():
-                settings[key] = str(value).lower() if isinstance(value, bool) else str(value)
-            config_file = root / "config.properties"
-            _write_properties(config_file, settings)
-            (root / KEY_FILE).unlink(missing_ok=True)
-            (temp_dir / ".model_server.pid").unlink(missing_ok=True)
-            command = [
-                torchserve,
-                "--start",
-                "--foreground",
-                "--ncs",
-                "--ts-config",
-                str(config_file),
-                "--model-store",
-                str(store),
-            ]
-            if not token_auth:
-                command.append("--disable-token-auth")
-            if model_api:
-                command.append("--enable-model-api")
-            environment = dict(os.environ)
-            environment.update(env or {})
-            # The frontend starts `torchrun` for parallel models (parallelType) by name: it
-            # must find the one of the interpreter's environment, activated or not.
-            beside = str(Path(sys.executable).parent)
-            path = environment.get("PATH", os.defpath)
-            if beside not in path.split(os.pathsep):
-                environment["PATH"] = os.pathsep.join((beside, path))
-            environment.update(
-                {
-                    "LOG_LOCATION": str(log_dir),
-                    "METRICS_LOCATION": str(log_dir),
-                    "TEMP": str(temp_dir),
-                    "TMPDIR": str(temp_dir),
-                    "TMP": str(temp_dir),
-                    ENV_STATE_DIR: str(state_dir),
-                    # The CLI prefers $TS_CONFIG_FILE over --ts-config: make both ours.
-                    "TS_CONFIG_FILE": str(config_file),
-                }
-            )
-            with open(log_dir / CONSOLE_FILE, "ab") as console:
-                process = subprocess.Popen(
-                    command,
-                    cwd=root,
-                    env=environment,
-                    stdin=subprocess.DEVNULL,
-                    stdout=console,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            server = _await_start(
-                process,
-                TorchServe(
-                    inference_url=settings["inference_address"].rstrip("/"),
-                    management_url=settings["management_address"].rstrip("/"),
-                    metrics_url=settings["metrics_address"].rstrip("/"),
-                    log_dir=log_dir,
-                    model_store=store,
-                    pid=process.pid,
-                    workdir=root,
-                    temp_dir=temp_dir,
-                    config_file=config_file,
-                    state_dir=state_dir,
-                ),
-                token_auth=token_auth,
-                timeout=startup_timeout,
-                last_attempt=attempt == PORT_ATTEMPTS,
-            )
-            if server is not None:
-                break
-            _stop(process)
-            process = None
-        assert server is not None  # _await_start raises on the last attempt
-        yield server
-        clean = True
-    finally:
-        if process is not None:
-            _stop(process)
-        shutil.rmtree(temp_dir, ignore_errors=True)
-        if own_workdir and clean:
-            shutil.rmtree(root, ignore_errors=True)
+        return process, _await_start(
+            process,
+            server,
+            token_auth=launch.token_auth,
+            timeout=launch.startup_timeout,
+            last_attempt=last_attempt,
+        )
+    except BaseException:
+        _stop(process, launch.temp_dir)
+        raise
+
+
+def _command(launch: _Launch) -> list[str]:
+    command = [launch.torchserve, "--start", "--foreground", "--ncs"]
+    command += ["--ts-config", str(launch.config_file), "--model-store", str(launch.store)]
+    if not launch.token_auth:
+        command.append("--disable-token-auth")
+    if launch.model_api:
+        command.append("--enable-model-api")
+    return command
+
+
+def _environment(launch: _Launch) -> dict[str, str]:
+    """This process's environment, ``env``, and the server's own directories.
+
+    Every process the server starts inherits ``TMPDIR``, the server's own temp dir: that is
+    how :func:`_stop` finds those that left its process group (torchrun's ranks)."""
+    environment = dict(os.environ)
+    environment.update(launch.env)
+    # The frontend starts `torchrun` for parallel models (parallelType) by name: it must find
+    # the one of the interpreter's environment, activated or not.
+    beside = str(Path(sys.executable).parent)
+    path = environment.get("PATH", os.defpath)
+    if beside not in path.split(os.pathsep):
+        environment["PATH"] = os.pathsep.join((beside, path))
+    temp = str(launch.temp_dir)
+    environment.update(
+        {
+            "LOG_LOCATION": str(launch.log_dir),
+            "METRICS_LOCATION": str(launch.log_dir),
+            "TEMP": temp,
+            "TMPDIR": temp,
+            "TMP": temp,
+            ENV_STATE_DIR: str(launch.state_dir),
+            # The CLI prefers $TS_CONFIG_FILE over --ts-config: make both ours.
+            "TS_CONFIG_FILE": str(launch.config_file),
+        }
+    )
+    return environment
 
 
 def _await_start(
@@ -350,7 +470,6 @@ def _await_start(
         if time.monotonic() >= deadline:
             if not last_attempt and _port_clash(server.log_dir):
                 return None
-            _stop(process)
             raise ServerError(
                 f"TorchServe did not answer /ping within {timeout:g} s "
                 f"(workdir {server.workdir})" + _logs(server)
