@@ -11,19 +11,24 @@ Every public name is loaded on first access, so that ``import ts_health_handler`
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import exports
 from ._version import __version__
 
 if TYPE_CHECKING:
     from ._errors import ConfigError, HealthError, InferenceError, InitializationError
     from ._lifecycle import CheckStatus, HealthStatus, InitPhase, ServingMode
-    from .handler._canary import Canary, device_info
-    from .handler._config import Faults, HealthConfig, InitFailurePolicy
-    from .handler._function import with_health
-    from .handler._handler import HealthHandler
-    from .handler._mixin import HealthMixin
+    from .handler import (
+        Canary,
+        Faults,
+        HealthConfig,
+        HealthHandler,
+        HealthMixin,
+        InitFailurePolicy,
+        device_info,
+        with_health,
+    )
     from .record import ErrorInfo, InitRecord, RecordError, StateStore, resolve_state_dir
 
 __all__ = [
@@ -52,38 +57,28 @@ __all__ = [
 ]
 
 _HOMES = {
-    "Canary": ".handler._canary",
+    "Canary": ".handler",
     "CheckStatus": "._lifecycle",
     "ConfigError": "._errors",
     "ErrorInfo": ".record",
-    "Faults": ".handler._config",
-    "HealthConfig": ".handler._config",
+    "Faults": ".handler",
+    "HealthConfig": ".handler",
     "HealthError": "._errors",
-    "HealthHandler": ".handler._handler",
-    "HealthMixin": ".handler._mixin",
+    "HealthHandler": ".handler",
+    "HealthMixin": ".handler",
     "HealthStatus": "._lifecycle",
     "InferenceError": "._errors",
-    "InitFailurePolicy": ".handler._config",
+    "InitFailurePolicy": ".handler",
     "InitPhase": "._lifecycle",
     "InitRecord": ".record",
     "InitializationError": "._errors",
     "RecordError": ".record",
     "ServingMode": "._lifecycle",
     "StateStore": ".record",
-    "device_info": ".handler._canary",
+    "device_info": ".handler",
     "resolve_state_dir": ".record",
-    "with_health": ".handler._function",
+    "with_health": ".handler",
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(home, __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = exports(__name__, _HOMES)

@@ -19,8 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from .._text import clip, valid_utf8
-from ..record import MESSAGE_LIMIT, ErrorInfo, utc_iso
-from ..record._beat import Beat
+from ..record import MESSAGE_LIMIT, Beat, ErrorInfo, utc_iso
 from ._config import FatalErrorPolicy, HealthConfig
 from ._requests import Requests
 from ._watchdog import Watchdog

@@ -30,15 +30,17 @@ from .._lifecycle import CheckStatus, HealthStatus, InitPhase, ServingMode
 from .._text import clip, valid_utf8
 from ..record import (
     MESSAGE_LIMIT,
+    Death,
     ErrorInfo,
     InitRecord,
     StateStore,
+    beat_path,
+    death_from_beat,
     pid_alive,
+    read_beat,
     resolve_state_dir,
     utc_iso,
 )
-from ..record._beat import beat_path, read_beat
-from ..record._deaths import Death, death_from_beat
 from ._canary import gpu_memory
 from ._config import HealthConfig, InitFailurePolicy
 from ._context import UNKNOWN, model_identity, serving_mode

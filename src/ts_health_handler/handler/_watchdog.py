@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from ..record._beat import Beat, write_beat
+from ..record import Beat, write_beat
 
 __all__ = ["MIN_GAP_S", "Watchdog"]
 

@@ -12,17 +12,11 @@ from typing import Final, NamedTuple, Optional
 from .._document import StatusDoc
 from .._lifecycle import InitPhase, ModelState, ReasonKind
 from .._text import one_line
-from ..record import InitRecord, parse_iso
-from ..record._beat import Beat
-from ..torchserve._answers import JobQueue, ModelEntry
+from ..record import Beat, InitRecord, parse_iso
+from ..torchserve import JobQueue, ModelEntry
 from ._serving import after_ready, last_death
 
-__all__ = ["Kind", "ModelHealth", "Observation", "State", "assess"]
-
-#: The probe's name for the state words.
-State = ModelState
-#: What a reason is about: a word from a fixed vocabulary (metrics carry it as a label).
-Kind = ReasonKind
+__all__ = ["ModelHealth", "Observation", "assess"]
 
 #: Longest error message shown in a one-line reason (JSON keeps it whole).
 REASON_MESSAGE_LIMIT: Final = 300
@@ -128,29 +122,29 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
             since = _since(record.first_failure_at, seen.now)
             if since is not None and limit is not None and since >= limit:
                 return judged(
-                    State.UNHEALTHY,
-                    Kind.RETRY_WINDOW_PASSED,
+                    ModelState.UNHEALTHY,
+                    ReasonKind.RETRY_WINDOW_PASSED,
                     f"initialization failed {failures} in a row over {since:.0f} s, "
                     f"past maxRetryTimeoutInSec={limit}: {error}",
                 )
             if seen.ping_healthy is False:
                 return judged(
-                    State.UNHEALTHY,
-                    Kind.PING_UNHEALTHY,
+                    ModelState.UNHEALTHY,
+                    ReasonKind.PING_UNHEALTHY,
                     f"/ping reports Unhealthy; initialization failed {failures} in a row: {error}",
                 )
             retry = "TorchServe is retrying"
             if record.phase is InitPhase.INITIALIZING:
                 retry = f"attempt {record.attempts} in progress"
             return judged(
-                State.FAILING,
-                Kind.INIT_FAILED,
+                ModelState.FAILING,
+                ReasonKind.INIT_FAILED,
                 f"initialization failed {failures} in a row ({worker_text}; {retry}): {error}",
             )
         if not entry.workers and entry.min_workers == 0:
             return judged(
-                State.UNHEALTHY,
-                Kind.NO_WORKERS,
+                ModelState.UNHEALTHY,
+                ReasonKind.NO_WORKERS,
                 "no workers (minWorkers is 0): scale the model with "
                 "PUT /models/{name}?min_worker=1",
             )
@@ -159,29 +153,35 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
         if death is not None:
             text += f"; the last worker process ended while serving: {death.describe()}"
         restarting = record is not None and record.phase is InitPhase.READY
-        return judged(State.INITIALIZING, Kind.RESTARTING if restarting else Kind.LOADING, text)
+        return judged(
+            ModelState.INITIALIZING,
+            ReasonKind.RESTARTING if restarting else ReasonKind.LOADING,
+            text,
+        )
     status = seen.status
     if status is not None and status["status"] == "failed":
         return judged(
-            State.FAILING,
-            Kind.INIT_FAILED,
+            ModelState.FAILING,
+            ReasonKind.INIT_FAILED,
             f"initialization failed and is held; {_held_text(status)}",
         )
     watch = after_ready(seen.beats, ready, record, seen.now)
     if watch.state is not None:
-        kind = watch.kind or Kind.UNKNOWN
+        kind = watch.kind or ReasonKind.UNKNOWN
         return judged(watch.state, kind, f"{watch.reason} ({worker_text})")
     queue = entry.queue
     if queue is not None and queue.full:
         return judged(
-            State.SATURATED,
-            Kind.QUEUE_FULL,
+            ModelState.SATURATED,
+            ReasonKind.QUEUE_FULL,
             f"job queue full: {queue.pending} pending, 0 free ({worker_text})",
         )
     if watch.unstable is not None:
-        return judged(State.UNSTABLE, Kind.DEATHS, f"{watch.unstable} ({worker_text})")
+        return judged(ModelState.UNSTABLE, ReasonKind.DEATHS, f"{watch.unstable} ({worker_text})")
     if status is not None and status["status"] == "degraded":
-        return judged(State.DEGRADED, Kind.CHECK_FAILED, f"{_check_text(status)} ({worker_text})")
+        return judged(
+            ModelState.DEGRADED, ReasonKind.CHECK_FAILED, f"{_check_text(status)} ({worker_text})"
+        )
     reason = worker_text
     if queue is not None:
         reason += f", {_queue_text(queue)} in the job queue"
@@ -194,7 +194,7 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
         reason += f"; health status unknown: {seen.status_error}"
     if seen.record_error:
         reason += f"; initialization record unavailable: {seen.record_error}"
-    return judged(State.READY, Kind.OK, reason)
+    return judged(ModelState.READY, ReasonKind.OK, reason)
 
 
 def _since(stamp: Optional[str], now: float) -> Optional[float]:

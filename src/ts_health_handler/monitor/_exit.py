@@ -6,7 +6,7 @@ import enum
 from typing import Final
 
 from .._errors import HealthError
-from ..torchserve._errors import BadAnswer, KeyExpired, Refused, Unreachable
+from ..torchserve import BadAnswer, KeyExpired, Refused, Unreachable
 
 __all__ = ["ExitCode", "UsageError", "exit_code_for", "label_for", "message_for"]
 

@@ -35,8 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-from ..record._beat import Beat
-from ..record._store import RECORD_MODE
+from ..record import RECORD_MODE, Beat
 
 __all__ = [
     "PENDING_FILE",

@@ -20,9 +20,8 @@ server, and only TorchServe knows which of them make up the registration served 
 from collections.abc import Sequence
 from typing import Final, NamedTuple, Optional
 
-from ..record import InitRecord, parse_iso
-from ..record._registration import narrow
-from ..torchserve._answers import ModelEntry
+from ..record import InitRecord, narrow, parse_iso
+from ..torchserve import ModelEntry
 
 __all__ = ["Match", "match"]
 

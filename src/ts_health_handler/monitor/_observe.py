@@ -12,11 +12,10 @@ from typing import NamedTuple, Optional
 
 from .._document import StatusDoc
 from .._errors import ServerError
-from ..record import InitRecord, RecordError, StateStore, read_record
-from ..record._beat import Beat, read_beats
-from ..torchserve._answers import ModelEntry
-from ..torchserve._client import TorchServeClient, Unreachable
-from ._assess import Kind, ModelHealth, Observation, State, assess
+from .._lifecycle import ModelState, ReasonKind
+from ..record import Beat, InitRecord, RecordError, StateStore, read_beats, read_record
+from ..torchserve import ModelEntry, TorchServeClient, Unreachable
+from ._assess import ModelHealth, Observation, assess
 from ._exit import ExitCode, exit_code_for
 from ._guard import forget_pending, hold_describe, remember_pending
 from ._match import Match, match
@@ -107,7 +106,7 @@ def observe(
         entry = client.describe(model, version)
     except Unreachable as exc:
         return ModelHealth(
-            model, version or "?", State.UNREACHABLE, str(exc), kind=Kind.UNREACHABLE
+            model, version or "?", ModelState.UNREACHABLE, str(exc), kind=ReasonKind.UNREACHABLE
         )
     return observe_entry(client, settings, entry, ping_healthy=ping_healthy, now=now)
 
@@ -129,7 +128,9 @@ def observe_model(
         entries = client.describe_all(model, "all")
         default = entries[0] if len(entries) == 1 else client.describe(model)
     except Unreachable as exc:
-        return [ModelHealth(model, "?", State.UNREACHABLE, str(exc), kind=Kind.UNREACHABLE)]
+        return [
+            ModelHealth(model, "?", ModelState.UNREACHABLE, str(exc), kind=ReasonKind.UNREACHABLE)
+        ]
     ordered = [default, *(e for e in entries if e.version != default.version)]
     return [
         observe_entry(client, settings, entry, ping_healthy=ping_healthy, now=now, default=i == 0)
@@ -166,7 +167,7 @@ def observe_entry(
         if held is not None:
             status_error = held
         else:
-            status, status_error = client.status_document(entry.name, entry.version)
+            status, status_error = client.customized_status(entry.name, entry.version)
             if status is not None:
                 forget_pending(directory)
             elif beats:  # ours, and unanswered: it may wait in the queue

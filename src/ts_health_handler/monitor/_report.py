@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._assess import ModelHealth, State
+from .._lifecycle import ModelState
+from ._assess import ModelHealth
 from ._exit import ExitCode
 from ._observe import PingResult
 from ._policy import READY_ONLY, ReadinessPolicy
@@ -20,7 +21,7 @@ __all__ = [
     "model_json",
     "model_ok",
     "status_code",
-    "status_document",
+    "status_json",
     "unreachable_document",
 ]
 
@@ -75,7 +76,7 @@ def model_json(health: ModelHealth, settings: Settings) -> dict[str, Any]:
 def model_exit_code(health: ModelHealth, settings: Settings) -> ExitCode:
     if model_ok(health, settings):
         return ExitCode.OK
-    return ExitCode.UNREACHABLE if health.state is State.UNREACHABLE else ExitCode.NOT_READY
+    return ExitCode.UNREACHABLE if health.state is ModelState.UNREACHABLE else ExitCode.NOT_READY
 
 
 def status_code(
@@ -89,7 +90,7 @@ def status_code(
     return ExitCode.UNREACHABLE if ExitCode.UNREACHABLE in codes else max(codes)
 
 
-def status_document(
+def status_json(
     settings: Settings, ping: PingResult, results: Sequence[ModelHealth], complete: bool = True
 ) -> dict[str, Any]:
     """The ``status --json`` document (fields in ``docs/probe.md``); ``ts-health serve``

@@ -16,9 +16,7 @@ from typing import Final, NamedTuple, Optional
 from .. import _thresholds as thresholds
 from .._lifecycle import ModelState, ReasonKind
 from .._text import one_line
-from ..record import ErrorInfo, InitRecord
-from ..record._beat import Beat
-from ..record._deaths import Death, deaths_within
+from ..record import Beat, Death, ErrorInfo, InitRecord, deaths_within
 
 __all__ = ["Watch", "after_ready", "last_death"]
 

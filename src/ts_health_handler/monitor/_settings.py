@@ -10,8 +10,7 @@ from typing import Any, NamedTuple, Optional
 from urllib.parse import urlsplit
 
 from ..record import ENV_STATE_DIR, resolve_state_dir
-from ..torchserve._answers import KeyFileError, Keys
-from ..torchserve._client import Api, TorchServeClient
+from ..torchserve import Api, KeyFileError, Keys, TorchServeClient
 from ._defaults import (
     DEFAULT_DESCRIBE_TIMEOUT,
     DEFAULT_INFERENCE_URL,

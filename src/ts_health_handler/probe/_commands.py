@@ -7,20 +7,28 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from .._errors import ServerError
-from ..monitor._assess import ModelHealth, State
-from ..monitor._defaults import DEFAULT_WAIT_INTERVAL
-from ..monitor._exit import ExitCode, UsageError, exit_code_for, message_for
-from ..monitor._observe import PingResult, ask_ping, observe, observe_model
-from ..monitor._output import Io
-from ..monitor._report import (
+from .._lifecycle import ModelState
+from ..monitor import (
+    DEFAULT_WAIT_INTERVAL,
+    ExitCode,
+    Io,
+    ModelHealth,
+    PingResult,
+    Settings,
+    UsageError,
+    ask_ping,
+    client_for,
+    exit_code_for,
+    message_for,
     model_exit_code,
     model_json,
     model_ok,
-    status_document,
+    observe,
+    observe_model,
+    status_json,
     unreachable_document,
 )
-from ..monitor._settings import Settings, client_for
-from ..torchserve._client import Refused, Unreachable
+from ..torchserve import Refused, Unreachable
 from ._render import health_line, status_table
 
 __all__ = ["COMMANDS", "DEFAULT_WAIT_INTERVAL", "server_line"]
@@ -85,7 +93,7 @@ def cmd_status(settings: Settings, args: argparse.Namespace, io: Io) -> int:
     else:
         results = [h for n in names for h in one(n)]
     io.unreachable(results)
-    document = status_document(settings, ping, results)
+    document = status_json(settings, ping, results)
     io.emit(settings, status_table(server_line(settings, ping), results), document)
     return int(document["exit_code"])
 
@@ -123,8 +131,8 @@ def cmd_wait(settings: Settings, args: argparse.Namespace, io: Io) -> int:
             health = None
         waited = io.clock() - started
         if health is not None:
-            stop = health.state is State.UNHEALTHY or (
-                health.state is State.FAILING and (args.fail_fast or health.held)
+            stop = health.state is ModelState.UNHEALTHY or (
+                health.state is ModelState.FAILING and (args.fail_fast or health.held)
             )
             if model_ok(health, settings) or stop:
                 code = model_exit_code(health, settings)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..monitor._assess import ModelHealth
-from ..torchserve._answers import JobQueue
+from ..monitor import ModelHealth
+from ..torchserve import JobQueue
 
 __all__ = ["health_line", "status_table"]
 

@@ -20,7 +20,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
 from .._lifecycle import ModelState
-from ..monitor._policy import ReadinessPolicy
+from ..monitor import ReadinessPolicy
 from ._options import ServeOptions
 from ._readiness import watched
 from ._snapshot import Snapshot

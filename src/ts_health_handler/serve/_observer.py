@@ -24,10 +24,16 @@ from typing import Final
 
 from .._errors import ServerError
 from .._text import one_line, redact
-from ..monitor._exit import ExitCode, message_for
-from ..monitor._observe import PingResult, ask_ping, observe_model
-from ..monitor._settings import Settings, client_for
-from ..torchserve._client import NotRegistered, TorchServeClient
+from ..monitor import (
+    ExitCode,
+    PingResult,
+    Settings,
+    ask_ping,
+    client_for,
+    message_for,
+    observe_model,
+)
+from ..torchserve import NotRegistered, TorchServeClient
 from ._history import advance
 from ._options import ServeOptions
 from ._snapshot import ModelSeen, Snapshot

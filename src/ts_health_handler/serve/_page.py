@@ -13,8 +13,7 @@ from typing import Final
 
 from .._lifecycle import ModelState
 from .._text import one_line
-from ..monitor._assess import ModelHealth
-from ..monitor._settings import Settings
+from ..monitor import ModelHealth, Settings
 from ..record import utc_iso
 from ._history import Track
 from ._options import ServeOptions

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..monitor._policy import ReadinessPolicy
+from ..monitor import ReadinessPolicy
 from ._options import ServeOptions
 from ._snapshot import ModelSeen, Snapshot
 

@@ -21,11 +21,14 @@ from typing import Any, Final
 from urllib.parse import unquote
 
 from .._text import REDACTED, secret_forms
-from ..monitor._exit import ExitCode
-from ..monitor._observe import PingResult
-from ..monitor._policy import ReadinessPolicy
-from ..monitor._report import status_document, unreachable_document
-from ..monitor._settings import Settings
+from ..monitor import (
+    ExitCode,
+    PingResult,
+    ReadinessPolicy,
+    Settings,
+    status_json,
+    unreachable_document,
+)
 from ._metrics import CONTENT_TYPE, metrics_text
 from ._options import ServeOptions
 from ._page import page_html
@@ -150,7 +153,7 @@ def _status(view: View) -> Answer:
         (seen := snapshot.models.get(name)) is not None and seen.error is None
         for name in snapshot.names
     )
-    return _json(200, status_document(view.settings, ping, snapshot.healths(), complete))
+    return _json(200, status_json(view.settings, ping, snapshot.healths(), complete))
 
 
 def _split(path: str) -> list[str] | None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..monitor._assess import ModelHealth
-from ..monitor._observe import PingResult
+from ..monitor import ModelHealth, PingResult
 from ._history import Track
 
 __all__ = ["ModelSeen", "Snapshot"]

@@ -43,8 +43,15 @@ from urllib.parse import urlsplit
 from .._errors import ServerError
 from .._text import clip
 from ..record import StateStore
-from ..torchserve._answers import Keys, ModelEntry, status_from_metadata
-from ..torchserve._client import Api, Rejected, Response, TorchServeClient
+from ..torchserve import (
+    Api,
+    Keys,
+    ModelEntry,
+    Rejected,
+    Response,
+    TorchServeClient,
+    status_from_metadata,
+)
 
 __all__ = [
     "HttpResponse",

@@ -264,7 +264,7 @@ class TorchServeClient:
         entries = self.describe_all(model, version, customized=customized, timeout=timeout)
         return _pick(entries, version)
 
-    def status_document(self, model: str, version: str) -> tuple[StatusDoc | None, str | None]:
+    def customized_status(self, model: str, version: str) -> tuple[StatusDoc | None, str | None]:
         """Our status from ``?customized=true``: ``(document, None)`` or ``(None, why not)``.
 
         Never raises for the answer: a busy worker, a handler without ``HealthMixin`` or a

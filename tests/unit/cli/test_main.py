@@ -16,12 +16,12 @@ from tests.support.fake_torchserve import FakeTorchServe
 from tests.unit.probe.helpers import BIN, Result, closed_port
 from ts_health_handler import cli
 from ts_health_handler.cli import run
-from ts_health_handler.probe import EXIT_INTERNAL, EXIT_OK, EXIT_UNREACHABLE
+from ts_health_handler.probe import ExitCode
 
 
 def test_help_lists_exit_codes_and_environment(ts_health: Callable[..., Result]) -> None:
     result = ts_health("--help", connect=False)
-    assert result.code == EXIT_OK
+    assert result.code == ExitCode.OK
     for text in (
         "exit codes:",
         "3  unreachable",
@@ -32,13 +32,13 @@ def test_help_lists_exit_codes_and_environment(ts_health: Callable[..., Result])
         "wait",
     ):
         assert text in result.out
-    assert ts_health("wait", "--help", connect=False).code == EXIT_OK
+    assert ts_health("wait", "--help", connect=False).code == ExitCode.OK
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     from ts_health_handler import __version__
 
-    assert run(["--version"], environ={}) == EXIT_OK
+    assert run(["--version"], environ={}) == ExitCode.OK
     assert capsys.readouterr().out == f"ts-health {__version__} (ts-health-handler)\n"
 
 
@@ -50,7 +50,7 @@ def test_internal_errors_are_one_line(
 
     monkeypatch.setitem(cli.COMMANDS, "ping", broken)
     result = ts_health("ping")
-    assert result.code == EXIT_INTERNAL
+    assert result.code == ExitCode.INTERNAL
     assert result.lines == ["ts-health: internal error: KeyError: 'oops' (please report it)"]
 
 
@@ -74,7 +74,7 @@ def test_console_script(fake: FakeTorchServe, state_dir: Path) -> None:
     done = subprocess.run(
         [str(script), "ready", "m"], env=env, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == EXIT_OK, done.stderr
+    assert done.returncode == ExitCode.OK, done.stderr
     assert done.stdout.startswith("ready: model m 1.0:")
 
 
@@ -85,7 +85,7 @@ def test_python_dash_m(fake: FakeTorchServe) -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == EXIT_OK, done.stderr
+    assert done.returncode == ExitCode.OK, done.stderr
     url = f"http://127.0.0.1:{closed_port()}"
     done = subprocess.run(
         [
@@ -104,6 +104,6 @@ def test_python_dash_m(fake: FakeTorchServe) -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == EXIT_UNREACHABLE
+    assert done.returncode == ExitCode.UNREACHABLE
     assert "Traceback" not in done.stderr + done.stdout
     assert done.stdout.strip().startswith("unreachable: cannot connect to the management API")

@@ -11,7 +11,7 @@ from tests.support.status_docs import status_doc
 from ts_health_handler._document import StatusDoc, parse_status
 from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._policy import READY_ONLY, ReadinessPolicy
-from ts_health_handler.probe import ModelHealth, Observation, State, assess, health_json
+from ts_health_handler.probe import ModelHealth, Observation, assess, health_json
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
 from ts_health_handler.torchserve._answers import ModelEntry
 
@@ -76,20 +76,20 @@ def verdict(describe: dict[str, Any], **seen: Any) -> ModelHealth:
 
 def test_ready_when_a_worker_is_ready_and_status_ready() -> None:
     health = verdict(entry("READY", "UNLOADING"), status=doc())
-    assert health.state is State.READY
+    assert health.state is ModelState.READY
     assert health.reason.startswith("1/2 workers READY, 0 pending, 100 free")
     assert READY_ONLY.admits(health.state)
 
 
 def test_ready_without_our_status_names_why_it_is_unknown() -> None:
     health = verdict(entry("READY"), status_error="customized describe failed: timed out")
-    assert health.state is State.READY
+    assert health.state is ModelState.READY
     assert "health status unknown: customized describe failed: timed out" in health.reason
 
 
 def test_initializing_without_record() -> None:
     health = verdict(entry("UNLOADING"), record_path="/state/m/1.0/init.json")
-    assert health.state is State.INITIALIZING
+    assert health.state is ModelState.INITIALIZING
     assert "0/1 workers READY" in health.reason
     assert "no initialization record in /state/m/1.0/init.json" in health.reason
     assert not READY_ONLY.admits(health.state)
@@ -100,7 +100,7 @@ def test_initializing_with_a_record_in_progress() -> None:
         None, model_name="m", model_version="1.0", now=NOW - 3, worker_pid=5, server="1"
     )
     health = verdict(entry("UNLOADING"), record=record)
-    assert health.state is State.INITIALIZING
+    assert health.state is ModelState.INITIALIZING
     assert "attempt 1 started at" in health.reason
 
 
@@ -109,19 +109,19 @@ def test_initializing_after_a_success_means_a_worker_restarts() -> None:
         None, model_name="m", model_version="1.0", now=NOW - 9, worker_pid=5, server="1"
     ).succeeded(now=NOW - 8, duration_s=1, worker_pid=5)
     health = verdict(entry("UNLOADING"), record=record)
-    assert health.state is State.INITIALIZING
+    assert health.state is ModelState.INITIALIZING
     assert "last initialization succeeded" in health.reason
 
 
 def test_unreadable_record_is_a_detail_not_a_crash() -> None:
     health = verdict(entry("UNLOADING"), record_error="unreadable health record x: not JSON")
-    assert health.state is State.INITIALIZING
+    assert health.state is ModelState.INITIALIZING
     assert "unreadable health record" in health.reason
 
 
 def test_failing_names_attempts_and_the_reason_on_one_line() -> None:
     health = verdict(entry("UNLOADING"), record=failed_record(3))
-    assert health.state is State.FAILING
+    assert health.state is ModelState.FAILING
     assert "failed 3 times in a row" in health.reason
     assert "ValueError: weights missing" in health.reason
     assert "\n" not in health.reason
@@ -130,7 +130,7 @@ def test_failing_names_attempts_and_the_reason_on_one_line() -> None:
 
 def test_failing_while_a_retry_is_in_progress() -> None:
     health = verdict(entry("UNLOADING"), record=failed_record(1, retrying=True))
-    assert health.state is State.FAILING
+    assert health.state is ModelState.FAILING
     assert "failed once in a row" in health.reason
     assert "attempt 2 in progress" in health.reason
 
@@ -139,30 +139,30 @@ def test_unhealthy_past_max_retry_timeout() -> None:
     health = verdict(
         entry("UNLOADING", max_retry=60), record=failed_record(4, first_failure_ago=61)
     )
-    assert health.state is State.UNHEALTHY
+    assert health.state is ModelState.UNHEALTHY
     assert "past maxRetryTimeoutInSec=60" in health.reason
     assert "ValueError: weights missing" in health.reason
 
 
 def test_unhealthy_when_ping_says_so_and_initialization_fails() -> None:
     health = verdict(entry("UNLOADING"), record=failed_record(2), ping_healthy=False)
-    assert health.state is State.UNHEALTHY
+    assert health.state is ModelState.UNHEALTHY
     assert "/ping reports Unhealthy" in health.reason
 
 
 def test_ping_unhealthy_alone_does_not_make_an_initializing_model_unhealthy() -> None:
     # Another model may be the one TorchServe counts as unhealthy.
-    assert verdict(entry("UNLOADING"), ping_healthy=False).state is State.INITIALIZING
+    assert verdict(entry("UNLOADING"), ping_healthy=False).state is ModelState.INITIALIZING
 
 
 def test_no_workers_with_min_workers_zero_is_unhealthy() -> None:
     health = verdict(entry(min_workers=0))
-    assert health.state is State.UNHEALTHY
+    assert health.state is ModelState.UNHEALTHY
     assert "minWorkers is 0" in health.reason
 
 
 def test_no_workers_yet_with_min_workers_is_initializing() -> None:
-    assert verdict(entry(min_workers=1)).state is State.INITIALIZING
+    assert verdict(entry(min_workers=1)).state is ModelState.INITIALIZING
 
 
 def test_held_failure_is_failing_even_with_a_ready_worker() -> None:
@@ -173,7 +173,7 @@ def test_held_failure_is_failing_even_with_a_ready_worker() -> None:
         },
     )
     health = verdict(entry("READY", remaining=0), status=status)
-    assert health.state is State.FAILING
+    assert health.state is ModelState.FAILING
     assert "held" in health.reason
     assert "OSError: no weights" in health.reason
     assert "will not retry" in health.reason
@@ -181,14 +181,14 @@ def test_held_failure_is_failing_even_with_a_ready_worker() -> None:
 
 def test_saturated_names_the_numbers() -> None:
     health = verdict(entry("READY", remaining=0, pending=100), status=doc("degraded"))
-    assert health.state is State.SATURATED
+    assert health.state is ModelState.SATURATED
     assert "100 pending, 0 free" in health.reason
 
 
 def test_degraded_names_the_check() -> None:
     status = doc("degraded", check={"status": "failed", "error": "backend down"})
     health = verdict(entry("READY"), status=status)
-    assert health.state is State.DEGRADED
+    assert health.state is ModelState.DEGRADED
     assert health.reason.startswith("health check failed: backend down")
     assert not READY_ONLY.admits(health.state)
     assert ReadinessPolicy(allow_degraded=True).admits(health.state)
@@ -197,12 +197,12 @@ def test_degraded_names_the_check() -> None:
 def test_a_ready_worker_wins_over_recorded_failures() -> None:
     # minWorkers 2: one worker serves, the other keeps failing.
     health = verdict(entry("READY", "UNLOADING"), record=failed_record(5), status=doc())
-    assert health.state is State.READY
+    assert health.state is ModelState.READY
 
 
 def test_missing_job_queue_status_is_not_saturation() -> None:
     health = verdict(entry("READY", remaining=None), status=doc())
-    assert health.state is State.READY
+    assert health.state is ModelState.READY
     assert health_json(health)["queue"] is None
 
 
@@ -213,18 +213,22 @@ def test_missing_job_queue_status_is_not_saturation() -> None:
         (
             entry("UNLOADING", max_retry=5),
             {"record": failed_record(2, 6), "ping_healthy": False},
-            State.UNHEALTHY,
+            ModelState.UNHEALTHY,
         ),
-        (entry("UNLOADING"), {"record": failed_record(2, 6), "ping_healthy": True}, State.FAILING),
-        (entry("UNLOADING"), {"record": None, "ping_healthy": True}, State.INITIALIZING),
+        (
+            entry("UNLOADING"),
+            {"record": failed_record(2, 6), "ping_healthy": True},
+            ModelState.FAILING,
+        ),
+        (entry("UNLOADING"), {"record": None, "ping_healthy": True}, ModelState.INITIALIZING),
         # Order with a READY worker: failing (held) > saturated > degraded > ready.
-        (entry("READY", remaining=0), {"status": doc("failed")}, State.FAILING),
-        (entry("READY", remaining=0), {"status": doc("degraded")}, State.SATURATED),
-        (entry("READY"), {"status": doc("degraded")}, State.DEGRADED),
-        (entry("READY"), {"status": doc("ready"), "record": failed_record(1)}, State.READY),
+        (entry("READY", remaining=0), {"status": doc("failed")}, ModelState.FAILING),
+        (entry("READY", remaining=0), {"status": doc("degraded")}, ModelState.SATURATED),
+        (entry("READY"), {"status": doc("degraded")}, ModelState.DEGRADED),
+        (entry("READY"), {"status": doc("ready"), "record": failed_record(1)}, ModelState.READY),
     ],
 )
-def test_priority(describe: dict[str, Any], seen: dict[str, Any], expected: State) -> None:
+def test_priority(describe: dict[str, Any], seen: dict[str, Any], expected: ModelState) -> None:
     assert verdict(describe, **seen).state is expected
 
 
@@ -250,27 +254,27 @@ def test_json_carries_the_evidence() -> None:
 def test_the_retry_window_includes_its_last_second() -> None:
     # TorchServe's own check is "at least maxRetryTimeoutInSec since the first failure".
     at_limit = verdict(entry("UNLOADING", max_retry=60), record=failed_record(2, 60.0))
-    assert at_limit.state is State.UNHEALTHY
+    assert at_limit.state is ModelState.UNHEALTHY
     assert "failed 2 times in a row over 60 s, past maxRetryTimeoutInSec=60" in at_limit.reason
     inside = verdict(entry("UNLOADING", max_retry=60), record=failed_record(2, 59.5))
-    assert inside.state is State.FAILING
+    assert inside.state is ModelState.FAILING
 
 
 def test_a_first_failure_under_a_second_old_is_inside_a_one_second_window() -> None:
     health = verdict(entry("UNLOADING", max_retry=1), record=failed_record(1, 0.5))
-    assert health.state is State.FAILING
+    assert health.state is ModelState.FAILING
 
 
 def test_a_first_failure_in_the_future_counts_as_now() -> None:
     # A clock step back: the streak is zero seconds old, never negative.
     at_zero = verdict(entry("UNLOADING", max_retry=0), record=failed_record(1, -30.0))
-    assert at_zero.state is State.UNHEALTHY
+    assert at_zero.state is ModelState.UNHEALTHY
     assert "over 0 s, past maxRetryTimeoutInSec=0" in at_zero.reason
 
 
 def test_one_free_queue_slot_is_not_saturated() -> None:
     health = verdict(entry("READY", remaining=1, pending=99), status=doc())
-    assert health.state is State.READY
+    assert health.state is ModelState.READY
     assert health.reason == "1/1 workers READY, 99 pending, 1 free in the job queue"
 
 
@@ -323,7 +327,7 @@ def test_a_failure_streak_without_an_error_says_so() -> None:
         "m", "1.0", InitPhase.FAILED, attempts=1, failures=1, consecutive_failures=1
     )
     health = verdict(entry("UNLOADING"), record=record)
-    assert health.state is State.FAILING
+    assert health.state is ModelState.FAILING
     assert health.reason.endswith(": no error recorded")
 
 
@@ -378,7 +382,7 @@ def test_odd_retry_timeouts_reach_the_verdict_as_a_count_or_none(value: Any, win
     health = verdict(describe, record=failed_record(2, 59.5))
     assert health_json(health)["max_retry_timeout_s"] == window
     # Without a usable window the streak is failing, never unhealthy; 59 s is past 59.
-    assert health.state is (State.UNHEALTHY if window == 59 else State.FAILING)
+    assert health.state is (ModelState.UNHEALTHY if window == 59 else ModelState.FAILING)
 
 
 @pytest.mark.parametrize("value", [float("nan"), "0", None, 0.5])
@@ -387,7 +391,7 @@ def test_odd_queue_numbers_never_make_a_model_saturated_by_accident(value: Any) 
     describe["jobQueueStatus"] = {"remainingCapacity": value, "pendingRequests": float("nan")}
     health = verdict(describe, status=doc())
     # 0.5 free slots is read as 0: full, as TorchServe would never say half a slot.
-    assert health.state is (State.SATURATED if value == 0.5 else State.READY)
+    assert health.state is (ModelState.SATURATED if value == 0.5 else ModelState.READY)
 
 
 # -- after READY: stuck before saturated ------------------------------------------------------

@@ -4,7 +4,7 @@ queue; the other worker failing."""
 from __future__ import annotations
 
 from tests.support.records import NOW, attempt, beat
-from ts_health_handler.probe import Observation, State, assess
+from ts_health_handler.probe import ModelState, Observation, assess
 from ts_health_handler.record._deaths import Death, DeathCause
 from ts_health_handler.torchserve._answers import ModelEntry
 
@@ -44,7 +44,7 @@ def test_the_other_worker_failing_is_the_newest_failure_of_a_worker_not_ready() 
     record = attempt(record, "9002", 12, at=T0 + 10, fail="a")
     described = _described(("9000", "READY"), ("9001", "UNLOADING"), ("9002", "UNLOADING"))
     health = assess("m", "1.0", Observation(described, record=record, now=T0 + 20))
-    assert health.state is State.READY
+    assert health.state is ModelState.READY
     assert health.reason == "1/3 workers READY; other worker failing: KeyError: a"
 
 
@@ -68,7 +68,7 @@ def test_a_restarting_worker_names_the_death_of_the_last_worker_process() -> Non
     health = assess(
         "m", "1.0", Observation(_described(("9000", "UNLOADING")), record=record, now=T0 + 70)
     )
-    assert health.state is State.INITIALIZING
+    assert health.state is ModelState.INITIALIZING
     assert health.reason == (
         f"no READY worker (0/1 workers READY); the last initialization succeeded at "
         f"{record.last_finished_at}, a worker is restarting; the last worker process ended "
@@ -81,7 +81,7 @@ def test_a_ready_reason_keeps_the_workers_and_adds_a_death_below_the_unstable_co
     record = record.died(Death("9000", 11, NOW - 100, NOW - 90, DeathCause.DIED))
     described = _described(("9000", "READY"))
     health = assess("m", "1.0", Observation(described, record=record, beats=(beat(),), now=NOW))
-    assert health.state is State.READY
+    assert health.state is ModelState.READY
     assert health.reason == (
         "1/1 workers READY; a worker died once in the last 10 min while serving "
         "(last: idle when last seen)"

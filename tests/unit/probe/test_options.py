@@ -12,7 +12,7 @@ from tests.support.fake_torchserve import FakeTorchServe
 from tests.support.key_files import SECRET
 from tests.unit.probe.helpers import Result, closed_port, customized, document
 from ts_health_handler import probe
-from ts_health_handler.probe import EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from ts_health_handler.probe import ExitCode
 
 
 def test_connection_options_before_and_after_the_command(
@@ -38,7 +38,7 @@ def test_connection_options_before_and_after_the_command(
         connect=False,
         env={"TS_HEALTH_INFERENCE_URL": fake.url},
     )
-    assert before.code == after.code == EXIT_OK
+    assert before.code == after.code == ExitCode.OK
     assert before.out == after.out
 
 
@@ -47,21 +47,23 @@ def test_option_after_the_command_wins_and_before_is_kept(
 ) -> None:
     dead = f"http://127.0.0.1:{closed_port()}"
     # Given before only: kept although the subcommand defines the option too.
-    assert ts_health("--inference-url", fake.url, "ping", connect=False).code == EXIT_OK
+    assert ts_health("--inference-url", fake.url, "ping", connect=False).code == ExitCode.OK
     # Given on both sides: the later one counts.
     assert (
         ts_health("--inference-url", dead, "ping", "--inference-url", fake.url, connect=False).code
-        == EXIT_OK
+        == ExitCode.OK
     )
 
 
 def test_environment_and_precedence(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
     dead = f"http://127.0.0.1:{closed_port()}"
     env = {"TS_HEALTH_INFERENCE_URL": fake.url}
-    assert ts_health("ping", env=env, connect=False).code == EXIT_OK
+    assert ts_health("ping", env=env, connect=False).code == ExitCode.OK
     env = {"TS_HEALTH_INFERENCE_URL": dead}
-    assert ts_health("ping", "--inference-url", fake.url, env=env, connect=False).code == EXIT_OK
-    assert ts_health("ping", env=env, connect=False).code == EXIT_UNREACHABLE
+    assert (
+        ts_health("ping", "--inference-url", fake.url, env=env, connect=False).code == ExitCode.OK
+    )
+    assert ts_health("ping", env=env, connect=False).code == ExitCode.UNREACHABLE
 
 
 def test_environment_timeouts(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
@@ -69,7 +71,7 @@ def test_environment_timeouts(fake: FakeTorchServe, ts_health: Callable[..., Res
     result = ts_health("ready", "m", env={"TS_HEALTH_DESCRIBE_TIMEOUT": "0.2"})
     assert "within 0.2 s" in result.out
     result = ts_health("ready", "m", env={"TS_HEALTH_REQUEST_TIMEOUT": "soon"})
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert result.lines == [
         "ts-health: error: invalid $TS_HEALTH_REQUEST_TIMEOUT: expected a number of seconds "
         "above 0, got 'soon'"
@@ -113,14 +115,14 @@ def test_state_dir_from_environment(
 )
 def test_bad_urls(ts_health: Callable[..., Result], argv: list[str], expected: str) -> None:
     result = ts_health(*argv, connect=False)
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     (line,) = result.lines
     assert line.startswith("ts-health: error: " + expected)
 
 
 def test_bad_url_from_environment(ts_health: Callable[..., Result]) -> None:
     result = ts_health("ping", connect=False, env={"TS_HEALTH_INFERENCE_URL": "ftp://x"})
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert "invalid $TS_HEALTH_INFERENCE_URL 'ftp://x'" in result.err
 
 
@@ -147,7 +149,7 @@ def test_usage_errors_are_one_line(
     ts_health: Callable[..., Result], argv: list[str], expected: str
 ) -> None:
     result = ts_health(*argv, connect=False)
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     (line,) = result.lines
     assert line.startswith(expected)
 
@@ -156,7 +158,7 @@ def test_status_version_needs_a_model(
     fake: FakeTorchServe, ts_health: Callable[..., Result]
 ) -> None:
     result = ts_health("status", "--version", "1.0")
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert result.lines == [
         "ts-health: error: --version needs a MODEL: ts-health status MODEL --version V"
     ]

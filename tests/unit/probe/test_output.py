@@ -16,7 +16,7 @@ from tests.support.fake_torchserve import FakeTorchServe
 from tests.support.key_files import SECRET, write_key_file
 from tests.unit.probe.helpers import BIN, NOW, Result, describe
 from ts_health_handler import cli, probe
-from ts_health_handler.probe import EXIT_INTERNAL, EXIT_NOT_READY, EXIT_OK
+from ts_health_handler.probe import ExitCode
 from ts_health_handler.record import ErrorInfo, InitRecord, StateStore, utc_iso
 
 HOSTILE = "boom \x1b[2J\x1b]0;pwned\x07 \x9b31m \u202eevil \udcff end"
@@ -39,7 +39,7 @@ def test_hostile_error_text_reaches_the_terminal_escaped(
     hostile_record(state_dir)
     fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
     result = ts_health("ready", "m", wall=lambda: NOW)
-    assert result.code == EXIT_NOT_READY
+    assert result.code == ExitCode.NOT_READY
     for raw in ("\x1b", "\x07", "\x9b", "\u202e", "\udcff"):
         assert raw not in result.out
     assert "boom \\x1b[2J\\x1b]0;pwned\\x07 \\u009b31m \\u202eevil \\udcff end" in result.out
@@ -65,7 +65,7 @@ def test_output_is_valid_utf8_whatever_the_locale(
             timeout=60,
             check=False,
         )
-        assert done.returncode == EXIT_NOT_READY, done
+        assert done.returncode == ExitCode.NOT_READY, done
         text = done.stdout.decode("utf-8")  # strict: raises on anything but UTF-8
         assert "\x1b" not in text
         assert "Traceback" not in done.stderr.decode("utf-8")
@@ -75,7 +75,7 @@ def test_token_never_printed_in_json_or_repr(
     fake: FakeTorchServe, ts_health: Callable[..., Result]
 ) -> None:
     result = ts_health("status", "--json", "--token", SECRET)
-    assert result.code == EXIT_OK
+    assert result.code == ExitCode.OK
     settings = probe.resolve_settings(
         cli.build_parser().parse_args(["ping", "--token", SECRET]), {}
     )
@@ -121,7 +121,7 @@ def test_no_error_path_prints_a_key(
     argv = [command] + (["m"] if command == "ready" else [])
     for extra in ([], ["--json"]):
         result = ts_health(*argv, *extra, *auth)
-        assert result.code != EXIT_OK
+        assert result.code != ExitCode.OK
         # the fixture asserts the secret is nowhere in the output
         assert "<redacted>" in result.out + result.err or path != "refused"
 
@@ -134,5 +134,5 @@ def test_an_internal_error_holding_a_key_prints_it_redacted(
 
     monkeypatch.setitem(cli.COMMANDS, "ping", broken)
     result = ts_health("ping", "--token", SECRET)
-    assert result.code == EXIT_INTERNAL
+    assert result.code == ExitCode.INTERNAL
     assert "Bearer <redacted>" in result.err

@@ -4,12 +4,13 @@ status table: columns as wide as their widest cell, the default version marked."
 from __future__ import annotations
 
 from tests.support.serve_support import health
-from ts_health_handler.monitor._assess import ModelHealth, State
+from ts_health_handler._lifecycle import ModelState
+from ts_health_handler.monitor._assess import ModelHealth
 from ts_health_handler.probe._render import health_line, status_table
 
 
 def test_a_verdict_is_one_line_of_state_model_version_and_reason() -> None:
-    verdict = ModelHealth("m", "2.0", State.FAILING, "initialization failed 3 times in a row")
+    verdict = ModelHealth("m", "2.0", ModelState.FAILING, "initialization failed 3 times in a row")
     assert health_line(verdict) == "failing: model m 2.0: initialization failed 3 times in a row"
 
 
@@ -21,7 +22,7 @@ def test_no_models_is_said_under_the_header() -> None:
 
 def test_columns_are_as_wide_as_their_widest_cell_and_the_reason_is_last() -> None:
     rows = [
-        ModelHealth("a-long-model-name", "1.0", State.READY, ""),
+        ModelHealth("a-long-model-name", "1.0", ModelState.READY, ""),
         health("b", "10.0.1", remaining=0),
     ]
     assert status_table("header", rows).splitlines() == [

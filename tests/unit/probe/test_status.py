@@ -8,7 +8,7 @@ from pathlib import Path
 
 from tests.support.fake_torchserve import FakeTorchServe
 from tests.unit.probe.helpers import NOW, Result, closed_port, describe
-from ts_health_handler.probe import EXIT_NOT_READY, EXIT_OK, EXIT_UNREACHABLE
+from ts_health_handler.probe import ExitCode
 from ts_health_handler.record import ErrorInfo, InitRecord, StateStore, utc_iso
 
 
@@ -41,7 +41,7 @@ def test_status_table(
 ) -> None:
     two_models(fake, state_dir)
     result = ts_health("status", wall=lambda: NOW)
-    assert result.code == EXIT_NOT_READY
+    assert result.code == ExitCode.NOT_READY
     lines = result.out.splitlines()
     assert lines[0] == f"server {fake.url} (management {fake.url}): /ping Healthy"
     assert lines[1].split() == ["MODEL", "VERSION", "STATE", "WORKERS", "QUEUE", "REASON"]
@@ -57,7 +57,7 @@ def test_status_json_and_ping_unhealthy(
     two_models(fake, state_dir)
     fake.on("/ping", (500, {"status": "Unhealthy"}))
     data = ts_health("status", "--json", wall=lambda: NOW).json()
-    assert data["exit_code"] == EXIT_NOT_READY
+    assert data["exit_code"] == ExitCode.NOT_READY
     assert data["server"]["ping"] == {"healthy": False, "status": "Unhealthy"}
     states = {m["model"]: m["state"] for m in data["models"]}
     assert states == {"m": "ready", "broken": "unhealthy"}
@@ -67,7 +67,7 @@ def test_status_json_and_ping_unhealthy(
 
 def test_status_one_model(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
     result = ts_health("status", "m")
-    assert result.code == EXIT_OK
+    assert result.code == ExitCode.OK
     assert not fake.asked("/models?limit")
     assert len(result.out.splitlines()) == 3
 
@@ -87,7 +87,7 @@ def test_status_lists_every_version_and_marks_the_default(
 ) -> None:
     two_versions(fake)
     result = ts_health("status")
-    assert result.code == EXIT_NOT_READY
+    assert result.code == ExitCode.NOT_READY
     lines = result.out.splitlines()
     assert lines[2].split()[:5] == ["m", "1.0", "(default)", "ready", "1/1"]
     assert lines[3].split()[:4] == ["m", "2.0", "initializing", "0/1"]
@@ -96,25 +96,25 @@ def test_status_lists_every_version_and_marks_the_default(
         ("1.0", True, "ready"),
         ("2.0", False, "initializing"),
     ]
-    assert data["exit_code"] == EXIT_NOT_READY
+    assert data["exit_code"] == ExitCode.NOT_READY
 
 
 def test_ready_and_a_single_version_status_mean_one_version(
     fake: FakeTorchServe, ts_health: Callable[..., Result]
 ) -> None:
     two_versions(fake)
-    assert ts_health("ready", "m").code == EXIT_OK
-    assert ts_health("ready", "m", "--version", "2.0").code == EXIT_NOT_READY
+    assert ts_health("ready", "m").code == ExitCode.OK
+    assert ts_health("ready", "m", "--version", "2.0").code == ExitCode.NOT_READY
     only = ts_health("status", "m", "--version", "1.0", "--json").json()
     assert [m["version"] for m in only["models"]] == ["1.0"]
-    assert only["exit_code"] == EXIT_OK
+    assert only["exit_code"] == ExitCode.OK
 
 
 def test_one_version_is_asked_for_once(
     fake: FakeTorchServe, ts_health: Callable[..., Result]
 ) -> None:
     result = ts_health("status", "m")
-    assert result.code == EXIT_OK
+    assert result.code == ExitCode.OK
     described = [path for path, _ in fake.requests if path.startswith("/models/m")]
     assert described == ["/models/m/all", "/models/m/1.0?customized=true"]
 
@@ -122,7 +122,7 @@ def test_one_version_is_asked_for_once(
 def test_status_no_models(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
     fake.on("/models?limit=100", (200, {"models": []}))
     result = ts_health("status")
-    assert result.code == EXIT_OK
+    assert result.code == ExitCode.OK
     assert result.out.splitlines()[1] == "no models registered"
 
 
@@ -140,7 +140,7 @@ def test_status_with_inference_api_down(
         str(state_dir),
         connect=False,
     )
-    assert result.code == EXIT_UNREACHABLE
+    assert result.code == ExitCode.UNREACHABLE
     assert "/ping failed: cannot connect to the inference API" in result.out
     assert " ready " in result.out
     assert result.err.startswith("ts-health: unreachable: cannot connect to the inference API")

@@ -19,7 +19,7 @@ import pytest
 from tests.support.fake_torchserve import FakeTorchServe
 from tests.support.key_files import SECRET, expiring_key_file, iso, write_key_file
 from tests.unit.probe.helpers import NOW, Result
-from ts_health_handler.probe import EXIT_OK, EXIT_USAGE
+from ts_health_handler.probe import ExitCode
 
 # -- tokens ----------------------------------------------------------------------------------
 
@@ -27,7 +27,7 @@ from ts_health_handler.probe import EXIT_OK, EXIT_USAGE
 def test_token_refused_on_ping(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
     fake.required["/ping"] = "Bearer right"
     result = ts_health("ping", "--token", SECRET)
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert fake.requests[-1] == ("/ping", f"Bearer {SECRET}")
     assert result.lines == [
         f"ts-health: error: the inference API at {fake.url} refused the token from --token "
@@ -40,10 +40,10 @@ def test_token_refused_on_ping(fake: FakeTorchServe, ts_health: Callable[..., Re
 def test_token_missing(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
     fake.required["/models"] = "Bearer right"
     result = ts_health("ready", "m", "--json")
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert "wants a token for GET /models/m (400 InvalidKeyException" in result.err
     assert "--key-file" in result.err
-    assert result.json()["exit_code"] == EXIT_USAGE
+    assert result.json()["exit_code"] == ExitCode.USAGE
 
 
 def test_the_client_names_no_option_and_the_command_line_adds_its_own(
@@ -77,7 +77,7 @@ def test_token_refused_in_status_is_not_hidden(
 ) -> None:
     fake.required["/ping"] = "Bearer right"
     result = ts_health("status", env={"TS_HEALTH_TOKEN": SECRET})
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert "refused the token from $TS_HEALTH_TOKEN" in result.err
 
 
@@ -87,11 +87,11 @@ def test_key_file_gives_each_api_its_key(
     fake.required = {"/ping": f"Bearer inf-{SECRET}", "/models": f"Bearer mgmt-{SECRET}"}
     key_file = write_key_file(tmp_path / "key_file.json")
     result = ts_health("status", "--json", "--key-file", str(key_file))
-    assert result.code == EXIT_OK, result.err
+    assert result.code == ExitCode.OK, result.err
     assert result.json()["models"][0]["state"] == "ready"
     # From the environment as well.
     result = ts_health("ready", "m", env={"TS_HEALTH_KEY_FILE": str(key_file)})
-    assert result.code == EXIT_OK
+    assert result.code == ExitCode.OK
 
 
 def test_refused_key_from_key_file(
@@ -100,7 +100,7 @@ def test_refused_key_from_key_file(
     fake.required = {"/models": "Bearer fresh"}
     key_file = write_key_file(tmp_path / "key_file.json")
     result = ts_health("ready", "m", "--key-file", str(key_file))
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert f"refused the token from key file {key_file} for GET /models/m" in result.err
 
 
@@ -120,7 +120,7 @@ def test_bad_key_file(
     if content is not None:
         path.write_text(content)
     result = ts_health("ping", "--key-file", str(path))
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     (line,) = result.lines
     assert line.startswith("ts-health: error: " + expected.format(path=path))
 
@@ -138,7 +138,7 @@ def test_an_odd_expiration_time_names_the_file(
         )
     )
     result = ts_health("ping", "--key-file", str(path))
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert result.err == (
         f"ts-health: error: key file {path}: the management key's expiration time 'tomorrow' "
         "is not an instant like 2024-10-01T12:00:00.123Z\n"
@@ -152,7 +152,7 @@ def test_an_expired_management_key_is_named_with_the_renewal_command(
         tmp_path / "key_file.json", management_at=NOW - 5, inference_at=NOW + 60
     )
     result = ts_health("ready", "m", "--key-file", str(path), wall=lambda: NOW)
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert result.out == ""
     assert result.err == (
         f"ts-health: error: key expired at {iso(NOW - 5)[:19]}Z: the management key from key file "
@@ -162,7 +162,7 @@ def test_an_expired_management_key_is_named_with_the_renewal_command(
     )
     assert fake.requests == [], "an expired key is not sent"
     # The inference key is still good: ping works.
-    assert ts_health("ping", "--key-file", str(path), wall=lambda: NOW).code == EXIT_OK
+    assert ts_health("ping", "--key-file", str(path), wall=lambda: NOW).code == ExitCode.OK
 
 
 def test_an_expired_inference_key_is_never_renewed(
@@ -170,13 +170,13 @@ def test_an_expired_inference_key_is_never_renewed(
 ) -> None:
     path = expiring_key_file(tmp_path / "key_file.json", management_at=NOW + 60, inference_at=NOW)
     result = ts_health("ping", "--key-file", str(path), "--renew-key", wall=lambda: NOW)
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert "key expired at" in result.err
     assert "the inference key from key file" in result.err
     assert "gives every client of the inference API a new key" in result.err
     assert not fake.asked("/token")
     # The management API is unaffected.
-    assert ts_health("ready", "m", "--key-file", str(path), wall=lambda: NOW).code == EXIT_OK
+    assert ts_health("ready", "m", "--key-file", str(path), wall=lambda: NOW).code == ExitCode.OK
 
 
 def renewing(fake: FakeTorchServe, path: Path, new_key: str) -> None:
@@ -204,7 +204,7 @@ def test_renew_key_renews_an_expired_management_key(
     fake.required = {"/models": f"Bearer mgmt-{SECRET}", "/token": f"Bearer api-{SECRET}"}
     renewing(fake, path, "fresh-" + SECRET)
     result = ts_health("ready", "m", "--key-file", str(path), "--renew-key", wall=lambda: NOW)
-    assert result.code == EXIT_OK, result.err
+    assert result.code == ExitCode.OK, result.err
     assert fake.requests[0] == ("/token?type=management", f"Bearer api-{SECRET}")
     assert ("/models/m", f"Bearer fresh-{SECRET}") in fake.requests
     assert json.loads(path.read_text())["inference"]["key"] == "inf-" + SECRET
@@ -217,7 +217,7 @@ def test_renew_key_leaves_a_valid_key_alone(
         tmp_path / "key_file.json", management_at=NOW + 600, inference_at=NOW + 600
     )
     result = ts_health("ready", "m", "--key-file", str(path), "--renew-key", wall=lambda: NOW)
-    assert result.code == EXIT_OK
+    assert result.code == ExitCode.OK
     assert not fake.asked("/token")
 
 
@@ -230,7 +230,7 @@ def test_renew_key_ahead_of_expiry(
     )
     renewing(fake, path, "fresh-" + SECRET)
     result = ts_health("ready", "m", "--key-file", str(path), "--renew-key", wall=lambda: NOW)
-    assert result.code == EXIT_OK, result.err
+    assert result.code == ExitCode.OK, result.err
     assert fake.asked("/token?type=management")
 
 
@@ -242,7 +242,7 @@ def test_renew_key_with_a_refused_api_key(
     )
     fake.required = {"/token": "Bearer another"}
     result = ts_health("ready", "m", "--key-file", str(path), "--renew-key", wall=lambda: NOW)
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert result.err.startswith(
         f"ts-health: error: the management API at {fake.url} refused the token from the API key "
         f"of key file {path} for GET /token?type=management"
@@ -256,8 +256,8 @@ def test_a_token_with_a_trailing_newline_works(
     fake: FakeTorchServe, ts_health: Callable[..., Result]
 ) -> None:
     fake.required = {"/ping": f"Bearer {SECRET}"}
-    assert ts_health("ping", env={"TS_HEALTH_TOKEN": SECRET + "\n"}).code == EXIT_OK
-    assert ts_health("ping", "--token", f"  {SECRET}\r\n").code == EXIT_OK
+    assert ts_health("ping", env={"TS_HEALTH_TOKEN": SECRET + "\n"}).code == ExitCode.OK
+    assert ts_health("ping", "--token", f"  {SECRET}\r\n").code == ExitCode.OK
 
 
 @pytest.mark.parametrize("token", [SECRET[:5] + "\n" + SECRET[5:], SECRET + "\x00x"])
@@ -265,7 +265,7 @@ def test_a_token_with_a_control_character_inside_is_refused_unseen(
     ts_health: Callable[..., Result], token: str
 ) -> None:
     result = ts_health("ping", env={"TS_HEALTH_TOKEN": token})
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert "invalid token from $TS_HEALTH_TOKEN: it holds whitespace or a control character" in (
         result.err
     )
@@ -277,4 +277,4 @@ def test_key_file_keys_are_stripped(
 ) -> None:
     fake.required = {"/ping": f"Bearer inf-{SECRET}"}
     key_file = write_key_file(tmp_path / "k.json", inference=f"inf-{SECRET}\n")
-    assert ts_health("ping", "--key-file", str(key_file)).code == EXIT_OK
+    assert ts_health("ping", "--key-file", str(key_file)).code == ExitCode.OK

@@ -17,7 +17,7 @@ from tests.unit.probe.helpers import (
     document,
     record_failures,
 )
-from ts_health_handler.probe import EXIT_NOT_READY, EXIT_OK, EXIT_UNREACHABLE, EXIT_USAGE
+from ts_health_handler.probe import ExitCode
 
 
 class Clock:
@@ -43,7 +43,7 @@ def test_wait_until_ready(fake: FakeTorchServe, ts_health: Callable[..., Result]
     )
     clock = Clock()
     result = ts_health("wait", "m", "--timeout", "30", clock=clock, sleep=clock.sleep)
-    assert result.code == EXIT_OK
+    assert result.code == ExitCode.OK
     assert result.lines == [
         "ready: model m 1.0: 1/1 workers READY, 0 pending, 100 free in the job queue (after 3.0 s)"
     ]
@@ -67,7 +67,7 @@ def test_wait_times_out_with_the_reason(
         sleep=clock.sleep,
         wall=lambda: NOW,
     )
-    assert result.code == EXIT_NOT_READY
+    assert result.code == ExitCode.NOT_READY
     assert result.lines == [
         "timed out after 5 s waiting for model m: failing: model m 1.0: initialization failed "
         "2 times in a row (0/1 workers READY; TorchServe is retrying): ValueError: weights missing"
@@ -84,7 +84,7 @@ def test_wait_stops_at_unhealthy(
     result = ts_health(
         "wait", "m", "--timeout", "60", clock=clock, sleep=clock.sleep, wall=lambda: NOW
     )
-    assert result.code == EXIT_NOT_READY
+    assert result.code == ExitCode.NOT_READY
     assert result.out.startswith("unhealthy: model m 1.0:")
     assert clock.sleeps == []
 
@@ -105,7 +105,7 @@ def test_wait_fail_fast(
         sleep=clock.sleep,
         wall=lambda: NOW,
     )
-    assert result.code == EXIT_NOT_READY
+    assert result.code == ExitCode.NOT_READY
     assert result.out.startswith("failing: model m 1.0: initialization failed once in a row")
     assert clock.sleeps == []
 
@@ -116,7 +116,7 @@ def test_wait_stops_at_a_held_failure(
     fake.on("/models/m/1.0?customized=true", (200, customized(document("failed"))))
     clock = Clock()
     result = ts_health("wait", "m", "--timeout", "60", clock=clock, sleep=clock.sleep)
-    assert result.code == EXIT_NOT_READY
+    assert result.code == ExitCode.NOT_READY
     assert clock.sleeps == []
 
 
@@ -134,7 +134,7 @@ def test_wait_for_an_unreachable_server(ts_health: Callable[..., Result]) -> Non
         clock=clock,
         sleep=clock.sleep,
     )
-    assert result.code == EXIT_UNREACHABLE
+    assert result.code == ExitCode.UNREACHABLE
     assert result.out.splitlines() == [
         f"timed out after 3 s waiting for model m: unreachable: model m ?: cannot connect to "
         f"the management API at {url}: connection refused"
@@ -154,7 +154,7 @@ def test_wait_with_a_refused_token_says_so_once_and_stops(
     result = ts_health(
         "wait", "m", "--timeout", "3", "--token", SECRET, clock=clock, sleep=clock.sleep
     )
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     assert result.out == ""
     assert result.err == (
         f"ts-health: error: the management API at "
@@ -166,7 +166,7 @@ def test_wait_with_a_refused_token_says_so_once_and_stops(
 
     clock.now += 0.25
     missing = ts_health("wait", "m", "--timeout", "1", "--json", clock=clock, sleep=clock.sleep)
-    assert missing.code == EXIT_USAGE
+    assert missing.code == ExitCode.USAGE
     (line,) = missing.err.splitlines()
     assert line.startswith("ts-health: error: the management API at ")
     assert line.endswith(
@@ -175,7 +175,11 @@ def test_wait_with_a_refused_token_says_so_once_and_stops(
     )
     document = missing.json()
     assert document["reason"] == line.removeprefix("ts-health: error: ")
-    assert (document["exit_code"], document["model"], document["waited_s"]) == (EXIT_USAGE, None, 0)
+    assert (document["exit_code"], document["model"], document["waited_s"]) == (
+        ExitCode.USAGE,
+        None,
+        0,
+    )
     assert clock.sleeps == []
 
 
@@ -189,7 +193,7 @@ def test_wait_polls_on_while_the_key_file_is_refused(
     result = ts_health(
         "wait", "m", "--timeout", "3", "--key-file", str(keys), clock=clock, sleep=clock.sleep
     )
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     (line,) = result.err.splitlines()
     assert line.startswith("ts-health: error: timed out after 3 s waiting for model m: ")
     assert f"refused the token from key file {keys}" in line, line
@@ -204,9 +208,9 @@ def test_wait_for_a_model_never_registered(
     )
     clock = Clock()
     result = ts_health("wait", "late", "--timeout", "2", "--json", clock=clock, sleep=clock.sleep)
-    assert result.code == EXIT_USAGE
+    assert result.code == ExitCode.USAGE
     data = result.json()
-    assert data["exit_code"] == EXIT_USAGE
+    assert data["exit_code"] == ExitCode.USAGE
     assert data["reason"].startswith(
         "timed out after 2 s waiting for model late: model 'late' is not"
     )

@@ -9,20 +9,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.serve_support import (
-    NOW,
-    entry,
-    health,
-    options,
-    reply,
-    settings_for,
-    snapshot,
-)
+from tests.support.serve_support import NOW, entry, health, options, reply, settings_for, snapshot
 from tests.support.status_docs import status_doc
 from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._observe import PingResult
-from ts_health_handler.monitor._report import status_document
+from ts_health_handler.monitor._report import status_json
 from ts_health_handler.probe._render import status_table
 from ts_health_handler.record import ErrorInfo, InitRecord
 from ts_health_handler.serve import ModelSeen, ServeOptions, Snapshot
@@ -183,7 +175,7 @@ def test_status_is_the_document_of_ts_health_status_json() -> None:
     snap = snapshot(("m", (model,)))
     status, body, _ = ask(snap, "/status")
     assert status == 200
-    expected = status_document(settings_for(), PingResult(True, "Healthy"), [model])
+    expected = status_json(settings_for(), PingResult(True, "Healthy"), [model])
     assert body == json.loads(json.dumps(expected))
 
 

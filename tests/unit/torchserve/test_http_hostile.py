@@ -180,7 +180,7 @@ def test_a_server_echoing_the_request_never_shows_the_token(server: Echoing) -> 
         assert TOKEN not in str(caught.value)
         assert "Bearer <redacted>" in str(caught.value) or "<redacted>" in str(caught.value)
     server.answer = None
-    document, why = client(server).status_document("m", "1.0")
+    document, why = client(server).customized_status("m", "1.0")
     assert document is None
     assert why is not None
     assert "<redacted>" in why
@@ -300,7 +300,7 @@ def test_any_answer_is_an_answer_or_a_named_error(server: Echoing, answer: bytes
         asking.models,
         lambda: asking.describe_all("m"),
         lambda: asking.describe("m", "1.0", customized=True),
-        lambda: asking.status_document("m", "1.0"),
+        lambda: asking.customized_status("m", "1.0"),
     ):
         try:
             ask()
