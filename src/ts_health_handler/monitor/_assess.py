@@ -6,7 +6,7 @@ parsed) and returns a :class:`ModelHealth`. ``docs/probe.md`` explains the order
 
 # No `from __future__ import annotations`: typing would compile each named-tuple field's
 # annotation when ts-health starts (docs/architecture.md, "Start-up").
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final, NamedTuple, Optional
 
 from .._document import StatusDoc
@@ -103,98 +103,119 @@ def assess(model: str, version: str, seen: Observation) -> ModelHealth:
     ``/ping`` says Unhealthy or the first failure of the streak is at least
     ``maxRetryTimeoutInSec`` old; ``failing`` while it fails within that time; otherwise
     ``initializing``. With a READY worker: ``failing`` when our status says ``failed`` (the
-    hold policy), then ``saturated`` when the job queue is full, then ``degraded`` when the
-    user check fails, else ``ready``.
+    hold policy), then what the heartbeats say (``stuck``, ``failing``), ``saturated`` when
+    the job queue is full, ``unstable`` after deaths, ``degraded`` when the user check fails,
+    else ``ready``.
     """
+    worker_text = f"{_workers_text(seen.describe)} workers READY"
+    if seen.describe.ready_workers == 0:
+        state, kind, reason = _without_ready_worker(seen, worker_text)
+    else:
+        state, kind, reason = _with_ready_worker(seen, worker_text)
+    return ModelHealth(model, version, state, reason, seen, kind)
 
-    def judged(state: ModelState, kind: ReasonKind, reason: str) -> ModelHealth:
-        return ModelHealth(model, version, state, reason, seen, kind)
 
-    entry = seen.describe
-    ready = entry.ready_workers
-    worker_text = f"{_workers_text(entry)} workers READY"
+#: A state, what its reason is about, and the reason.
+_Verdict = tuple[ModelState, ReasonKind, str]
+
+
+def _without_ready_worker(seen: Observation, worker_text: str) -> _Verdict:
     record = seen.record
-    if ready == 0:
-        if record is not None and record.consecutive_failures > 0:
-            error = _error_text(record)
-            failures = _times(record.consecutive_failures)
-            limit = entry.max_retry_timeout_s
-            since = _since(record.first_failure_at, seen.now)
-            if since is not None and limit is not None and since >= limit:
-                return judged(
-                    ModelState.UNHEALTHY,
-                    ReasonKind.RETRY_WINDOW_PASSED,
-                    f"initialization failed {failures} in a row over {since:.0f} s, "
-                    f"past maxRetryTimeoutInSec={limit}: {error}",
-                )
-            if seen.ping_healthy is False:
-                return judged(
-                    ModelState.UNHEALTHY,
-                    ReasonKind.PING_UNHEALTHY,
-                    f"/ping reports Unhealthy; initialization failed {failures} in a row: {error}",
-                )
-            retry = "TorchServe is retrying"
-            if record.phase is InitPhase.INITIALIZING:
-                retry = f"attempt {record.attempts} in progress"
-            return judged(
-                ModelState.FAILING,
-                ReasonKind.INIT_FAILED,
-                f"initialization failed {failures} in a row ({worker_text}; {retry}): {error}",
-            )
-        if not entry.workers and entry.min_workers == 0:
-            return judged(
-                ModelState.UNHEALTHY,
-                ReasonKind.NO_WORKERS,
-                "no workers (minWorkers is 0): scale the model with "
-                "PUT /models/{name}?min_worker=1",
-            )
-        text = _initializing_text(worker_text, seen)
-        death = last_death(record)
-        if death is not None:
-            text += f"; the last worker process ended while serving: {death.describe()}"
-        restarting = record is not None and record.phase is InitPhase.READY
-        return judged(
-            ModelState.INITIALIZING,
-            ReasonKind.RESTARTING if restarting else ReasonKind.LOADING,
-            text,
+    if record is not None and record.consecutive_failures > 0:
+        return _initialization_failing(seen, record, worker_text)
+    entry = seen.describe
+    if not entry.workers and entry.min_workers == 0:
+        return (
+            ModelState.UNHEALTHY,
+            ReasonKind.NO_WORKERS,
+            "no workers (minWorkers is 0): scale the model with PUT /models/{name}?min_worker=1",
         )
+    text = _initializing_text(worker_text, seen)
+    death = last_death(record)
+    if death is not None:
+        text += f"; the last worker process ended while serving: {death.describe()}"
+    restarting = record is not None and record.phase is InitPhase.READY
+    return (
+        ModelState.INITIALIZING,
+        ReasonKind.RESTARTING if restarting else ReasonKind.LOADING,
+        text,
+    )
+
+
+def _initialization_failing(seen: Observation, record: InitRecord, worker_text: str) -> _Verdict:
+    """``unhealthy`` past the retry window or while ``/ping`` says so, else ``failing``."""
+    error = _error_text(record)
+    failures = _times(record.consecutive_failures)
+    limit = seen.describe.max_retry_timeout_s
+    since = _since(record.first_failure_at, seen.now)
+    if since is not None and limit is not None and since >= limit:
+        return (
+            ModelState.UNHEALTHY,
+            ReasonKind.RETRY_WINDOW_PASSED,
+            f"initialization failed {failures} in a row over {since:.0f} s, "
+            f"past maxRetryTimeoutInSec={limit}: {error}",
+        )
+    if seen.ping_healthy is False:
+        return (
+            ModelState.UNHEALTHY,
+            ReasonKind.PING_UNHEALTHY,
+            f"/ping reports Unhealthy; initialization failed {failures} in a row: {error}",
+        )
+    retry = "TorchServe is retrying"
+    if record.phase is InitPhase.INITIALIZING:
+        retry = f"attempt {record.attempts} in progress"
+    return (
+        ModelState.FAILING,
+        ReasonKind.INIT_FAILED,
+        f"initialization failed {failures} in a row ({worker_text}; {retry}): {error}",
+    )
+
+
+def _with_ready_worker(seen: Observation, worker_text: str) -> _Verdict:
     status = seen.status
     if status is not None and status["status"] == "failed":
-        return judged(
+        return (
             ModelState.FAILING,
             ReasonKind.INIT_FAILED,
             f"initialization failed and is held; {_held_text(status)}",
         )
-    watch = after_ready(seen.beats, ready, record, seen.now)
+    watch = after_ready(seen.beats, seen.describe.ready_workers, seen.record, seen.now)
     if watch.state is not None:
-        kind = watch.kind or ReasonKind.UNKNOWN
-        return judged(watch.state, kind, f"{watch.reason} ({worker_text})")
-    queue = entry.queue
+        return watch.state, watch.kind or ReasonKind.UNKNOWN, f"{watch.reason} ({worker_text})"
+    queue = seen.describe.queue
     if queue is not None and queue.full:
-        return judged(
+        return (
             ModelState.SATURATED,
             ReasonKind.QUEUE_FULL,
             f"job queue full: {queue.pending} pending, 0 free ({worker_text})",
         )
     if watch.unstable is not None:
-        return judged(ModelState.UNSTABLE, ReasonKind.DEATHS, f"{watch.unstable} ({worker_text})")
+        return ModelState.UNSTABLE, ReasonKind.DEATHS, f"{watch.unstable} ({worker_text})"
     if status is not None and status["status"] == "degraded":
-        return judged(
-            ModelState.DEGRADED, ReasonKind.CHECK_FAILED, f"{_check_text(status)} ({worker_text})"
+        return (
+            ModelState.DEGRADED,
+            ReasonKind.CHECK_FAILED,
+            f"{_check_text(status)} ({worker_text})",
         )
+    return ModelState.READY, ReasonKind.OK, _ready_text(seen, worker_text, watch.notes)
+
+
+def _ready_text(seen: Observation, worker_text: str, notes: Sequence[str]) -> str:
+    """A ready version's reason: its workers and queue, then whatever else was noticed."""
     reason = worker_text
+    queue = seen.describe.queue
     if queue is not None:
         reason += f", {_queue_text(queue)} in the job queue"
     failing = _other_worker_failing(seen)
     if failing:
         reason += f"; other worker failing: {failing}"
-    for note in watch.notes:
+    for note in notes:
         reason += f"; {note}"
     if seen.status_error:
         reason += f"; health status unknown: {seen.status_error}"
     if seen.record_error:
         reason += f"; initialization record unavailable: {seen.record_error}"
-    return judged(ModelState.READY, ReasonKind.OK, reason)
+    return reason
 
 
 def _since(stamp: Optional[str], now: float) -> Optional[float]:
