@@ -237,41 +237,11 @@ class InitRecord(NamedTuple):
         """
         if previous is None or previous.server != server:
             previous = cls(model_name, model_version, InitPhase.INITIALIZING, server=server)
-        run = previous.run(worker_id)
-        last_pid = previous.worker_pid if run is None else run.pid
-        last_phase = previous.phase if run is None else run.phase
-        if (
-            last_phase is InitPhase.INITIALIZING
-            and last_pid is not None
-            and last_pid != worker_pid
-            and (run is not None or worker_id is None)
-            and not worker_alive(last_pid)
-        ):
-            previous = previous.interrupted(now=now, worker_id=worker_id)
-            run = previous.run(worker_id)
+        previous = previous._unless_interrupted(worker_pid, worker_id, now, worker_alive)
         stamp = utc_iso(now)
         workers = previous.workers
         if worker_id is not None:
-            started = WorkerRun(
-                id=worker_id,
-                pid=worker_pid,
-                phase=InitPhase.INITIALIZING,
-                attempts=1 if run is None else run.attempts + 1,
-                first_started_at=stamp if run is None else run.first_started_at,
-                last_started_at=stamp,
-                last_error=None if run is None else run.last_error,
-                failures=0 if run is None else run.failures,
-                consecutive_failures=0 if run is None else run.consecutive_failures,
-                first_failure_at=None if run is None else run.first_failure_at,
-                last_finished_at=None if run is None else run.last_finished_at,
-            )
-            others = [r for r in workers if r.id != worker_id]
-            if len(others) >= MAX_RUNS:
-                dropped = sorted(others, key=lambda r: r.last_started_at)[
-                    : len(others) - MAX_RUNS + 1
-                ]
-                others = [r for r in others if r not in dropped]
-            workers = (*others, started)
+            workers = _with_run_started(workers, worker_id, worker_pid, stamp)
         return previous._replace(
             phase=InitPhase.INITIALIZING,
             attempts=previous.attempts + 1,
@@ -280,6 +250,29 @@ class InitRecord(NamedTuple):
             updated_at=stamp,
             workers=workers,
         )
+
+    def _unless_interrupted(
+        self,
+        worker_pid: int,
+        worker_id: Optional[str],
+        now: float,
+        worker_alive: Callable[[int], bool],
+    ) -> "InitRecord":
+        """This record, with the earlier attempt of ``worker_id`` (or of the record, without
+        worker ids) counted as :meth:`interrupted` when it is still ``initializing`` and its
+        process, not ``worker_pid``, is gone."""
+        run = self.run(worker_id)
+        last_pid = self.worker_pid if run is None else run.pid
+        last_phase = self.phase if run is None else run.phase
+        if (
+            last_phase is InitPhase.INITIALIZING
+            and last_pid is not None
+            and last_pid != worker_pid
+            and (run is not None or worker_id is None)
+            and not worker_alive(last_pid)
+        ):
+            return self.interrupted(now=now, worker_id=worker_id)
+        return self
 
     def interrupted(self, *, now: float, worker_id: Optional[str] = None) -> "InitRecord":
         """The worker of the unfinished attempt died before ``initialize()`` returned."""
@@ -443,3 +436,29 @@ def _with_phase(value: Union[WorkerRun, Previous]) -> dict[str, Any]:
     data["phase"] = value.phase.value
     data["last_error"] = None if value.last_error is None else value.last_error.to_json()
     return data
+
+
+def _with_run_started(
+    workers: tuple[WorkerRun, ...], worker_id: str, worker_pid: int, stamp: str
+) -> tuple[WorkerRun, ...]:
+    """``workers`` with ``worker_id``'s run started again at ``stamp`` (its history kept),
+    last; the runs started longest ago dropped beyond :data:`MAX_RUNS`."""
+    run = next((r for r in workers if r.id == worker_id), None)
+    started = WorkerRun(
+        id=worker_id,
+        pid=worker_pid,
+        phase=InitPhase.INITIALIZING,
+        attempts=1 if run is None else run.attempts + 1,
+        first_started_at=stamp if run is None else run.first_started_at,
+        last_started_at=stamp,
+        last_error=None if run is None else run.last_error,
+        failures=0 if run is None else run.failures,
+        consecutive_failures=0 if run is None else run.consecutive_failures,
+        first_failure_at=None if run is None else run.first_failure_at,
+        last_finished_at=None if run is None else run.last_finished_at,
+    )
+    others = [r for r in workers if r.id != worker_id]
+    if len(others) >= MAX_RUNS:
+        dropped = sorted(others, key=lambda r: r.last_started_at)[: len(others) - MAX_RUNS + 1]
+        others = [r for r in others if r not in dropped]
+    return (*others, started)
