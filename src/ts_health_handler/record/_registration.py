@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 
 from .._lifecycle import InitPhase
-from ._record import InitRecord, Previous, WorkerRun
+from ._record import ErrorInfo, InitRecord, Previous, WorkerRun
 
 __all__ = ["narrow"]
 
@@ -34,30 +34,8 @@ def narrow(record: InitRecord, worker_ids: Collection[str]) -> InitRecord:
     others = [r for r in record.workers if r.id not in ids]
     previous = _summary(others) if others else record.previous
     if not runs:
-        return record._replace(
-            phase=InitPhase.INITIALIZING,
-            attempts=0,
-            failures=0,
-            consecutive_failures=0,
-            attempts_to_ready=None,
-            first_failure_at=None,
-            last_started_at=None,
-            last_finished_at=None,
-            last_duration_s=None,
-            last_error=None,
-            recent_errors=(),
-            worker_pid=None,
-            workers=(),
-            deaths=(),
-            previous=previous,
-        )
+        return _nothing_run_yet(record, previous)
     newest = max(runs, key=lambda r: r.last_activity)
-    errors = [r.last_error for r in runs if r.last_error is not None]
-    error = max(errors, key=lambda e: e.at, default=None)
-    if error is not None and record.last_error is not None:
-        full = record.last_error
-        if (full.type, full.message, full.at) == (error.type, error.message, error.at):
-            error = full  # the record's own copy keeps the traceback
     streaks = [r.first_failure_at for r in runs if r.consecutive_failures and r.first_failure_at]
     since = min(r.first_started_at for r in runs)
     finished = [r.last_finished_at for r in runs if r.last_finished_at]
@@ -69,13 +47,46 @@ def narrow(record: InitRecord, worker_ids: Collection[str]) -> InitRecord:
         first_failure_at=min(streaks, default=None),
         last_started_at=max(r.last_started_at for r in runs),
         last_finished_at=max(finished, default=None),
-        last_error=error,
+        last_error=_newest_error(record, runs),
         recent_errors=tuple(e for e in record.recent_errors if e.at >= since),
         worker_pid=newest.pid,
         workers=tuple(runs),
         deaths=tuple(d for d in record.deaths if d.worker in ids),
         previous=previous,
     )
+
+
+def _nothing_run_yet(record: InitRecord, previous: Previous | None) -> InitRecord:
+    """A registration none of whose worker threads has a run yet: it starts from nothing."""
+    return record._replace(
+        phase=InitPhase.INITIALIZING,
+        attempts=0,
+        failures=0,
+        consecutive_failures=0,
+        attempts_to_ready=None,
+        first_failure_at=None,
+        last_started_at=None,
+        last_finished_at=None,
+        last_duration_s=None,
+        last_error=None,
+        recent_errors=(),
+        worker_pid=None,
+        workers=(),
+        deaths=(),
+        previous=previous,
+    )
+
+
+def _newest_error(record: InitRecord, runs: Sequence[WorkerRun]) -> ErrorInfo | None:
+    """The newest last error of ``runs``; the record's own copy when it is that one, for it
+    keeps the traceback."""
+    errors = [r.last_error for r in runs if r.last_error is not None]
+    error = max(errors, key=lambda e: e.at, default=None)
+    if error is not None and record.last_error is not None:
+        full = record.last_error
+        if (full.type, full.message, full.at) == (error.type, error.message, error.at):
+            return full
+    return error
 
 
 def _summary(runs: Sequence[WorkerRun]) -> Previous:
