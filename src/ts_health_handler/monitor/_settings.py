@@ -89,56 +89,80 @@ def client_for(
         KeyFileError: the key file cannot be read, lacks a key, or (renewing) the API key.
         Refused: TorchServe refused the API key. Unreachable, BadAnswer: while renewing.
     """
-    management_token = inference_token = settings.token
     source = settings.token_source
     keys: Optional[Keys] = None
     if not settings.token and settings.key_file:
-        keys = Keys.from_key_file(settings.key_file)
         source = f"key file {settings.key_file}"
-        if secrets is not None:
-            secrets.update(k for k in (keys.management, keys.inference, keys.api) if k)
-        margin = settings.request_timeout + settings.describe_timeout
-        expires = keys.management_expires_at
-        if settings.renew_key and expires is not None and expires - wall() <= margin:
-            if keys.api is None:
-                raise KeyFileError(
-                    f"key file {settings.key_file} has no API key: cannot renew the management key"
-                )
-            renewer = TorchServeClient(
-                Api("inference API", settings.inference_url),
-                Api("management API", settings.management_url),
-                token_source=f"the API key of {source}",
-                request_timeout=settings.request_timeout,
-                clock=clock,
-                deadline=deadline,
-                wall=wall,
-            )
-            renewer.renew_key("management", keys.api)
-            keys = Keys.from_key_file(settings.key_file)
-        management_token, inference_token = keys.management, keys.inference
-        if secrets is not None:
-            secrets.update(k for k in (keys.management, keys.inference) if k)
+        keys = _keys_of(settings, settings.key_file, source, clock, deadline, wall, secrets)
     return TorchServeClient(
-        Api(
-            "inference API",
-            settings.inference_url,
-            inference_token,
-            expires_at=keys.inference_expires_at if keys else None,
-            key_type="inference" if keys else None,
-        ),
-        Api(
-            "management API",
-            settings.management_url,
-            management_token,
-            expires_at=keys.management_expires_at if keys else None,
-            key_type="management" if keys else None,
-        ),
+        *_apis(settings, keys),
         token_source=source,
         request_timeout=settings.request_timeout,
         describe_timeout=settings.describe_timeout,
         clock=clock,
         deadline=deadline,
         wall=wall,
+    )
+
+
+def _keys_of(
+    settings: Settings,
+    key_file: str,
+    source: str,
+    clock: Callable[[], float],
+    deadline: Optional[float],
+    wall: Callable[[], float],
+    secrets: Optional[set[str]],
+) -> Keys:
+    """The keys of ``key_file``, the management key renewed first when it is due."""
+    keys = Keys.from_key_file(key_file)
+    if secrets is not None:
+        secrets.update(k for k in (keys.management, keys.inference, keys.api) if k)
+    margin = settings.request_timeout + settings.describe_timeout
+    expires = keys.management_expires_at
+    if settings.renew_key and expires is not None and expires - wall() <= margin:
+        if keys.api is None:
+            raise KeyFileError(
+                f"key file {key_file} has no API key: cannot renew the management key"
+            )
+        renewer = TorchServeClient(
+            Api("inference API", settings.inference_url),
+            Api("management API", settings.management_url),
+            token_source=f"the API key of {source}",
+            request_timeout=settings.request_timeout,
+            clock=clock,
+            deadline=deadline,
+            wall=wall,
+        )
+        renewer.renew_key("management", keys.api)
+        keys = Keys.from_key_file(key_file)
+        if secrets is not None:
+            secrets.update(k for k in (keys.management, keys.inference) if k)
+    return keys
+
+
+def _apis(settings: Settings, keys: Optional[Keys]) -> tuple[Api, Api]:
+    """The inference and management APIs, with the keys' tokens, else the settings' token."""
+    if keys is None:
+        return (
+            Api("inference API", settings.inference_url, settings.token),
+            Api("management API", settings.management_url, settings.token),
+        )
+    return (
+        Api(
+            "inference API",
+            settings.inference_url,
+            keys.inference,
+            expires_at=keys.inference_expires_at,
+            key_type="inference",
+        ),
+        Api(
+            "management API",
+            settings.management_url,
+            keys.management,
+            expires_at=keys.management_expires_at,
+            key_type="management",
+        ),
     )
 
 
