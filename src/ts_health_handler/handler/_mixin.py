@@ -14,7 +14,14 @@ outermost call of each does the bookkeeping; ``super()`` chains pass straight th
 An ``async def handle`` is wrapped by an ``async def`` (:func:`tracked_async`), and a
 ``handle`` the instance holds itself (``MicroBatching``) by :class:`_InstanceHandle`, after
 ``__init__`` and after ``initialize()``. The sync and the async wrapper are written out in
-full, each flat: they are the hot path of every request.
+full, each flat: they are the hot path of every request, and they write the
+:class:`~._requests.Requests` counters themselves (see ``benchmarks/handle_overhead.py``
+before adding anything there). TorchServe's default service runs one call at a time in one
+thread: the sync wrapper keeps the call's context in a plain attribute while it runs, which
+also tells an inner ``super()`` call from a new request. Many async calls run at once in one
+worker (``asyncCommunication``): each is an entry of ``Requests.calls``, keyed by its context,
+since TorchServe gives every batch a copy of its own (``copy.deepcopy`` in
+``ts/async_service.py``).
 """
 
 from __future__ import annotations
@@ -82,14 +89,7 @@ def _wrap_handle(method: _F) -> _F:
 
 def tracked(fn: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any], Any]:
     """``fn(handler, data, context)`` as a tracked ``handle()``: a describe answered by us,
-    anything else counted, timed and its failure recorded.
-
-    This is the whole hot path of every request: kept flat, it writes the
-    :class:`~._requests.Requests` counters itself (see ``benchmarks/handle_overhead.py``
-    before adding anything here). TorchServe's default service runs one call at a time in
-    one thread: the call's context is kept in a plain attribute while it runs, which also
-    tells an inner ``super()`` call from a new request.
-    """
+    anything else counted, timed and its failure recorded (the module's docstring says how)."""
 
     def handle(self: HealthMixin, data: Any, context: Any) -> Any:
         try:
@@ -117,18 +117,14 @@ def tracked(fn: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any], Any
         gated = requests.gated
         try:
             if gated:
-                delay = tracker.gate(context, count, started)
-                if delay:
-                    self.health_sleep(delay)
-                tracker.inject()
+                _pass_gate(self, tracker, context, count, started)
             result = fn(self, data, context)
             if gated and requests.spans is not None:
                 requests.spans.returned(context)
-        except InferenceError as exc:
-            tracker.request_failed(exc, count, context)
-            raise to_prediction_exception(exc) from exc
         except Exception as exc:
             tracker.request_failed(exc, count, context)
+            if isinstance(exc, InferenceError):
+                raise to_prediction_exception(exc) from exc
             raise
         finally:
             requests.sync_context = None
@@ -139,11 +135,8 @@ def tracked(fn: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any], Any
 
 
 def tracked_async(fn: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any], Any]:
-    """:func:`tracked` for an awaitable ``fn``: many such calls run at once in one worker
-    (``asyncCommunication``), so each call is an entry of ``Requests.calls``, keyed by its
-    context: TorchServe gives every batch a copy of its own (``copy.deepcopy`` in
-    ``ts/async_service.py``), and a call with a context already in flight is an inner
-    ``super()`` call."""
+    """:func:`tracked` for an awaitable ``fn``: a call whose context is already in flight is
+    an inner ``super()`` call."""
 
     async def handle(self: HealthMixin, data: Any, context: Any) -> Any:
         try:
@@ -173,20 +166,16 @@ def tracked_async(fn: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any
         gated = requests.gated
         try:
             if gated:
-                delay = tracker.gate(context, count, started)
-                if delay:
-                    await asyncio.sleep(delay)
-                tracker.inject()
+                await _pass_gate_async(tracker, context, count, started)
             result = await fn(self, data, context)
             if gated and requests.spans is not None:
                 requests.spans.returned(context)
-        except InferenceError as exc:
-            tracker.request_failed(exc, count, context)
-            raise to_prediction_exception(exc) from exc
         except BaseException as exc:
             # Also a task cancelled, or collected while it waited (GeneratorExit): TorchServe
             # 0.12 keeps no reference to it, and its request is never answered.
             tracker.request_failed(exc, count, context)
+            if isinstance(exc, InferenceError):
+                raise to_prediction_exception(exc) from exc
             raise
         finally:
             del calls[key]
@@ -194,6 +183,25 @@ def tracked_async(fn: Callable[[Any, Any, Any], Any]) -> Callable[[Any, Any, Any
         return result
 
     return handle
+
+
+def _pass_gate(
+    handler: HealthMixin, tracker: Tracker, context: Any, count: int, started: float
+) -> None:
+    """The gate of a sync ``handle()``: :meth:`Tracker.gate`, its delay slept, the injected
+    failure raised."""
+    delay = tracker.gate(context, count, started)
+    if delay:
+        handler.health_sleep(delay)
+    tracker.inject()
+
+
+async def _pass_gate_async(tracker: Tracker, context: Any, count: int, started: float) -> None:
+    """The gate of an async ``handle()``: its delay awaited, never blocking the loop."""
+    delay = tracker.gate(context, count, started)
+    if delay:
+        await asyncio.sleep(delay)
+    tracker.inject()
 
 
 def _is_describe(context: Any) -> bool:
