@@ -1,7 +1,7 @@
 """Which persisted record is the one of the registration TorchServe describes now.
 
 Pure functions over what was read. A version's directory holds one record per server that
-ever served it (``_state``), and each record names the worker threads of its registration
+ever served it (``record/_store.py``), and each record names the worker threads of its registration
 with the time each first entered ``initialize()`` (``_record``). TorchServe's describe names
 the worker threads it runs now: their ids (ports), each thread's ``startTime`` and the pid of
 its latest worker process. A record belongs to the current registration when it has one of

@@ -1,6 +1,7 @@
 """Typed reads of a persisted record's JSON: each complaint names the file and the field.
 
-Standard library only; used by ``_record`` alone.
+Standard library only; read by the record (``_record``), the beats (``_beat``), the deaths
+(``_deaths``) and the files (``_store``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from .._errors import HealthError
 from .._lifecycle import InitPhase
 from .._text import clip
 
-__all__ = ["GONE", "RecordError", "field", "load", "mapping", "phase", "seconds"]
+__all__ = ["GONE", "RecordError", "duration_s", "field", "load", "mapping", "phase"]
 
 
 class RecordError(HealthError):
@@ -64,7 +65,8 @@ def field(
     return value
 
 
-def seconds(value: int | float | None, where: str) -> float | None:
+def duration_s(value: int | float | None, where: str) -> float | None:
+    """The record's ``last_duration_s``: ``None``, or a finite number of seconds >= 0."""
     if value is None:
         return None
     try:

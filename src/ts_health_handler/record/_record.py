@@ -2,7 +2,7 @@
 
 TorchServe starts a fresh worker process for every retry of a failing ``initialize()``, so
 anything kept in memory dies with the worker. The record survives it: workers update it
-(``_state.StateStore``) and the probe reads it even while no worker is alive. It is frozen;
+(``_store.StateStore``) and the probe reads it even while no worker is alive. It is frozen;
 its transitions (:meth:`InitRecord.started`, :meth:`~InitRecord.succeeded`,
 :meth:`~InitRecord.failed`, :meth:`~InitRecord.interrupted`) are the only places it changes.
 
@@ -29,7 +29,7 @@ from typing import Any, Final, NamedTuple, Optional, Union
 
 from .._lifecycle import InitPhase
 from ._deaths import KEEP_DEATHS, Death
-from ._fields import RecordError, field, mapping, seconds
+from ._fields import RecordError, duration_s, field, mapping
 from ._fields import phase as read_phase
 
 __all__ = [
@@ -408,7 +408,7 @@ class InitRecord(NamedTuple):
             first_failure_at=field(data, "first_failure_at", optional_str, where, default=None),
             last_started_at=field(data, "last_started_at", optional_str, where, default=None),
             last_finished_at=field(data, "last_finished_at", optional_str, where, default=None),
-            last_duration_s=seconds(duration, where),
+            last_duration_s=duration_s(duration, where),
             last_error=None
             if last_error is None
             else ErrorInfo.from_json(last_error, where, "last_error"),
