@@ -59,7 +59,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, SERVER_CONFIG, archive, print_load, print_machine, probe_command, probe_env, serve_process
+from _common import (
+    REPO,
+    SERVER_CONFIG,
+    archive,
+    print_load,
+    print_machine,
+    probe_command,
+    probe_env,
+    serve_process,
+)
 from _load import request_once
 
 from ts_health_handler.testing import TorchServe, serve, wait_for

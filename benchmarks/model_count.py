@@ -24,7 +24,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import HEALTH_MODEL, SERVER_CONFIG, archive, median, print_load, print_machine, probe_command, probe_env, run_timed
+from _common import (
+    HEALTH_MODEL,
+    SERVER_CONFIG,
+    archive,
+    median,
+    print_load,
+    print_machine,
+    probe_command,
+    probe_env,
+    run_timed,
+)
 from _load import request_once
 
 from ts_health_handler.testing import serve

@@ -39,7 +39,15 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))  # for tests.support
 
-from _common import # noqa: E402     HEALTH_MODEL, SERVER_CONFIG, archive, cpu_seconds, print_machine, probe_command, serve_process
+from _common import (  # noqa: E402
+    HEALTH_MODEL,
+    SERVER_CONFIG,
+    archive,
+    cpu_seconds,
+    print_machine,
+    probe_command,
+    serve_process,
+)
 
 
 def rss_mb(pid: int) -> float:

@@ -40,7 +40,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import HEALTH_MODEL, PLAIN_MODEL, SERVER_CONFIG, archive, cpu_seconds, median, print_load, print_machine, serve_process
+from _common import (
+    HEALTH_MODEL,
+    PLAIN_MODEL,
+    SERVER_CONFIG,
+    archive,
+    cpu_seconds,
+    median,
+    print_load,
+    print_machine,
+    serve_process,
+)
 from _load import LoadResult, percentile, request_once, run_load
 
 from ts_health_handler.testing import serve, wait_for

@@ -58,7 +58,15 @@ REPO: Final = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(REPO))  # for tests.support
 
-from _common import # noqa: E402     HEALTH_MODEL, SERVER_CONFIG, archive, print_load, print_machine, probe_command, probe_env
+from _common import (  # noqa: E402
+    HEALTH_MODEL,
+    SERVER_CONFIG,
+    archive,
+    print_load,
+    print_machine,
+    probe_command,
+    probe_env,
+)
 
 TARGET_MS: Final = 100.0
 #: The fake's model.

@@ -31,7 +31,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, SERVER_CONFIG, archive, print_load, print_machine, probe_command, probe_env, run_timed
+from _common import (
+    REPO,
+    SERVER_CONFIG,
+    archive,
+    print_load,
+    print_machine,
+    probe_command,
+    probe_env,
+    run_timed,
+)
 from _load import request_once
 
 from ts_health_handler.testing import serve

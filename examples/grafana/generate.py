@@ -22,11 +22,29 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from grafana_foundation_sdk.builders import common as common_builder
-from grafana_foundation_sdk.builders import dashboard, prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.builders import (
+    dashboard,
+    prometheus,
+    stat,
+    statetimeline,
+    table,
+    timeseries,
+)
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import prometheus as prom
-from grafana_foundation_sdk.models.dashboard import DashboardCursorSync, DataSourceRef, DataTransformerConfig, Threshold, ThresholdsMode, ValueMap, ValueMappingResult, VariableOption, VariableRefresh, VariableSort
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DataSourceRef,
+    DataTransformerConfig,
+    Threshold,
+    ThresholdsMode,
+    ValueMap,
+    ValueMappingResult,
+    VariableOption,
+    VariableRefresh,
+    VariableSort,
+)
 
 OUTPUT = Path(__file__).resolve().parent / "ts-health-fleet.json"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
