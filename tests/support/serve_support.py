@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.support.describes import entry
 from tests.support.status_docs import status_doc
 from ts_health_handler._document import parse_status
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
@@ -27,7 +28,6 @@ from ts_health_handler.probe import Settings, resolve_settings
 from ts_health_handler.serve import ModelSeen, Request, ServeOptions, Snapshot, View, answer
 from ts_health_handler.serve._history import advance
 from ts_health_handler.serve._routes import Answer
-from ts_health_handler.torchserve._answers import JobQueue, ModelEntry, Worker
 
 T = TypeVar("T")
 
@@ -55,23 +55,6 @@ def settings_for(
     return resolve_settings(args, {})
 
 
-def entry(
-    name: str = "m",
-    version: str = "1.0",
-    workers: tuple[str, ...] = ("READY",),
-    remaining: int = 100,
-) -> ModelEntry:
-    return ModelEntry(
-        name=name,
-        version=version,
-        workers=tuple(Worker(s, str(9000 + i), 40 + i) for i, s in enumerate(workers)),
-        min_workers=1,
-        max_workers=1,
-        max_retry_timeout_s=300,
-        queue=JobQueue(remaining, 0 if remaining else 100),
-    )
-
-
 def health(
     name: str = "m",
     version: str = "1.0",
@@ -82,7 +65,14 @@ def health(
     default: bool = True,
 ) -> ModelHealth:
     seen = Observation(
-        describe=entry(name, version, workers, remaining),
+        describe=entry(
+            *workers,
+            name=name,
+            version=version,
+            max_workers=1,
+            remaining=remaining,
+            pending=0 if remaining else 100,
+        ),
         status=parse_status(status or status_doc()),
         now=1_750_000_000.0,
         default=default,

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.describes import entry, entry_json
 from tests.support.records import beat
 from tests.support.status_docs import status_doc
 from ts_health_handler._document import StatusDoc, parse_status
@@ -16,27 +17,6 @@ from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
 from ts_health_handler.torchserve._answers import ModelEntry
 
 NOW = 1_750_000_000.0
-
-
-def entry(
-    *workers: str,
-    remaining: int | None = 100,
-    pending: int = 0,
-    max_retry: int | None = 300,
-    min_workers: int = 1,
-) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "modelName": "m",
-        "modelVersion": "1.0",
-        "minWorkers": min_workers,
-        "maxWorkers": max(1, len(workers)),
-        "workers": [{"id": str(9000 + i), "status": s} for i, s in enumerate(workers)],
-    }
-    if remaining is not None:
-        data["jobQueueStatus"] = {"remainingCapacity": remaining, "pendingRequests": pending}
-    if max_retry is not None:
-        data["maxRetryTimeoutInSec"] = max_retry
-    return data
 
 
 def failed_record(
@@ -70,8 +50,8 @@ def doc(status: str = "ready", **extra: Any) -> StatusDoc:
     return parse_status(status_doc(status, **extra))
 
 
-def verdict(describe: dict[str, Any], **seen: Any) -> ModelHealth:
-    return assess("m", "1.0", Observation(describe=ModelEntry.from_json(describe), now=NOW, **seen))
+def verdict(describe: ModelEntry, **seen: Any) -> ModelHealth:
+    return assess("m", "1.0", Observation(describe=describe, now=NOW, **seen))
 
 
 def test_ready_when_a_worker_is_ready_and_status_ready() -> None:
@@ -228,7 +208,7 @@ def test_missing_job_queue_status_is_not_saturation() -> None:
         (entry("READY"), {"status": doc("ready"), "record": failed_record(1)}, ModelState.READY),
     ],
 )
-def test_priority(describe: dict[str, Any], seen: dict[str, Any], expected: ModelState) -> None:
+def test_priority(describe: ModelEntry, seen: dict[str, Any], expected: ModelState) -> None:
     assert verdict(describe, **seen).state is expected
 
 
@@ -377,9 +357,9 @@ def test_degraded_reason(check: Any, expected: str) -> None:
     [(float("nan"), None), (float("inf"), None), ("300", None), (True, None), (59.9, 59)],
 )
 def test_odd_retry_timeouts_reach_the_verdict_as_a_count_or_none(value: Any, window: Any) -> None:
-    describe = entry("UNLOADING")
+    describe = entry_json("UNLOADING")
     describe["maxRetryTimeoutInSec"] = value
-    health = verdict(describe, record=failed_record(2, 59.5))
+    health = verdict(ModelEntry.from_json(describe), record=failed_record(2, 59.5))
     assert health_json(health)["max_retry_timeout_s"] == window
     # Without a usable window the streak is failing, never unhealthy; 59 s is past 59.
     assert health.state is (ModelState.UNHEALTHY if window == 59 else ModelState.FAILING)
@@ -387,9 +367,9 @@ def test_odd_retry_timeouts_reach_the_verdict_as_a_count_or_none(value: Any, win
 
 @pytest.mark.parametrize("value", [float("nan"), "0", None, 0.5])
 def test_odd_queue_numbers_never_make_a_model_saturated_by_accident(value: Any) -> None:
-    describe = entry("READY")
+    describe = entry_json("READY")
     describe["jobQueueStatus"] = {"remainingCapacity": value, "pendingRequests": float("nan")}
-    health = verdict(describe, status=doc())
+    health = verdict(ModelEntry.from_json(describe), status=doc())
     # 0.5 free slots is read as 0: full, as TorchServe would never say half a slot.
     assert health.state is (ModelState.SATURATED if value == 0.5 else ModelState.READY)
 
@@ -398,16 +378,11 @@ def test_odd_queue_numbers_never_make_a_model_saturated_by_accident(value: Any) 
 
 
 def test_assess_puts_stuck_before_saturated_and_unstable_after() -> None:
-    entry = ModelEntry.from_json(
-        {
-            "modelName": "m",
-            "modelVersion": "1.0",
-            "jobQueueStatus": {"remainingCapacity": 0, "pendingRequests": 100},
-            "workers": [{"id": "9000", "status": "READY", "pid": 41}],
-        }
+    full_queue = entry("READY", remaining=0, pending=100)
+    stuck = assess(
+        "m", "1.0", Observation(full_queue, beats=(beat(in_flight_since=NOW - 40),), now=NOW)
     )
-    stuck = assess("m", "1.0", Observation(entry, beats=(beat(in_flight_since=NOW - 40),), now=NOW))
     assert stuck.state is ModelState.STUCK
     assert stuck.reason.endswith("(1/1 workers READY)")
-    full = assess("m", "1.0", Observation(entry, beats=(beat(),), now=NOW))
+    full = assess("m", "1.0", Observation(full_queue, beats=(beat(),), now=NOW))
     assert full.state is ModelState.SATURATED

@@ -3,36 +3,22 @@ slack's boundary and a record without worker ids against one that fits."""
 
 from __future__ import annotations
 
+from tests.support.describes import entry, thread
 from tests.support.records import attempt
 from ts_health_handler.monitor._match import CLOCK_SLACK_S, match
-from ts_health_handler.record import utc_iso
-from ts_health_handler.torchserve._answers import ModelEntry
 
 T0 = 1_750_000_000.0
 
 
-def entry(worker: str, pid: int, start: float) -> ModelEntry:
-    return ModelEntry.from_json(
-        {
-            "modelName": "m",
-            "modelVersion": "1.0",
-            "minWorkers": 1,
-            "workers": [
-                {"id": worker, "status": "UNLOADING", "pid": pid, "startTime": utc_iso(start)}
-            ],
-        }
-    )
-
-
 def test_a_record_begun_exactly_the_clock_slack_before_its_thread_belongs_to_it() -> None:
     record = attempt(None, "9000", 11, at=T0, fail="x")
-    found = match(entry("9000", 11, T0 + CLOCK_SLACK_S), [("r.json", record)])
+    found = match(entry(thread("9000", 11, T0 + CLOCK_SLACK_S)), [("r.json", record)])
     assert (found.current, found.path, found.previous) == (record, "r.json", None)
 
 
 def test_a_record_begun_a_millisecond_earlier_than_the_slack_does_not() -> None:
     record = attempt(None, "9000", 11, at=T0, fail="x")
-    found = match(entry("9000", 11, T0 + CLOCK_SLACK_S + 0.001), [("r.json", record)])
+    found = match(entry(thread("9000", 11, T0 + CLOCK_SLACK_S + 0.001)), [("r.json", record)])
     assert (found.current, found.previous) == (None, record)
 
 
@@ -40,7 +26,7 @@ def test_a_record_that_fits_in_time_wins_over_a_newer_one_without_worker_ids() -
     fits = attempt(None, "9000", 12, at=T0 + 1)
     legacy = attempt(None, None, 11, at=T0 + 50, fail="x")
     # Neither pid matches the one described (99): the fit is by worker id and time only.
-    found = match(entry("9000", 99, T0), [("l.json", legacy), ("f.json", fits)])
+    found = match(entry(thread("9000", 99, T0)), [("l.json", legacy), ("f.json", fits)])
     assert (found.current, found.path, found.previous) == (fits, "f.json", legacy)
 
 
@@ -51,14 +37,14 @@ def test_a_record_without_an_update_time_loses_to_an_equal_fit_that_has_one() ->
         [("u.json", undated), ("d.json", dated)],
         [("d.json", dated), ("u.json", undated)],
     ):
-        assert match(entry("9000", 99, T0), found).current == dated
+        assert match(entry(thread("9000", 99, T0)), found).current == dated
 
 
 def test_of_two_records_alike_in_fit_and_time_the_first_found_is_current() -> None:
     one = attempt(None, "9000", 12, at=T0 + 1, fail="one")
     two = attempt(None, "9000", 13, at=T0 + 1, fail="two", server="300-1")
     assert one.updated_at == two.updated_at
-    found = match(entry("9000", 99, T0), [("1.json", one), ("2.json", two)])
+    found = match(entry(thread("9000", 99, T0)), [("1.json", one), ("2.json", two)])
     assert (found.current, found.path, found.previous) == (one, "1.json", two)
 
 
@@ -70,4 +56,4 @@ def test_the_previous_record_is_the_last_updated_not_the_one_with_more_attempts(
     undated = undated._replace(updated_at=None)
     assert older.attempts > newer.attempts
     for found in ([("o", older), ("n", newer), ("u", undated)], [("u", undated), ("n", newer)]):
-        assert match(entry("9000", 99, T0 + 600), found).previous == newer
+        assert match(entry(thread("9000", 99, T0 + 600)), found).previous == newer

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.serve_support import NOW, entry, health, options, reply, settings_for, snapshot
+from tests.support.describes import entry
+from tests.support.serve_support import (
+    NOW,
+    health,
+    options,
+    reply,
+    settings_for,
+    snapshot,
+)
 from tests.support.status_docs import status_doc
 from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
@@ -309,7 +317,7 @@ def test_the_page_shows_the_head_and_tail_of_a_long_error_on_one_line() -> None:
     record = InitRecord.started(
         None, model_name="m", model_version="1.0", now=1.0, worker_pid=11, server="1-1"
     ).failed(ErrorInfo("KeyError", message, "t", 1), now=2.0, duration_s=1.0, worker_pid=11)
-    seen = Observation(describe=entry(workers=("UNLOADING",)), record=record, now=3.0)
+    seen = Observation(describe=entry("UNLOADING"), record=record, now=3.0)
     _, body, _ = ask(snapshot(("m", (assess("m", "1.0", seen),))), "/")
     page = body.decode()
     cut = "weights missing: " + "x" * 81 + "..." + "x" * 88 + " in shard-b"
