@@ -1,5 +1,7 @@
-"""Which record belongs to the registration TorchServe describes now (``_match``), and what the
-verdict makes of a registration's runs and of an earlier one's failure."""
+"""Which record belongs to the registration TorchServe describes now (``_match``): by worker
+id, process and start time (up to the clock slack, exactly), which of the records that fit
+alike is current and which is history; and what the verdict makes of a registration's runs
+and of an earlier one's failure."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import pytest
 from tests.support.describes import entry, thread
 from tests.support.records import attempt
 from tests.support.status_docs import status_doc
-from ts_health_handler.monitor._match import Match, match
+from ts_health_handler.monitor._match import CLOCK_SLACK_S, Match, match
 from ts_health_handler.probe import ModelHealth, ModelState, Observation, assess
 from ts_health_handler.record import utc_iso
 from ts_health_handler.record._registration import narrow
@@ -41,6 +43,35 @@ def test_after_re_registration_the_old_threads_record_is_history() -> None:
     assert (found.current, found.previous) == (None, old)
 
 
+@pytest.mark.parametrize(("started", "belongs"), [(T0 + 1.5, True), (T0 + 2.5, False)])
+def test_a_record_begun_up_to_two_seconds_before_its_thread_still_belongs_to_it(
+    started: float, belongs: bool
+) -> None:
+    # The frontend stamps startTime before the worker process runs, on another clock.
+    record = attempt(None, "9000", 11, at=T0, fail="x")
+    found = match(entry(thread("9000", 11, started)), [("r.json", record)])
+    assert (found.current, found.previous) == ((record, None) if belongs else (None, record))
+
+
+def test_a_record_begun_exactly_the_clock_slack_before_its_thread_belongs_to_it() -> None:
+    record = attempt(None, "9000", 11, at=T0, fail="x")
+    found = match(entry(thread("9000", 11, T0 + CLOCK_SLACK_S)), [("r.json", record)])
+    assert (found.current, found.path, found.previous) == (record, "r.json", None)
+
+
+def test_a_record_begun_a_millisecond_earlier_than_the_slack_does_not() -> None:
+    record = attempt(None, "9000", 11, at=T0, fail="x")
+    found = match(entry(thread("9000", 11, T0 + CLOCK_SLACK_S + 0.001)), [("r.json", record)])
+    assert (found.current, found.previous) == (None, record)
+
+
+@pytest.mark.parametrize("start_time", [None, "", "yesterday"])
+def test_a_thread_without_a_readable_start_time_takes_its_record(start_time: str | None) -> None:
+    record = attempt(None, "9000", 11, at=T0, fail="x")
+    described = ModelEntry("m", "1.0", (Worker("UNLOADING", "9000", 11, start_time),))
+    assert match(described, [("r.json", record)]) == Match(record, "r.json", None)
+
+
 def test_two_servers_fitting_in_time_are_told_apart_by_the_worker_pid() -> None:
     mine = attempt(None, "9000", 11, at=T0 + 1, fail="mine")
     theirs = attempt(None, "9000", 99, at=T0 + 2, fail="theirs", server="300-1")
@@ -56,6 +87,14 @@ def test_a_record_without_worker_ids_is_taken_when_nothing_fits_better() -> None
     assert match(described, [("l.json", legacy), ("f.json", fits)]).current == fits
 
 
+def test_a_record_that_fits_in_time_wins_over_a_newer_one_without_worker_ids() -> None:
+    fits = attempt(None, "9000", 12, at=T0 + 1)
+    legacy = attempt(None, None, 11, at=T0 + 50, fail="x")
+    # Neither pid matches the one described (99): the fit is by worker id and time only.
+    found = match(entry(thread("9000", 99, T0)), [("l.json", legacy), ("f.json", fits)])
+    assert (found.current, found.path, found.previous) == (fits, "f.json", legacy)
+
+
 def test_nothing_found_matches_nothing() -> None:
     assert match(entry(thread("9000", 11, T0)), []) == Match(None, None, None)
 
@@ -68,6 +107,24 @@ def test_of_records_that_fit_alike_the_last_updated_is_current_and_the_other_his
         assert match(entry(thread("9000", 77, T0)), found) == Match(newer, "n.json", older)
 
 
+def test_a_record_without_an_update_time_loses_to_an_equal_fit_that_has_one() -> None:
+    dated = attempt(None, "9000", 12, at=T0 + 1, fail="dated")
+    undated = attempt(None, "9000", 13, at=T0 + 2, fail="undated")._replace(updated_at=None)
+    for found in (
+        [("u.json", undated), ("d.json", dated)],
+        [("d.json", dated), ("u.json", undated)],
+    ):
+        assert match(entry(thread("9000", 99, T0)), found).current == dated
+
+
+def test_of_two_records_alike_in_fit_and_time_the_first_found_is_current() -> None:
+    one = attempt(None, "9000", 12, at=T0 + 1, fail="one")
+    two = attempt(None, "9000", 13, at=T0 + 1, fail="two", server="300-1")
+    assert one.updated_at == two.updated_at
+    found = match(entry(thread("9000", 99, T0)), [("1.json", one), ("2.json", two)])
+    assert (found.current, found.path, found.previous) == (one, "1.json", two)
+
+
 def test_the_previous_record_is_the_newest_of_the_others() -> None:
     current = attempt(None, "9001", 21, at=T0 + 60)
     old = attempt(None, "9000", 11, at=T0, fail="old")
@@ -76,21 +133,15 @@ def test_the_previous_record_is_the_newest_of_the_others() -> None:
     assert found == Match(current, "b", old)
 
 
-@pytest.mark.parametrize(("started", "belongs"), [(T0 + 1.5, True), (T0 + 2.5, False)])
-def test_a_record_begun_up_to_two_seconds_before_its_thread_still_belongs_to_it(
-    started: float, belongs: bool
-) -> None:
-    # The frontend stamps startTime before the worker process runs, on another clock.
-    record = attempt(None, "9000", 11, at=T0, fail="x")
-    found = match(entry(thread("9000", 11, started)), [("r.json", record)])
-    assert (found.current, found.previous) == ((record, None) if belongs else (None, record))
-
-
-@pytest.mark.parametrize("start_time", [None, "", "yesterday"])
-def test_a_thread_without_a_readable_start_time_takes_its_record(start_time: str | None) -> None:
-    record = attempt(None, "9000", 11, at=T0, fail="x")
-    described = ModelEntry("m", "1.0", (Worker("UNLOADING", "9000", 11, start_time),))
-    assert match(described, [("r.json", record)]) == Match(record, "r.json", None)
+def test_the_previous_record_is_the_last_updated_not_the_one_with_more_attempts() -> None:
+    # Neither fits the thread described (started later than both): both are history.
+    older = attempt(attempt(None, "9000", 11, at=T0 - 100, fail="1"), "9000", 11, at=T0, fail="2")
+    newer = attempt(None, "9000", 12, at=T0 + 5, fail="3", server="100-6")
+    undated = attempt(None, "9000", 13, at=T0 + 9, fail="4", server="200-6")
+    undated = undated._replace(updated_at=None)
+    assert older.attempts > newer.attempts
+    for found in ([("o", older), ("n", newer), ("u", undated)], [("u", undated), ("n", newer)]):
+        assert match(entry(thread("9000", 99, T0 + 600)), found).previous == newer
 
 
 def test_the_current_record_is_narrowed_to_the_threads_described() -> None:
