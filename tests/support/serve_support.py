@@ -1,4 +1,5 @@
-"""Helpers for the tests of ``ts-health serve``: settings, snapshots by hand, an HTTP client.
+"""Helpers for the tests of ``ts-health serve``: settings, snapshots by hand, its answers
+without a socket (``reply``, ``ask``), an HTTP client and the command as a process.
 
 Shared by ``tests/unit`` and ``tests/integration``.
 """
@@ -102,6 +103,10 @@ def snapshot(
     )
 
 
+#: Model ``m``, one version, READY: ``snapshot(READY)``.
+READY = ("m", (health("m"),))
+
+
 def options(**changes: Any) -> ServeOptions:
     return ServeOptions(host="127.0.0.1", port=0, **changes)
 
@@ -124,6 +129,41 @@ def reply(
     """``serve``'s answer to one request against ``snap``, without a socket."""
     view = View(snap, settings or settings_for(), opts or options(), now, WALL)
     return answer(Request(method, target, authorization), view)
+
+
+def ask(
+    snap: Snapshot,
+    path: str,
+    *,
+    method: str = "GET",
+    opts: ServeOptions | None = None,
+    now: float = NOW,
+    authorization: str | None = None,
+    allow_degraded: bool = False,
+    allow_saturated: bool = False,
+) -> tuple[int, Any, dict[str, str]]:
+    """:func:`reply` under the readiness policy asked for: ``(status, body, headers)``, the body
+    decoded when it is JSON."""
+    settings = settings_for(allow_degraded=allow_degraded, allow_saturated=allow_saturated)
+    got = reply(
+        snap,
+        path,
+        method=method,
+        opts=opts,
+        settings=settings,
+        now=now,
+        authorization=authorization,
+    )
+    body: Any = got.body
+    if got.content_type == "application/json":
+        body = json.loads(got.body)
+    return got.status, body, dict(got.headers)
+
+
+def body_of(got: Answer) -> Any:
+    """The body of a JSON answer, decoded (an answer of another type fails the test)."""
+    assert got.content_type == "application/json"
+    return json.loads(got.body)
 
 
 @dataclass(frozen=True)
