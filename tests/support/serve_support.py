@@ -20,14 +20,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
 from tests.support.describes import entry
 from tests.support.status_docs import status_doc
 from ts_health_handler._document import parse_status
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._observe import PingResult
+from ts_health_handler.monitor._policy import READY_ONLY
 from ts_health_handler.probe import Settings, resolve_settings
 from ts_health_handler.serve import ModelSeen, Request, ServeOptions, Snapshot, View, answer
 from ts_health_handler.serve._history import advance
+from ts_health_handler.serve._metrics import metrics_text
 from ts_health_handler.serve._routes import Answer
 
 T = TypeVar("T")
@@ -164,6 +169,21 @@ def body_of(got: Answer) -> Any:
     """The body of a JSON answer, decoded (an answer of another type fails the test)."""
     assert got.content_type == "application/json"
     return json.loads(got.body)
+
+
+def metrics_samples(*healths: ModelHealth) -> list[Sample]:
+    """What a scrape of ``/metrics`` reads when model ``m`` was observed with ``healths`` (at
+    100, /ping Healthy), at :data:`NOW`."""
+    snap = Snapshot(
+        started=90.0,
+        ping=PingResult(True, "Healthy"),
+        ping_at=100.0,
+        names=("m",),
+        names_at=100.0,
+        models={"m": ModelSeen("m", healths, 100.0)},
+    )
+    text = metrics_text(snap, options(), READY_ONLY, NOW, 1_750_000_000.0).decode()
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
 @dataclass(frozen=True)

@@ -8,22 +8,19 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.describes import entry
 from tests.support.records import beat
-from tests.support.serve_support import settings_for
+from tests.support.serve_support import metrics_samples, settings_for
 from tests.support.status_docs import status_doc
 from ts_health_handler._document import parse_status
 from ts_health_handler._lifecycle import ModelState, ReasonKind
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
-from ts_health_handler.monitor._observe import PingResult, observe, observe_model
+from ts_health_handler.monitor._observe import observe, observe_model
 from ts_health_handler.monitor._policy import READY_ONLY
 from ts_health_handler.monitor._report import health_json
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
 from ts_health_handler.record._deaths import Death, DeathCause
-from ts_health_handler.serve import ModelSeen, ServeOptions, Snapshot
-from ts_health_handler.serve._metrics import metrics_text
 from ts_health_handler.torchserve._answers import ModelEntry
 from ts_health_handler.torchserve._client import Unreachable
 
@@ -154,21 +151,9 @@ def test_an_unanswered_describe_is_unreachable() -> None:
 
 def exposition(*healths: ModelHealth) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """``/metrics`` of a snapshot holding ``healths``: series identity -> value."""
-    snapshot = Snapshot(
-        started=90.0,
-        ping=PingResult(True, "Healthy"),
-        ping_at=100.0,
-        names=("m",),
-        names_at=100.0,
-        models={"m": ModelSeen("m", healths, 100.0)},
-    )
-    text = metrics_text(
-        snapshot, ServeOptions(host="127.0.0.1", port=0), READY_ONLY, 101.0, NOW
-    ).decode()
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
+        for sample in metrics_samples(*healths)
     }
 
 
