@@ -34,3 +34,14 @@ def pruned(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
         for index, item in enumerate(value):
             found += pruned(item, schema["items"], f"{path}[{index}]")
     return found
+
+
+def schema_errors(document: dict[str, Any], schema: dict[str, Any]) -> list[str]:
+    """What JSON Schema draft 7 (as the CRDs' ``openAPIV3Schema``) finds wrong in ``document``,
+    by path. Needs jsonschema: call it after ``pytest.importorskip("jsonschema")``."""
+    import jsonschema
+
+    errors = sorted(
+        jsonschema.Draft7Validator(schema).iter_errors(document), key=lambda e: list(e.path)
+    )
+    return [f"{list(e.path)}: {e.message}" for e in errors]

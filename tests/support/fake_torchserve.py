@@ -15,6 +15,14 @@ from typing import Any
 
 Answer = tuple[int, Any]  # status and a JSON-able body (bytes are sent as they are)
 
+#: TorchServe's own error bodies: a registration whose workers did not start, a model unknown.
+WORKERS_FAILED = {
+    "code": 500,
+    "type": "InternalServerException",
+    "message": "Failed to start workers",
+}
+MODEL_NOT_FOUND = {"code": 404, "type": "ModelNotFoundException", "message": "Model not found: m"}
+
 
 class FakeTorchServe:
     """One loopback server answering both APIs' paths from a script, recording requests."""

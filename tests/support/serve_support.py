@@ -1,4 +1,5 @@
-"""Helpers for the tests of ``ts-health serve``: settings, snapshots by hand, an HTTP client.
+"""Helpers for the tests of ``ts-health serve``: settings, snapshots by hand, its answers
+without a socket (``reply``, ``ask``), an HTTP client and the command as a process.
 
 Shared by ``tests/unit`` and ``tests/integration``.
 """
@@ -19,15 +20,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from tests.support.describes import entry
 from tests.support.status_docs import status_doc
 from ts_health_handler._document import parse_status
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
 from ts_health_handler.monitor._observe import PingResult
+from ts_health_handler.monitor._policy import READY_ONLY
 from ts_health_handler.probe import Settings, resolve_settings
 from ts_health_handler.serve import ModelSeen, Request, ServeOptions, Snapshot, View, answer
 from ts_health_handler.serve._history import advance
+from ts_health_handler.serve._metrics import metrics_text
 from ts_health_handler.serve._routes import Answer
-from ts_health_handler.torchserve._answers import JobQueue, ModelEntry, Worker
 
 T = TypeVar("T")
 
@@ -55,23 +61,6 @@ def settings_for(
     return resolve_settings(args, {})
 
 
-def entry(
-    name: str = "m",
-    version: str = "1.0",
-    workers: tuple[str, ...] = ("READY",),
-    remaining: int = 100,
-) -> ModelEntry:
-    return ModelEntry(
-        name=name,
-        version=version,
-        workers=tuple(Worker(s, str(9000 + i), 40 + i) for i, s in enumerate(workers)),
-        min_workers=1,
-        max_workers=1,
-        max_retry_timeout_s=300,
-        queue=JobQueue(remaining, 0 if remaining else 100),
-    )
-
-
 def health(
     name: str = "m",
     version: str = "1.0",
@@ -82,7 +71,14 @@ def health(
     default: bool = True,
 ) -> ModelHealth:
     seen = Observation(
-        describe=entry(name, version, workers, remaining),
+        describe=entry(
+            *workers,
+            name=name,
+            version=version,
+            max_workers=1,
+            remaining=remaining,
+            pending=0 if remaining else 100,
+        ),
         status=parse_status(status or status_doc()),
         now=1_750_000_000.0,
         default=default,
@@ -112,6 +108,10 @@ def snapshot(
     )
 
 
+#: Model ``m``, one version, READY: ``snapshot(READY)``.
+READY = ("m", (health("m"),))
+
+
 def options(**changes: Any) -> ServeOptions:
     return ServeOptions(host="127.0.0.1", port=0, **changes)
 
@@ -134,6 +134,56 @@ def reply(
     """``serve``'s answer to one request against ``snap``, without a socket."""
     view = View(snap, settings or settings_for(), opts or options(), now, WALL)
     return answer(Request(method, target, authorization), view)
+
+
+def ask(
+    snap: Snapshot,
+    path: str,
+    *,
+    method: str = "GET",
+    opts: ServeOptions | None = None,
+    now: float = NOW,
+    authorization: str | None = None,
+    allow_degraded: bool = False,
+    allow_saturated: bool = False,
+) -> tuple[int, Any, dict[str, str]]:
+    """:func:`reply` under the readiness policy asked for: ``(status, body, headers)``, the body
+    decoded when it is JSON."""
+    settings = settings_for(allow_degraded=allow_degraded, allow_saturated=allow_saturated)
+    got = reply(
+        snap,
+        path,
+        method=method,
+        opts=opts,
+        settings=settings,
+        now=now,
+        authorization=authorization,
+    )
+    body: Any = got.body
+    if got.content_type == "application/json":
+        body = json.loads(got.body)
+    return got.status, body, dict(got.headers)
+
+
+def body_of(got: Answer) -> Any:
+    """The body of a JSON answer, decoded (an answer of another type fails the test)."""
+    assert got.content_type == "application/json"
+    return json.loads(got.body)
+
+
+def metrics_samples(*healths: ModelHealth) -> list[Sample]:
+    """What a scrape of ``/metrics`` reads when model ``m`` was observed with ``healths`` (at
+    100, /ping Healthy), at :data:`NOW`."""
+    snap = Snapshot(
+        started=90.0,
+        ping=PingResult(True, "Healthy"),
+        ping_at=100.0,
+        names=("m",),
+        names_at=100.0,
+        models={"m": ModelSeen("m", healths, 100.0)},
+    )
+    text = metrics_text(snap, options(), READY_ONLY, NOW, 1_750_000_000.0).decode()
+    return [sample for family in text_string_to_metric_families(text) for sample in family.samples]
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.describes import entry
+from tests.support.records import NOW, beat
+from tests.support.serve_support import metrics_samples
 from ts_health_handler._lifecycle import InitPhase
 from ts_health_handler.monitor._assess import Observation, assess
-from ts_health_handler.monitor._observe import PingResult
-from ts_health_handler.monitor._policy import READY_ONLY
 from ts_health_handler.record import InitRecord
-from ts_health_handler.record._beat import Beat
-from ts_health_handler.serve import ModelSeen, ServeOptions, Snapshot
-from ts_health_handler.serve._metrics import metrics_text
-from ts_health_handler.torchserve._answers import ModelEntry
 
 yaml = pytest.importorskip("yaml")
 
@@ -30,7 +26,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "examples" / "grafana" / "ts-health-fleet.json"
 GENERATOR = ROOT / "examples" / "grafana" / "generate.py"
 RULES = ROOT / "examples" / "prometheus" / "ts-health-rules.yml"
-NOW = 1_750_000_000.0
 
 
 def board() -> dict[str, Any]:
@@ -96,31 +91,11 @@ def test_an_importable_dashboard_with_the_fleets_panels() -> None:
 
 def exported() -> set[str]:
     """Every sample name ``/metrics`` can show: a snapshot with a record, beats and deaths."""
-    entry = ModelEntry.from_json(
-        {
-            "modelName": "m",
-            "modelVersion": "1.0",
-            "workers": [{"id": "9000", "status": "READY", "pid": 40}],
-            "jobQueueStatus": {"remainingCapacity": 100, "pendingRequests": 0},
-        }
-    )
     record = InitRecord("m", "1.0", InitPhase.READY, last_duration_s=1.0)
-    beat = Beat("9000", 40, NOW, 1.0, 10, 0, 0, 30.0, 120.0)
-    health = assess("m", "1.0", Observation(entry, record=record, beats=(beat,), now=NOW))
-    snapshot = Snapshot(
-        started=90.0,
-        ping=PingResult(True, "Healthy"),
-        ping_at=100.0,
-        names=("m",),
-        names_at=100.0,
-        models={"m": ModelSeen("m", (health,), 100.0)},
+    health = assess(
+        "m", "1.0", Observation(entry("READY"), record=record, beats=(beat(),), now=NOW)
     )
-    text = metrics_text(snapshot, ServeOptions(host="127.0.0.1", port=0), READY_ONLY, 101.0, NOW)
-    return {
-        sample.name
-        for family in text_string_to_metric_families(text.decode())
-        for sample in family.samples
-    }
+    return {sample.name for sample in metrics_samples(health)}
 
 
 def test_queries_name_only_exported_or_recorded_series() -> None:

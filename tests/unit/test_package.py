@@ -3,7 +3,6 @@ the public names (HealthHandler with BaseHandler, hence torch) load on first acc
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,20 +10,10 @@ import sys
 import pytest
 
 import ts_health_handler
+from tests.support.torch_marks import TORCH_WARNINGS, needs_torch
 from ts_health_handler import HealthMixin
 
-#: TorchServe's BaseHandler imports torch; torch 2.13.0 is built for Python 3.11 only, so on
-#: other Pythons (the CI's 3.9 and 3.13 runs) these tests are skipped with this reason.
-needs_torch = pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None,
-    reason="needs torch (BaseHandler imports it; torch==2.13.0 exists for Python 3.11 only)",
-)
-
-# torch 2.13 deprecates TorchScript, which TorchServe 0.12's BaseHandler loads; not our concern.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:Failed to initialize NumPy:UserWarning"),
-]
+pytestmark = TORCH_WARNINGS
 
 
 def test_import_loads_neither_torch_nor_ts() -> None:

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.crd import crd_schema, pruned
+from tests.support.crd import crd_schema, pruned, schema_errors
 from ts_health_handler import cli
 
 yaml = pytest.importorskip("yaml")
@@ -90,12 +90,10 @@ def test_a_changed_rule_file_is_seen() -> None:
 
 @pytest.mark.parametrize(("name", "document"), monitoring(), ids=lambda v: str(v)[:30])
 def test_validates_against_the_operators_crd_schema(name: str, document: dict[str, Any]) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    pytest.importorskip("jsonschema")
     crd = schema(document)
-    errors = sorted(
-        jsonschema.Draft7Validator(crd).iter_errors(document), key=lambda e: list(e.path)
-    )
-    assert not errors, [f"{name} {list(e.path)}: {e.message}" for e in errors]
+    errors = schema_errors(document, crd)
+    assert not errors, [f"{name} {error}" for error in errors]
     assert pruned(document, crd) == []
     metadata = document["metadata"]
     assert set(metadata) <= {"name", "labels", "annotations"}, name

@@ -8,7 +8,6 @@ clock throughout: no test sleeps.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.torch_marks import needs_torch
 from ts_health_handler import Canary, HealthMixin, device_info
 from ts_health_handler.record import utc_iso
 
@@ -27,9 +27,6 @@ FakeClock = Any
 #: Where it starts.
 EPOCH = 1_750_000_000.0
 
-needs_torch = pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None, reason="needs torch (2.13.0 exists for 3.11 only)"
-)
 pytestmark = pytest.mark.filterwarnings("ignore:Failed to initialize NumPy:UserWarning")
 
 

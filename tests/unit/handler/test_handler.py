@@ -4,7 +4,6 @@ tests/unit/test_package.py. And HealthMixin's default clock and sleep (the time 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
 from pathlib import Path
@@ -14,22 +13,12 @@ from typing import Any
 import pytest
 
 from tests.support.records import record_file_name
+from tests.support.torch_marks import TORCH_WARNINGS, needs_torch
 from ts_health_handler import HealthMixin, InitializationError
 from ts_health_handler.handler import _mixin as mixin_module
 from ts_health_handler.testing import describe, infer
 
-#: TorchServe's BaseHandler imports torch; torch 2.13.0 is built for Python 3.11 only, so on
-#: other Pythons (the CI's 3.9 and 3.13 runs) these tests are skipped with this reason.
-needs_torch = pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None,
-    reason="needs torch (BaseHandler imports it; torch==2.13.0 exists for Python 3.11 only)",
-)
-
-# torch 2.13 deprecates TorchScript, which TorchServe 0.12's BaseHandler loads; not our concern.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:Failed to initialize NumPy:UserWarning"),
-]
+pytestmark = TORCH_WARNINGS
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
-"""The probe's merging logic as a pure function: one word and one reason per model."""
+"""The probe's merging logic as a pure function: one word and one reason per model, in their
+order; the table's cells; the boundaries and the exact reasons, with the other workers and
+the deaths they name; what comes first after READY."""
 
 from __future__ import annotations
 
@@ -6,37 +8,18 @@ from typing import Any
 
 import pytest
 
-from tests.support.records import beat
+from tests.support.describes import entry, entry_json
+from tests.support.records import attempt, beat
 from tests.support.status_docs import status_doc
 from ts_health_handler._document import StatusDoc, parse_status
 from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._policy import READY_ONLY, ReadinessPolicy
 from ts_health_handler.probe import ModelHealth, Observation, assess, health_json
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
+from ts_health_handler.record._deaths import Death, DeathCause
 from ts_health_handler.torchserve._answers import ModelEntry
 
 NOW = 1_750_000_000.0
-
-
-def entry(
-    *workers: str,
-    remaining: int | None = 100,
-    pending: int = 0,
-    max_retry: int | None = 300,
-    min_workers: int = 1,
-) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "modelName": "m",
-        "modelVersion": "1.0",
-        "minWorkers": min_workers,
-        "maxWorkers": max(1, len(workers)),
-        "workers": [{"id": str(9000 + i), "status": s} for i, s in enumerate(workers)],
-    }
-    if remaining is not None:
-        data["jobQueueStatus"] = {"remainingCapacity": remaining, "pendingRequests": pending}
-    if max_retry is not None:
-        data["maxRetryTimeoutInSec"] = max_retry
-    return data
 
 
 def failed_record(
@@ -45,18 +28,18 @@ def failed_record(
     """A record of ``failures`` failed attempts, the first ``first_failure_ago`` s before NOW."""
     record = None
     start = NOW - first_failure_ago
-    for attempt in range(1, failures + 1):
-        at = start + (attempt - 1)
+    for number in range(1, failures + 1):
+        at = start + (number - 1)
         record = InitRecord.started(
             record,
             model_name="m",
             model_version="1.0",
             now=at,
-            worker_pid=10 + attempt,
+            worker_pid=10 + number,
             server="1",
         )
-        error = ErrorInfo("builtins.ValueError", "weights\nmissing", utc_iso(at), attempt)
-        record = record.failed(error, now=at, duration_s=0.1, worker_pid=10 + attempt)
+        error = ErrorInfo("builtins.ValueError", "weights\nmissing", utc_iso(at), number)
+        record = record.failed(error, now=at, duration_s=0.1, worker_pid=10 + number)
     assert record is not None
     if retrying:
         record = InitRecord.started(
@@ -70,8 +53,8 @@ def doc(status: str = "ready", **extra: Any) -> StatusDoc:
     return parse_status(status_doc(status, **extra))
 
 
-def verdict(describe: dict[str, Any], **seen: Any) -> ModelHealth:
-    return assess("m", "1.0", Observation(describe=ModelEntry.from_json(describe), now=NOW, **seen))
+def verdict(describe: ModelEntry, **seen: Any) -> ModelHealth:
+    return assess("m", "1.0", Observation(describe=describe, now=NOW, **seen))
 
 
 def test_ready_when_a_worker_is_ready_and_status_ready() -> None:
@@ -206,6 +189,14 @@ def test_missing_job_queue_status_is_not_saturation() -> None:
     assert health_json(health)["queue"] is None
 
 
+def test_a_describe_without_a_job_queue_has_a_dash_for_its_queue_cell() -> None:
+    described = entry("READY", "LOADING", remaining=None)
+    assert described.queue is None
+    health = assess("m", "1.0", Observation(described))
+    assert health.cells() == ("1/2", "-")
+    assert health.cells(lambda q: "never asked") == ("1/2", "-")
+
+
 @pytest.mark.parametrize(
     ("describe", "seen", "expected"),
     [
@@ -228,7 +219,7 @@ def test_missing_job_queue_status_is_not_saturation() -> None:
         (entry("READY"), {"status": doc("ready"), "record": failed_record(1)}, ModelState.READY),
     ],
 )
-def test_priority(describe: dict[str, Any], seen: dict[str, Any], expected: ModelState) -> None:
+def test_priority(describe: ModelEntry, seen: dict[str, Any], expected: ModelState) -> None:
     assert verdict(describe, **seen).state is expected
 
 
@@ -248,7 +239,7 @@ def test_json_carries_the_evidence() -> None:
     assert data["record_path"] == "/r/init.json"
 
 
-# -- boundaries and exact reasons (pinned by mutation testing) --------------------------------
+# -- boundaries and exact reasons ----------------------------------------------------------
 
 
 def test_the_retry_window_includes_its_last_second() -> None:
@@ -377,9 +368,9 @@ def test_degraded_reason(check: Any, expected: str) -> None:
     [(float("nan"), None), (float("inf"), None), ("300", None), (True, None), (59.9, 59)],
 )
 def test_odd_retry_timeouts_reach_the_verdict_as_a_count_or_none(value: Any, window: Any) -> None:
-    describe = entry("UNLOADING")
+    describe = entry_json("UNLOADING")
     describe["maxRetryTimeoutInSec"] = value
-    health = verdict(describe, record=failed_record(2, 59.5))
+    health = verdict(ModelEntry.from_json(describe), record=failed_record(2, 59.5))
     assert health_json(health)["max_retry_timeout_s"] == window
     # Without a usable window the streak is failing, never unhealthy; 59 s is past 59.
     assert health.state is (ModelState.UNHEALTHY if window == 59 else ModelState.FAILING)
@@ -387,27 +378,76 @@ def test_odd_retry_timeouts_reach_the_verdict_as_a_count_or_none(value: Any, win
 
 @pytest.mark.parametrize("value", [float("nan"), "0", None, 0.5])
 def test_odd_queue_numbers_never_make_a_model_saturated_by_accident(value: Any) -> None:
-    describe = entry("READY")
+    describe = entry_json("READY")
     describe["jobQueueStatus"] = {"remainingCapacity": value, "pendingRequests": float("nan")}
-    health = verdict(describe, status=doc())
+    health = verdict(ModelEntry.from_json(describe), status=doc())
     # 0.5 free slots is read as 0: full, as TorchServe would never say half a slot.
     assert health.state is (ModelState.SATURATED if value == 0.5 else ModelState.READY)
 
 
-# -- after READY: stuck before saturated ------------------------------------------------------
+# -- the other workers, and a death, in the reason ------------------------------------------
+
+
+def test_the_other_worker_failing_is_the_newest_failure_of_a_worker_not_ready() -> None:
+    # 9001 failed first (message "z"), 9002 later (message "a"): the newest is named, not the
+    # greatest by type or message.
+    record = attempt(None, "9001", 11, at=NOW, fail="z")
+    record = attempt(record, "9002", 12, at=NOW + 10, fail="a")
+    described = entry("READY", "UNLOADING", "UNLOADING", remaining=None)
+    health = assess("m", "1.0", Observation(described, record=record, now=NOW + 20))
+    assert health.state is ModelState.READY
+    assert health.reason == "1/3 workers READY; other worker failing: KeyError: a"
+
+
+def test_a_failure_recorded_for_a_worker_described_ready_is_not_another_worker_failing() -> None:
+    # The record still holds 9000's failure (newest) though TorchServe describes it READY now.
+    record = attempt(None, "9001", 11, at=NOW, fail="older")
+    record = attempt(record, "9000", 12, at=NOW + 10, fail="stale")
+    described = entry("READY", "UNLOADING", remaining=None)
+    health = assess("m", "1.0", Observation(described, record=record, now=NOW + 20))
+    assert health.reason == "1/2 workers READY; other worker failing: KeyError: older"
+    alone = entry("READY", remaining=None)
+    assert assess("m", "1.0", Observation(alone, record=record, now=NOW + 20)).reason == (
+        "1/1 workers READY"
+    )
+
+
+def test_a_restarting_worker_names_the_death_of_the_last_worker_process() -> None:
+    record = attempt(None, "9000", 11, at=NOW)
+    death = Death("9000", 11, last_seen=NOW + 50, found=NOW + 60, cause=DeathCause.DIED)
+    record = record._replace(deaths=(death,), deaths_total=1)
+    health = assess(
+        "m", "1.0", Observation(entry("UNLOADING", remaining=None), record=record, now=NOW + 70)
+    )
+    assert health.state is ModelState.INITIALIZING
+    assert health.reason == (
+        f"no READY worker (0/1 workers READY); the last initialization succeeded at "
+        f"{record.last_finished_at}, a worker is restarting; the last worker process ended "
+        "while serving: idle when last seen"
+    )
+
+
+# -- after READY: stuck before saturated, a death as a note ----------------------------------
 
 
 def test_assess_puts_stuck_before_saturated_and_unstable_after() -> None:
-    entry = ModelEntry.from_json(
-        {
-            "modelName": "m",
-            "modelVersion": "1.0",
-            "jobQueueStatus": {"remainingCapacity": 0, "pendingRequests": 100},
-            "workers": [{"id": "9000", "status": "READY", "pid": 41}],
-        }
+    full_queue = entry("READY", remaining=0, pending=100)
+    stuck = assess(
+        "m", "1.0", Observation(full_queue, beats=(beat(in_flight_since=NOW - 40),), now=NOW)
     )
-    stuck = assess("m", "1.0", Observation(entry, beats=(beat(in_flight_since=NOW - 40),), now=NOW))
     assert stuck.state is ModelState.STUCK
     assert stuck.reason.endswith("(1/1 workers READY)")
-    full = assess("m", "1.0", Observation(entry, beats=(beat(),), now=NOW))
+    full = assess("m", "1.0", Observation(full_queue, beats=(beat(),), now=NOW))
     assert full.state is ModelState.SATURATED
+
+
+def test_a_ready_reason_keeps_the_workers_and_adds_a_death_below_the_unstable_count() -> None:
+    record = attempt(None, "9000", 11, at=NOW - 300)
+    record = record.died(Death("9000", 11, NOW - 100, NOW - 90, DeathCause.DIED))
+    described = entry("READY", remaining=None)
+    health = assess("m", "1.0", Observation(described, record=record, beats=(beat(),), now=NOW))
+    assert health.state is ModelState.READY
+    assert health.reason == (
+        "1/1 workers READY; a worker died once in the last 10 min while serving "
+        "(last: idle when last seen)"
+    )

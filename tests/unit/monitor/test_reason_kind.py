@@ -8,43 +8,23 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.describes import entry
+from tests.support.records import beat
+from tests.support.serve_support import metrics_samples, settings_for
 from tests.support.status_docs import status_doc
 from ts_health_handler._document import parse_status
 from ts_health_handler._lifecycle import ModelState, ReasonKind
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
-from ts_health_handler.monitor._observe import PingResult, observe, observe_model
+from ts_health_handler.monitor._observe import observe, observe_model
 from ts_health_handler.monitor._policy import READY_ONLY
 from ts_health_handler.monitor._report import health_json
-from ts_health_handler.probe import resolve_settings
 from ts_health_handler.record import ErrorInfo, InitPhase, InitRecord, utc_iso
-from ts_health_handler.record._beat import Beat
 from ts_health_handler.record._deaths import Death, DeathCause
-from ts_health_handler.serve import ModelSeen, ServeOptions, Snapshot
-from ts_health_handler.serve._metrics import metrics_text
 from ts_health_handler.torchserve._answers import ModelEntry
 from ts_health_handler.torchserve._client import Unreachable
 
 NOW = 1_750_000_000.0
-
-
-def entry(
-    *workers: str, remaining: int = 100, pending: int = 0, min_workers: int = 1
-) -> ModelEntry:
-    return ModelEntry.from_json(
-        {
-            "modelName": "m",
-            "modelVersion": "1.0",
-            "minWorkers": min_workers,
-            "maxWorkers": max(1, len(workers)),
-            "maxRetryTimeoutInSec": 300,
-            "jobQueueStatus": {"remainingCapacity": remaining, "pendingRequests": pending},
-            "workers": [
-                {"id": str(9000 + i), "status": s, "pid": 40 + i} for i, s in enumerate(workers)
-            ],
-        }
-    )
 
 
 def failed(first_failure_ago: float = 10.0) -> InitRecord:
@@ -54,22 +34,6 @@ def failed(first_failure_ago: float = 10.0) -> InitRecord:
     )
     error = ErrorInfo("builtins.ValueError", "weights missing", utc_iso(at), 1)
     return record.failed(error, now=at, duration_s=0.1, worker_pid=11)
-
-
-def beat(**changes: Any) -> Beat:
-    values: dict[str, Any] = {
-        "worker": "9000",
-        "pid": 40,
-        "at": NOW,
-        "interval_s": 1.0,
-        "requests": 10,
-        "failed": 0,
-        "consecutive_failures": 0,
-        "stuck_after_s": 30.0,
-        "response_timeout_s": 120.0,
-    }
-    values.update(changes)
-    return Beat(**values)
 
 
 def deaths(count: int) -> InitRecord:
@@ -174,7 +138,7 @@ class _Unreachable:
 
 
 def test_an_unanswered_describe_is_unreachable() -> None:
-    settings_ = resolve_settings_for_test()
+    settings_ = settings_for()
     client: Any = _Unreachable()
     single = observe(client, settings_, "m", None, ping_healthy=None, now=NOW)
     [listed] = observe_model(client, settings_, "m", ping_healthy=None, now=NOW)
@@ -182,44 +146,14 @@ def test_an_unanswered_describe_is_unreachable() -> None:
         assert (health.state, health.kind) == (ModelState.UNREACHABLE, ReasonKind.UNREACHABLE)
 
 
-def resolve_settings_for_test() -> Any:
-    import argparse
-
-    args = argparse.Namespace(
-        inference_url="http://127.0.0.1:1",
-        management_url="http://127.0.0.1:1",
-        token=None,
-        key_file=None,
-        request_timeout=None,
-        describe_timeout=None,
-        state_dir=None,
-        json=True,
-        allow_degraded=False,
-        allow_saturated=False,
-    )
-    return resolve_settings(args, {})
-
-
 # -- the metrics: bounded labels --------------------------------------------------------------
 
 
 def exposition(*healths: ModelHealth) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """``/metrics`` of a snapshot holding ``healths``: series identity -> value."""
-    snapshot = Snapshot(
-        started=90.0,
-        ping=PingResult(True, "Healthy"),
-        ping_at=100.0,
-        names=("m",),
-        names_at=100.0,
-        models={"m": ModelSeen("m", healths, 100.0)},
-    )
-    text = metrics_text(
-        snapshot, ServeOptions(host="127.0.0.1", port=0), READY_ONLY, 101.0, NOW
-    ).decode()
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
+        for sample in metrics_samples(*healths)
     }
 
 

@@ -1,6 +1,7 @@
-"""What the tests of ``ts-health``'s commands share: TorchServe's answers, a run's result, the
-fixtures that run it in-process against a fake TorchServe (activated by the conftest.py of
-tests/unit/probe and tests/unit/cli), and failed initializations in a state directory."""
+"""What the tests of ``ts-health``'s commands share: a customized describe (the plain one is
+``tests.support.describes.describe``), a run's result, the fixtures that run it in-process
+against a fake TorchServe (activated by the conftest.py of tests/unit/probe and
+tests/unit/cli), and failed initializations in a state directory."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.describes import describe
 from tests.support.fake_torchserve import FakeTorchServe, running
 from tests.support.key_files import SECRET
 from tests.support.status_docs import status_doc
@@ -26,30 +28,8 @@ from ts_health_handler.record import ErrorInfo, InitRecord, StateStore, utc_iso
 NOW = 1_750_000_000.0
 
 
-def describe(
-    name: str = "m",
-    version: str = "1.0",
-    workers: tuple[str, ...] = ("READY",),
-    remaining: int = 100,
-    pending: int = 0,
-    max_retry: int = 300,
-) -> list[dict[str, Any]]:
-    return [
-        {
-            "modelName": name,
-            "modelVersion": version,
-            "modelUrl": f"{name}.mar",
-            "minWorkers": 1,
-            "maxWorkers": 1,
-            "maxRetryTimeoutInSec": max_retry,
-            "workers": [{"id": "9000", "status": s, "pid": 42} for s in workers],
-            "jobQueueStatus": {"remainingCapacity": remaining, "pendingRequests": pending},
-        }
-    ]
-
-
 def customized(metadata: Any, name: str = "m") -> list[dict[str, Any]]:
-    entry = describe(name)[0]
+    entry = describe("READY", name=name)[0]
     entry["customizedMetadata"] = metadata
     return [entry]
 
@@ -109,7 +89,7 @@ def fake() -> Iterator[FakeTorchServe]:
     with running() as server:
         server.on("/ping", (200, {"status": "Healthy"}))
         server.on("/models?limit=100", (200, {"models": [{"modelName": "m", "modelUrl": "m.mar"}]}))
-        server.on("/models/m", (200, describe()))
+        server.on("/models/m", (200, describe("READY")))
         server.on("/models/m/1.0?customized=true", (200, customized(document())))
         yield server
 

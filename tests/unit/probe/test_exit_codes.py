@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.describes import describe
 from tests.support.fake_torchserve import FakeTorchServe
-from tests.unit.probe.helpers import Result, closed_port, customized, describe, document
+from tests.unit.probe.helpers import Result, closed_port, customized, document
 from ts_health_handler.probe import ExitCode
 
 
@@ -76,7 +77,7 @@ def test_ready_reports_an_unreachable_model(ts_health: Callable[..., Result]) ->
 def test_not_ready_is_an_answer_not_an_error(
     fake: FakeTorchServe, ts_health: Callable[..., Result]
 ) -> None:
-    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    fake.on("/models/m", (200, describe("UNLOADING")))
     result = ts_health("ready", "m")
     assert result.code == ExitCode.NOT_READY
     assert result.out.startswith("initializing: model m 1.0:")
@@ -95,7 +96,7 @@ def test_errors_go_to_stderr_also_with_json(ts_health: Callable[..., Result]) ->
 
 
 def test_timeout_is_bounded(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
-    fake.on("/models/m", (200, describe()), delay=10)
+    fake.on("/models/m", (200, describe("READY")), delay=10)
     started = time.monotonic()
     result = ts_health("ready", "m", "--request-timeout", "0.3")
     assert time.monotonic() - started < 2

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
+from tests.support.describes import describe
 from tests.support.fake_torchserve import FakeTorchServe
 from tests.support.key_files import SECRET, write_key_file
-from tests.unit.probe.helpers import BIN, NOW, Result, describe
+from tests.unit.probe.helpers import BIN, NOW, Result
 from ts_health_handler import cli, probe
 from ts_health_handler.probe import ExitCode
 from ts_health_handler.record import ErrorInfo, InitRecord, StateStore, utc_iso
@@ -37,7 +38,7 @@ def test_hostile_error_text_reaches_the_terminal_escaped(
     fake: FakeTorchServe, ts_health: Callable[..., Result], state_dir: Path
 ) -> None:
     hostile_record(state_dir)
-    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    fake.on("/models/m", (200, describe("UNLOADING")))
     result = ts_health("ready", "m", wall=lambda: NOW)
     assert result.code == ExitCode.NOT_READY
     for raw in ("\x1b", "\x07", "\x9b", "\u202e", "\udcff"):
@@ -53,7 +54,7 @@ def test_output_is_valid_utf8_whatever_the_locale(
     fake: FakeTorchServe, state_dir: Path, encoding: str
 ) -> None:
     hostile_record(state_dir)
-    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    fake.on("/models/m", (200, describe("UNLOADING")))
     env = {**os.environ, "PYTHONIOENCODING": encoding, "LC_ALL": "C", "LANG": "C"}
     connection = ["--inference-url", fake.url, "--management-url", fake.url]
     connection += ["--state-dir", str(state_dir)]

@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.describes import describe
 from tests.support.fake_torchserve import FakeTorchServe
-from tests.unit.probe.helpers import NOW, Result, customized, describe, document, record_failures
+from tests.unit.probe.helpers import NOW, Result, customized, document, record_failures
 from ts_health_handler.probe import ExitCode
 
 
@@ -38,7 +39,7 @@ def test_ready_json(ts_health: Callable[..., Result], state_dir: Path) -> None:
 
 
 def test_ready_with_version(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
-    fake.on("/models/m/2.0", (200, describe(version="2.0")))
+    fake.on("/models/m/2.0", (200, describe("READY", version="2.0")))
     fake.on("/models/m/2.0?customized=true", (200, customized(document())))
     result = ts_health("ready", "m", "--version", "2.0")
     assert result.code == ExitCode.OK
@@ -48,7 +49,7 @@ def test_ready_with_version(fake: FakeTorchServe, ts_health: Callable[..., Resul
 def test_failing_shows_the_reason_without_asking_the_worker(
     fake: FakeTorchServe, ts_health: Callable[..., Result], state_dir: Path
 ) -> None:
-    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    fake.on("/models/m", (200, describe("UNLOADING")))
     record_failures(state_dir, 3, retrying=True)
     result = ts_health("ready", "m", wall=lambda: NOW)
     assert result.code == ExitCode.NOT_READY
@@ -63,7 +64,7 @@ def test_failing_shows_the_reason_without_asking_the_worker(
 def test_unhealthy_past_max_retry_timeout(
     fake: FakeTorchServe, ts_health: Callable[..., Result], state_dir: Path
 ) -> None:
-    fake.on("/models/m", (200, describe(workers=("UNLOADING",), max_retry=5)))
+    fake.on("/models/m", (200, describe("UNLOADING", max_retry=5)))
     record_failures(state_dir, 4, first_at=NOW - 30)
     result = ts_health("ready", "m", wall=lambda: NOW)
     assert result.code == ExitCode.NOT_READY
@@ -76,7 +77,7 @@ def test_unhealthy_past_max_retry_timeout(
 def test_initializing(
     fake: FakeTorchServe, ts_health: Callable[..., Result], state_dir: Path
 ) -> None:
-    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    fake.on("/models/m", (200, describe("UNLOADING")))
     result = ts_health("ready", "m")
     assert result.code == ExitCode.NOT_READY
     assert result.lines == [
@@ -88,7 +89,7 @@ def test_initializing(
 def test_corrupt_record_is_a_detail(
     fake: FakeTorchServe, ts_health: Callable[..., Result], state_dir: Path
 ) -> None:
-    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    fake.on("/models/m", (200, describe("UNLOADING")))
     (state_dir / "m" / "1.0").mkdir(parents=True)
     (state_dir / "m" / "1.0" / "init.json").write_text("{")
     result = ts_health("ready", "m")
@@ -98,7 +99,7 @@ def test_corrupt_record_is_a_detail(
 
 
 def test_saturated(fake: FakeTorchServe, ts_health: Callable[..., Result]) -> None:
-    fake.on("/models/m", (200, describe(remaining=0, pending=100)))
+    fake.on("/models/m", (200, describe("READY", remaining=0, pending=100)))
     result = ts_health("ready", "m")
     assert result.code == ExitCode.NOT_READY
     assert result.lines == [

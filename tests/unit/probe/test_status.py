@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.describes import describe
 from tests.support.fake_torchserve import FakeTorchServe
-from tests.unit.probe.helpers import NOW, Result, closed_port, describe
+from tests.unit.probe.helpers import NOW, Result, closed_port
 from ts_health_handler.probe import ExitCode
 from ts_health_handler.record import ErrorInfo, InitRecord, StateStore, utc_iso
 
@@ -21,7 +22,7 @@ def two_models(fake: FakeTorchServe, state_dir: Path) -> None:
         "/models?limit=100&next_page_token=1",
         (200, {"models": [{"modelName": "broken", "modelUrl": "broken.mar"}]}),
     )
-    fake.on("/models/broken", (200, describe("broken", workers=("UNLOADING",))))
+    fake.on("/models/broken", (200, describe("UNLOADING", name="broken")))
     store = StateStore(state_dir, "broken", "1.0")
     error = ErrorInfo("builtins.ValueError", "weights missing", utc_iso(NOW - 5), 1)
     store.update(
@@ -74,8 +75,8 @@ def test_status_one_model(fake: FakeTorchServe, ts_health: Callable[..., Result]
 
 def two_versions(fake: FakeTorchServe) -> None:
     """1.0 (the default) serves; 2.0 has no READY worker."""
-    ready = describe()[0]
-    loading = describe(version="2.0", workers=("UNLOADING",))[0]
+    ready = describe("READY")[0]
+    loading = describe("UNLOADING", version="2.0")[0]
     fake.on("/models/m", (200, [ready]))
     fake.on("/models/m/all", (200, [loading, ready]))
     fake.on("/models/m/1.0", (200, [ready]))

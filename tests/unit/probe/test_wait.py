@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.support.describes import describe
 from tests.support.fake_torchserve import FakeTorchServe
 from tests.support.key_files import SECRET, write_key_file
 from tests.unit.probe.helpers import (
@@ -13,7 +14,6 @@ from tests.unit.probe.helpers import (
     Result,
     closed_port,
     customized,
-    describe,
     document,
     record_failures,
 )
@@ -37,9 +37,9 @@ def test_wait_until_ready(fake: FakeTorchServe, ts_health: Callable[..., Result]
     fake.on(
         "/models/m",
         (503, b"starting"),
-        (200, describe(workers=("UNLOADING",))),
-        (200, describe(workers=("UNLOADING",))),
-        (200, describe()),
+        (200, describe("UNLOADING")),
+        (200, describe("UNLOADING")),
+        (200, describe("READY")),
     )
     clock = Clock()
     result = ts_health("wait", "m", "--timeout", "30", clock=clock, sleep=clock.sleep)
@@ -53,7 +53,7 @@ def test_wait_until_ready(fake: FakeTorchServe, ts_health: Callable[..., Result]
 def test_wait_times_out_with_the_reason(
     fake: FakeTorchServe, ts_health: Callable[..., Result], state_dir: Path
 ) -> None:
-    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    fake.on("/models/m", (200, describe("UNLOADING")))
     record_failures(state_dir, 2)
     clock = Clock()
     result = ts_health(
@@ -78,7 +78,7 @@ def test_wait_times_out_with_the_reason(
 def test_wait_stops_at_unhealthy(
     fake: FakeTorchServe, ts_health: Callable[..., Result], state_dir: Path
 ) -> None:
-    fake.on("/models/m", (200, describe(workers=("UNLOADING",), max_retry=1)))
+    fake.on("/models/m", (200, describe("UNLOADING", max_retry=1)))
     record_failures(state_dir, 2, first_at=NOW - 60)
     clock = Clock()
     result = ts_health(
@@ -92,7 +92,7 @@ def test_wait_stops_at_unhealthy(
 def test_wait_fail_fast(
     fake: FakeTorchServe, ts_health: Callable[..., Result], state_dir: Path
 ) -> None:
-    fake.on("/models/m", (200, describe(workers=("UNLOADING",))))
+    fake.on("/models/m", (200, describe("UNLOADING")))
     record_failures(state_dir, 1)
     clock = Clock()
     result = ts_health(

@@ -117,6 +117,24 @@ def test_a_new_server_starts_a_fresh_record() -> None:
     assert fresh.server == "4321-78"
 
 
+def test_a_failed_record_keeps_when_who_and_how_long() -> None:
+    record = started(None).failed(
+        error_at(T0 + 1.5, 1), now=T0 + 1.5, duration_s=1.2345678, worker_pid=77
+    )
+
+    assert record.last_finished_at == utc_iso(T0 + 1.5)
+    assert record.updated_at == utc_iso(T0 + 1.5)
+    assert record.worker_pid == 77
+    assert record.last_duration_s == 1.234568  # six decimals, rounded
+    assert record.last_started_at == utc_iso(T0)
+
+
+def test_a_success_rounds_its_duration_to_six_decimals() -> None:
+    record = started(None).succeeded(now=T0 + 1, duration_s=0.12345678, worker_pid=11)
+
+    assert record.last_duration_s == 0.123457
+
+
 # -- JSON -------------------------------------------------------------------------------
 
 
@@ -220,121 +238,6 @@ def test_from_json_rejects_non_objects(raw: Any) -> None:
         InitRecord.from_json(raw)
 
 
-# -- an attempt whose worker died before initialize() returned -----------------------------
-
-
-def begun_by(pid: int, now: float = T0) -> InitRecord:
-    return InitRecord.started(
-        None, model_name="m", model_version="1.0", now=now, worker_pid=pid, server=SERVER
-    )
-
-
-def restart(previous: InitRecord, *, alive: bool, pid: int = 12, now: float = T0 + 4) -> InitRecord:
-    return InitRecord.started(
-        previous,
-        model_name="m",
-        model_version="1.0",
-        now=now,
-        worker_pid=pid,
-        server=SERVER,
-        worker_alive=lambda _pid: alive,
-    )
-
-
-def test_a_dead_unfinished_attempt_is_counted_as_a_failure() -> None:
-    record = restart(begun_by(11), alive=False)
-
-    assert record.phase is InitPhase.INITIALIZING
-    assert record.attempts == 2
-    assert record.failures == 1
-    assert record.consecutive_failures == 1
-    assert record.first_failure_at == utc_iso(T0 + 4)
-    assert record.last_error is not None
-    assert record.last_error.type == "WorkerDied"
-    assert record.last_error.attempt == 1
-    assert "worker 11 ended during initialize()" in record.last_error.message
-    assert "startupTimeout" in record.last_error.message
-    assert record.last_duration_s == 4.0
-
-
-@pytest.mark.parametrize(
-    ("alive", "pid"), [(True, 12), (False, 11)], ids=["still-alive", "same-worker"]
-)
-def test_a_live_or_own_unfinished_attempt_is_not_a_failure(alive: bool, pid: int) -> None:
-    record = restart(begun_by(11), alive=alive, pid=pid)
-
-    assert record.attempts == 2
-    assert record.failures == 0
-    assert record.last_error is None
-
-
-def test_a_finished_attempt_is_never_reinterpreted() -> None:
-    ready = begun_by(11).succeeded(now=T0 + 1, duration_s=1.0, worker_pid=11)
-
-    record = restart(ready, alive=False)
-
-    assert record.failures == 0
-    assert record.attempts_to_ready == 1
-
-
-# -- exact values that mutation testing found unpinned --------------------------------------
-
-
-def test_a_failed_record_keeps_when_who_and_how_long() -> None:
-    record = started(None).failed(
-        error_at(T0 + 1.5, 1), now=T0 + 1.5, duration_s=1.2345678, worker_pid=77
-    )
-
-    assert record.last_finished_at == utc_iso(T0 + 1.5)
-    assert record.updated_at == utc_iso(T0 + 1.5)
-    assert record.worker_pid == 77
-    assert record.last_duration_s == 1.234568  # six decimals, rounded
-    assert record.last_started_at == utc_iso(T0)
-
-
-def test_a_success_rounds_its_duration_to_six_decimals() -> None:
-    record = started(None).succeeded(now=T0 + 1, duration_s=0.12345678, worker_pid=11)
-
-    assert record.last_duration_s == 0.123457
-
-
-def test_liveness_is_asked_about_the_unfinished_attempts_worker() -> None:
-    asked: list[int] = []
-
-    def alive(pid: int) -> bool:
-        asked.append(pid)
-        return True
-
-    InitRecord.started(
-        begun_by(11), model_name="m", model_version="1.0", now=T0 + 4, worker_pid=12,
-        server=SERVER, worker_alive=alive,
-    )  # fmt: skip
-
-    assert asked == [11]
-
-
-def test_an_interrupted_attempt_is_timed_from_its_start() -> None:
-    record = begun_by(11).interrupted(now=T0 + 0.5)
-
-    assert record.last_duration_s == 0.5
-    assert record.worker_pid == 11
-    assert record.last_error is not None
-    assert record.last_error.message == (
-        "worker 11 ended during initialize() without a result (killed by TorchServe's "
-        "startupTimeout, the OOM killer or a signal)"
-    )
-    assert record.last_error.at == utc_iso(T0 + 0.5)
-
-
-def test_an_interrupted_attempt_without_start_or_pid() -> None:
-    unknown = InitRecord("m", "1.0", InitPhase.INITIALIZING, attempts=1)
-
-    record = unknown.interrupted(now=T0)
-
-    assert record.last_duration_s == 0.0
-    assert record.worker_pid == 0
-
-
 def test_error_info_from_json_defaults_and_names() -> None:
     raw = {"type": "OSError", "message": "m", "at": "2025-06-15T15:06:40.000Z", "attempt": 1}
 
@@ -421,3 +324,97 @@ def test_a_bad_value_is_shown_in_at_most_80_characters(length: int, shown: str) 
         f"unreadable health record w: field 'attempts' is {shown}, expected int"
     )
     assert len(shown) == 80
+
+
+# -- an attempt whose worker died before initialize() returned -----------------------------
+
+
+def begun_by(pid: int, now: float = T0) -> InitRecord:
+    return InitRecord.started(
+        None, model_name="m", model_version="1.0", now=now, worker_pid=pid, server=SERVER
+    )
+
+
+def restart(previous: InitRecord, *, alive: bool, pid: int = 12, now: float = T0 + 4) -> InitRecord:
+    return InitRecord.started(
+        previous,
+        model_name="m",
+        model_version="1.0",
+        now=now,
+        worker_pid=pid,
+        server=SERVER,
+        worker_alive=lambda _pid: alive,
+    )
+
+
+def test_a_dead_unfinished_attempt_is_counted_as_a_failure() -> None:
+    record = restart(begun_by(11), alive=False)
+
+    assert record.phase is InitPhase.INITIALIZING
+    assert record.attempts == 2
+    assert record.failures == 1
+    assert record.consecutive_failures == 1
+    assert record.first_failure_at == utc_iso(T0 + 4)
+    assert record.last_error is not None
+    assert record.last_error.type == "WorkerDied"
+    assert record.last_error.attempt == 1
+    assert "worker 11 ended during initialize()" in record.last_error.message
+    assert "startupTimeout" in record.last_error.message
+    assert record.last_duration_s == 4.0
+
+
+@pytest.mark.parametrize(
+    ("alive", "pid"), [(True, 12), (False, 11)], ids=["still-alive", "same-worker"]
+)
+def test_a_live_or_own_unfinished_attempt_is_not_a_failure(alive: bool, pid: int) -> None:
+    record = restart(begun_by(11), alive=alive, pid=pid)
+
+    assert record.attempts == 2
+    assert record.failures == 0
+    assert record.last_error is None
+
+
+def test_a_finished_attempt_is_never_reinterpreted() -> None:
+    ready = begun_by(11).succeeded(now=T0 + 1, duration_s=1.0, worker_pid=11)
+
+    record = restart(ready, alive=False)
+
+    assert record.failures == 0
+    assert record.attempts_to_ready == 1
+
+
+def test_liveness_is_asked_about_the_unfinished_attempts_worker() -> None:
+    asked: list[int] = []
+
+    def alive(pid: int) -> bool:
+        asked.append(pid)
+        return True
+
+    InitRecord.started(
+        begun_by(11), model_name="m", model_version="1.0", now=T0 + 4, worker_pid=12,
+        server=SERVER, worker_alive=alive,
+    )  # fmt: skip
+
+    assert asked == [11]
+
+
+def test_an_interrupted_attempt_is_timed_from_its_start() -> None:
+    record = begun_by(11).interrupted(now=T0 + 0.5)
+
+    assert record.last_duration_s == 0.5
+    assert record.worker_pid == 11
+    assert record.last_error is not None
+    assert record.last_error.message == (
+        "worker 11 ended during initialize() without a result (killed by TorchServe's "
+        "startupTimeout, the OOM killer or a signal)"
+    )
+    assert record.last_error.at == utc_iso(T0 + 0.5)
+
+
+def test_an_interrupted_attempt_without_start_or_pid() -> None:
+    unknown = InitRecord("m", "1.0", InitPhase.INITIALIZING, attempts=1)
+
+    record = unknown.interrupted(now=T0)
+
+    assert record.last_duration_s == 0.0
+    assert record.worker_pid == 0

@@ -1,6 +1,7 @@
 """The persisted record's JSON (``record/_record``): every field written under its own key and
-read back, the schema versions still read, and a complaint naming the file and the field for
-each field that is broken."""
+read back (the previous registration's too), the schema versions still read, what an older
+writer left out, and a complaint naming the file and the field for each field that is broken
+(the record's, a run's, the previous registration's, an error's)."""
 
 from __future__ import annotations
 
@@ -151,6 +152,14 @@ def complaint(data: Any) -> str:
     return str(caught.value)[len(prefix) :]
 
 
+def with_run(change: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """:data:`RECORD_JSON` with one run: the first, ``drop`` left out and ``change`` applied."""
+    data = broken()
+    run = {k: v for k, v in data["workers"][0].items() if k not in drop} | change
+    data["workers"] = [run]
+    return data
+
+
 # -- written and read back ------------------------------------------------------------------
 
 
@@ -200,6 +209,31 @@ def test_a_duration_is_read_as_float_seconds_or_none(duration: Any, read: float 
 
     assert record.last_duration_s == read
     assert type(record.last_duration_s) is type(read)
+
+
+@pytest.mark.parametrize(
+    "previous",
+    [
+        Previous(4, 3, InitPhase.FAILED, "2025-06-15T15:06:41.000Z", ERROR),
+        Previous(1, 0, InitPhase.READY, None, None),
+    ],
+)
+def test_the_previous_registration_survives_json(previous: Previous) -> None:
+    record = RECORD._replace(previous=previous)
+    read = InitRecord.from_json(json.loads(json.dumps(record.to_json())), WHERE)
+    assert read.previous == previous
+    assert read == record
+
+
+def test_an_older_writers_run_without_counters_reads_as_none_yet() -> None:
+    drop = ("failures", "consecutive_failures", "first_failure_at", "last_finished_at")
+    run = InitRecord.from_json(with_run({}, drop), WHERE).workers[0]
+    assert (run.failures, run.consecutive_failures, run.first_failure_at, run.last_finished_at) == (
+        0,
+        0,
+        None,
+        None,
+    )
 
 
 # -- every broken field named, with the file -------------------------------------------------
@@ -335,6 +369,67 @@ def test_every_broken_field_of_the_previous_registration_is_named_with_the_file(
     data["previous"].update(change)
 
     assert complaint(data) == reason
+
+
+@pytest.mark.parametrize(
+    ("previous", "complaint"),
+    [
+        ([], "previous"),
+        ({"failures": 0, "phase": "ready", "ended_at": None}, "'previous.attempts'"),
+        ({"attempts": 1, "phase": "ready", "ended_at": None}, "'previous.failures'"),
+        ({"attempts": 1, "failures": 0, "ended_at": None}, "'previous.phase'"),
+        ({"attempts": 1, "failures": 0, "phase": "ready"}, "'previous.ended_at'"),
+        ({"attempts": "1", "failures": 0, "phase": "ready", "ended_at": None}, "expected int"),
+        ({"attempts": 1, "failures": 0, "phase": "ready", "ended_at": 5}, "expected str or null"),
+        ({"attempts": 1, "failures": 0, "phase": "gone", "ended_at": None}, "phase 'gone'"),
+        (
+            {"attempts": 1, "failures": 1, "phase": "failed", "ended_at": None, "last_error": []},
+            "previous.last_error",
+        ),
+    ],
+)
+def test_a_broken_previous_is_a_record_error_naming_the_field(
+    previous: Any, complaint: str
+) -> None:
+    with pytest.raises(RecordError, match=complaint) as raised:
+        InitRecord.from_json(broken(previous=previous), WHERE)
+    assert raised.value.path == WHERE
+
+
+@pytest.mark.parametrize(
+    ("change", "drop", "complaint"),
+    [
+        ({}, ("id",), "missing field 'workers[0].id'"),
+        ({}, ("phase",), "missing field 'workers[0].phase'"),
+        ({"phase": "gone"}, (), "phase 'gone', expected one of"),
+        ({}, ("attempts",), "missing field 'workers[0].attempts'"),
+        ({}, ("first_started_at",), "missing field 'workers[0].first_started_at'"),
+        ({}, ("last_started_at",), "missing field 'workers[0].last_started_at'"),
+        ({"last_error": []}, (), "'workers[0].last_error' is list, expected an object"),
+        ({"failures": "1"}, (), "'workers[0].failures' is '1', expected int"),
+        ({"consecutive_failures": None}, (), "'workers[0].consecutive_failures' is None"),
+        ({"first_failure_at": 1}, (), "'workers[0].first_failure_at' is 1"),
+        ({"last_finished_at": 1}, (), "'workers[0].last_finished_at' is 1"),
+    ],
+)
+def test_a_broken_run_is_a_record_error_naming_the_file_and_the_field(
+    change: dict[str, Any], drop: tuple[str, ...], complaint: str
+) -> None:
+    with pytest.raises(
+        RecordError, match=complaint.replace("[", r"\[").replace("]", r"\]")
+    ) as raised:
+        InitRecord.from_json(with_run(change, drop), WHERE)
+    assert raised.value.path == WHERE
+
+
+def test_a_run_that_is_not_an_object_is_named() -> None:
+    data = broken()
+    data["workers"] = ["9000"]
+    with pytest.raises(
+        RecordError, match=r"field 'workers\[0\]' is str, expected an object"
+    ) as raised:
+        InitRecord.from_json(data, WHERE)
+    assert raised.value.path == WHERE
 
 
 @pytest.mark.parametrize(

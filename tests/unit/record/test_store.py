@@ -225,9 +225,6 @@ def test_store_works_without_fcntl(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert store.read() is not None
 
 
-# -- exact values that mutation testing found unpinned --------------------------------------
-
-
 def test_a_record_nested_too_deeply_is_a_record_error(tmp_path: Path) -> None:
     store = StateStore(tmp_path, "m", "1.0")
     store.directory.mkdir(parents=True)

@@ -13,24 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.describes import describe
 from tests.support.fake_torchserve import FakeTorchServe, running
 from tests.support.serve_support import address, eventually, get, options, raw, settings_for
 from ts_health_handler.serve import HealthApp
 from ts_health_handler.serve._http_server import MAX_REQUEST_LINE, _Slots
-
-
-def describe(name: str, workers: tuple[str, ...] = ("READY",)) -> list[dict[str, object]]:
-    return [
-        {
-            "modelName": name,
-            "modelVersion": "1.0",
-            "minWorkers": 1,
-            "maxWorkers": 1,
-            "maxRetryTimeoutInSec": 300,
-            "workers": [{"id": "9000", "status": s, "pid": 42} for s in workers],
-            "jobQueueStatus": {"remainingCapacity": 100, "pendingRequests": 0},
-        }
-    ]
 
 
 @pytest.fixture
@@ -40,8 +27,8 @@ def fake() -> Iterator[FakeTorchServe]:
         models = [{"modelName": n, "modelUrl": f"{n}.mar"} for n in ("m", "slow")]
         server.on("/models?limit=100", (200, {"models": models}))
         for name in ("m", "slow"):
-            server.on(f"/models/{name}", (200, describe(name)))
-            server.on(f"/models/{name}/1.0?customized=true", (200, describe(name)))
+            server.on(f"/models/{name}", (200, describe("READY", name=name)))
+            server.on(f"/models/{name}/1.0?customized=true", (200, describe("READY", name=name)))
         yield server
 
 
@@ -56,7 +43,8 @@ def test_a_hung_describe_blocks_neither_other_models_nor_answers(
     fake: FakeTorchServe, app: HealthApp
 ) -> None:
     eventually(lambda: get(app.url, "/ready").status == 200, what="ready")
-    fake.on("/models/slow/all", (200, describe("slow")), delay=30)  # hangs until released
+    slow = describe("READY", name="slow")
+    fake.on("/models/slow/all", (200, slow), delay=30)  # hangs until released
     # m stays fresh; slow goes stale after --stale-after, and answers never wait.
     body = eventually(
         lambda: (r := get(app.url, "/ready")).status == 503 and r.json(), what="slow stale"

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.describes import describe
 from tests.support.fake_torchserve import FakeTorchServe, running
 from tests.support.serve_support import eventually, options, settings_for
 from ts_health_handler.monitor._exit import ExitCode
@@ -22,27 +23,13 @@ TOKEN = "tok-91c4e07d5ab2"
 KEY = 'k"ey\\from-the-file'
 
 
-def describe(name: str) -> list[dict[str, object]]:
-    return [
-        {
-            "modelName": name,
-            "modelVersion": "1.0",
-            "minWorkers": 1,
-            "maxWorkers": 1,
-            "maxRetryTimeoutInSec": 300,
-            "workers": [{"id": "9000", "status": "READY", "pid": 42}],
-            "jobQueueStatus": {"remainingCapacity": 100, "pendingRequests": 0},
-        }
-    ]
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeTorchServe]:
     with running() as server:
         server.on("/ping", (200, {"status": "Healthy"}))
         server.on("/models?limit=100", (200, {"models": [{"modelName": "m"}]}))
-        server.on("/models/m", (200, describe("m")))
-        server.on("/models/m/1.0?customized=true", (200, describe("m")))
+        server.on("/models/m", (200, describe("READY")))
+        server.on("/models/m/1.0?customized=true", (200, describe("READY")))
         yield server
 
 

@@ -1,4 +1,7 @@
-"""``ts-health serve``'s answers as pure functions of a hand-made snapshot (no sockets)."""
+"""``ts-health serve``'s answers as pure functions of a hand-made snapshot (no sockets): what
+readiness, liveness, /status, /metrics and the page say, and the bytes of an answer. The
+bearer token: tests/unit/serve/test_routes_token.py; the paths and methods answered:
+tests/unit/serve/test_routes_paths.py."""
 
 from __future__ import annotations
 
@@ -9,7 +12,18 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.serve_support import NOW, entry, health, options, reply, settings_for, snapshot
+from tests.support.describes import entry
+from tests.support.serve_support import (
+    READY,
+    TOKEN,
+    ask,
+    body_of,
+    health,
+    options,
+    reply,
+    settings_for,
+    snapshot,
+)
 from tests.support.status_docs import status_doc
 from ts_health_handler._lifecycle import ModelState
 from ts_health_handler.monitor._assess import ModelHealth, Observation, assess
@@ -17,41 +31,13 @@ from ts_health_handler.monitor._observe import PingResult
 from ts_health_handler.monitor._report import status_json
 from ts_health_handler.probe._render import status_table
 from ts_health_handler.record import ErrorInfo, InitRecord
-from ts_health_handler.serve import ModelSeen, ServeOptions, Snapshot
+from ts_health_handler.serve import ModelSeen, Snapshot
+from ts_health_handler.serve._metrics import CONTENT_TYPE
+from ts_health_handler.serve._routes import Answer
 
-TOKEN = "s3cret-serve-token"
-
-READY = ("m", (health("m"),))
 FAILING_STATUS = status_doc(
     "failed", initialization={"error": {"type": "E", "message": "x", "at": "t", "attempt": 1}}
 )
-
-
-def ask(
-    snap: Snapshot,
-    path: str,
-    *,
-    method: str = "GET",
-    opts: ServeOptions | None = None,
-    now: float = NOW,
-    authorization: str | None = None,
-    allow_degraded: bool = False,
-    allow_saturated: bool = False,
-) -> tuple[int, Any, dict[str, str]]:
-    settings = settings_for(allow_degraded=allow_degraded, allow_saturated=allow_saturated)
-    got = reply(
-        snap,
-        path,
-        method=method,
-        opts=opts,
-        settings=settings,
-        now=now,
-        authorization=authorization,
-    )
-    body: Any = got.body
-    if got.content_type == "application/json":
-        body = json.loads(got.body)
-    return got.status, body, dict(got.headers)
 
 
 def test_ready_when_every_version_is_ready() -> None:
@@ -87,6 +73,29 @@ def test_model_ready_paths_follow_the_open_inference_protocol() -> None:
     status, body, _ = ask(snap, "/v2/models/other/ready")
     assert status == 404
     assert body == {"error": "model 'other' is not registered"}
+
+
+def test_the_model_answer_to_the_letter() -> None:
+    loading = health("m", "2.0", workers=("UNLOADING",), default=False)
+    snap = snapshot(("m", (health("m"), loading)))
+    got = reply(snap, "/v2/models/m/ready")
+    assert (got.status, body_of(got)) == (
+        200,
+        {
+            "name": "m",
+            "ready": True,
+            "version": "1.0",
+            "state": "ready",
+            "reason": health("m").reason,
+        },
+    )
+    got = reply(snap, "/v2/models/m/versions/2.0/ready", opts=options(auth_token=TOKEN))
+    assert (got.status, body_of(got)) == (
+        503,
+        {"name": "m", "ready": False, "version": "2.0", "state": "initializing"},
+    )
+    got = reply(snap, "/v2/models/m/versions/1.0/ready")
+    assert (got.status, body_of(got)["version"]) == (200, "1.0")
 
 
 @pytest.mark.parametrize(
@@ -226,74 +235,6 @@ def test_page_escapes_and_shows_states_and_reasons() -> None:
     assert "http://" not in page.split("<body>")[0]
 
 
-def test_the_token_guards_status_metrics_and_page_and_reasons() -> None:
-    snap = snapshot(("m", (health("m", workers=("UNLOADING",)),)))
-    opts = options(auth_token=TOKEN)
-    for path in ("/status", "/metrics", "/"):
-        status, body, headers = ask(snap, path, opts=opts)
-        assert status == 401
-        assert headers["WWW-Authenticate"] == 'Bearer realm="ts-health"'
-        assert ask(snap, path, opts=opts, authorization="Bearer wrong")[0] == 401
-        assert ask(snap, path, opts=opts, authorization=f"Bearer {TOKEN}")[0] == 200
-    status, body, _ = ask(snap, "/ready", opts=opts)
-    assert status == 503
-    assert body == {
-        "ready": False,
-        "unready": [{"model": "m", "version": "1.0", "state": "initializing"}],
-    }
-    status, body, _ = ask(snap, "/ready", opts=opts, authorization=f"Bearer {TOKEN}")
-    assert "reason" in body
-    assert "reason" in body["unready"][0]
-    status, body, _ = ask(snap, "/v2/models/m/ready", opts=opts)
-    assert "reason" not in body
-    assert body["state"] == "initializing"
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "status"),
-    [
-        ("POST", "/ready", 405),
-        ("DELETE", "/v2/models/m/ready", 405),
-        ("PUT", "/metrics", 405),
-        ("GET", "/nope", 404),
-        ("POST", "/nope", 404),
-        ("GET", "/ready/", 404),
-        ("GET", "/v2/models//ready", 404),
-        ("GET", "/v2/models/m/versions//ready", 404),
-        ("GET", "/v2/models/m/version/1.0/ready", 404),
-        ("GET", "/v2/models/%ff%fe/ready", 400),
-        ("GET", "http://example.com/ready", 400),
-        ("HEAD", "/ready", 200),
-    ],
-)
-def test_bad_paths_and_methods(method: str, path: str, status: int) -> None:
-    got, body, headers = ask(snapshot(READY), path, method=method)
-    assert got == status
-    if status != 200:
-        assert isinstance(body["error"], str)
-    if status == 405:
-        assert headers["Allow"] == "GET, HEAD"
-
-
-@pytest.mark.parametrize(
-    ("name", "path"),
-    [
-        ("a/b", "/v2/models/a%2Fb/ready"),
-        ("with space", "/v2/models/with%20space/ready"),
-        ("ünï", "/v2/models/%C3%BCn%C3%AF/ready"),
-        ("q?x", "/v2/models/q%3Fx/ready"),
-    ],
-)
-def test_odd_model_names_url_encoded(name: str, path: str) -> None:
-    snap = snapshot((name, (health(name),)))
-    status, body, _ = ask(snap, path)
-    assert (status, body["name"]) == (200, name)
-
-
-def test_query_strings_are_ignored() -> None:
-    assert ask(snapshot(READY), "/ready?verbose=1")[0] == 200
-
-
 def test_allow_saturated_counts_a_full_queue_as_ready_as_ts_health_ready_does() -> None:
     # The production Deployment's readiness policy: a busy pod still serves.
     snap = snapshot(("m", (health("m", remaining=0),)))
@@ -309,7 +250,7 @@ def test_the_page_shows_the_head_and_tail_of_a_long_error_on_one_line() -> None:
     record = InitRecord.started(
         None, model_name="m", model_version="1.0", now=1.0, worker_pid=11, server="1-1"
     ).failed(ErrorInfo("KeyError", message, "t", 1), now=2.0, duration_s=1.0, worker_pid=11)
-    seen = Observation(describe=entry(workers=("UNLOADING",)), record=record, now=3.0)
+    seen = Observation(describe=entry("UNLOADING"), record=record, now=3.0)
     _, body, _ = ask(snapshot(("m", (assess("m", "1.0", seen),))), "/")
     page = body.decode()
     cut = "weights missing: " + "x" * 81 + "..." + "x" * 88 + " in shard-b"
@@ -352,3 +293,85 @@ def test_status_before_the_first_look_says_nothing_is_ok() -> None:
     assert ask(failed, "/status")[1]["exit_code"] == 1
     # Once everything is observed and ready, ok.
     assert ask(snapshot(READY), "/status")[1]["exit_code"] == 0
+
+
+def test_status_before_anything_is_known() -> None:
+    got = reply(Snapshot(started=100.0), "/status")
+    assert (got.status, body_of(got)) == (
+        200,
+        {
+            "command": "status",
+            "exit_code": 1,
+            "server": {
+                "inference_url": "http://127.0.0.1:1",
+                "management_url": "http://127.0.0.1:1",
+                "ping": None,
+                "ping_error": "no /ping answer yet",
+                "management_error": "no observation yet",
+            },
+            "models": [],
+        },
+    )
+
+
+def test_status_when_the_models_cannot_be_listed_is_unreachable() -> None:
+    snap = Snapshot(
+        started=100.0, ping=PingResult(True, "Healthy"), names_error="cannot connect: refused"
+    )
+    got = reply(snap, "/status")
+    assert (got.status, body_of(got)) == (
+        200,
+        {
+            "command": "status",
+            "exit_code": 3,
+            "server": {
+                "inference_url": "http://127.0.0.1:1",
+                "management_url": "http://127.0.0.1:1",
+                "ping": {"status": "Healthy"},
+                "ping_error": None,
+                "management_error": "cannot connect: refused",
+            },
+            "models": [],
+        },
+    )
+
+
+def test_status_is_ok_only_when_every_listed_model_was_observed_without_error() -> None:
+    ready = snapshot(READY, ("n", (health("n"),)))
+    assert body_of(reply(ready, "/status"))["exit_code"] == 0
+    unseen = dataclasses.replace(ready, models={"m": ready.models["m"]})
+    assert body_of(reply(unseen, "/status"))["exit_code"] == 1
+    failed = ModelSeen("n", (), 100.0, "token refused")
+    broken = dataclasses.replace(ready, models={**ready.models, "n": failed})
+    assert body_of(reply(broken, "/status"))["exit_code"] == 1
+    first = dataclasses.replace(ready, models={"n": ready.models["n"]})
+    assert body_of(reply(first, "/status"))["exit_code"] == 1
+
+
+# -- the bytes of an answer ----------------------------------------------------------------
+
+
+def test_a_json_answer_is_indented_by_two_and_ends_with_a_newline() -> None:
+    got = reply(snapshot(READY), "/live")
+    assert got == Answer(
+        200,
+        "application/json",
+        b'{\n  "live": true,\n  "reason": "/ping answered Healthy"\n}\n',
+    )
+
+
+def test_a_json_answer_keeps_non_ascii_names_as_utf_8() -> None:
+    snap = snapshot(("ünï", (health("ünï"),)))
+    got = reply(snap, "/v2/models/%C3%BCn%C3%AF/ready")
+    assert got.status == 200
+    assert '"name": "ünï"'.encode() in got.body
+    assert b"\\u" not in got.body
+
+
+def test_the_content_types_of_metrics_and_page() -> None:
+    metrics = reply(snapshot(READY), "/metrics")
+    assert (metrics.status, metrics.content_type, metrics.headers) == (200, CONTENT_TYPE, ())
+    assert metrics.body.startswith(b"# HELP ")
+    page = reply(snapshot(READY), "/")
+    assert (page.status, page.content_type) == (200, "text/html; charset=utf-8")
+    assert page.body.lstrip().lower().startswith(b"<!doctype html>")

@@ -8,12 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fake_torchserve import FakeTorchServe, running
+from tests.support.describes import describe
+from tests.support.fake_torchserve import MODEL_NOT_FOUND, WORKERS_FAILED, FakeTorchServe, running
 from ts_health_handler.testing import ServerError, Tokens, TorchServe
-
-FAILED = {"code": 500, "type": "InternalServerException", "message": "Failed to start workers"}
-MISSING = {"code": 404, "type": "ModelNotFoundException", "message": "Model not found: m"}
-ENTRY = {"modelName": "m", "modelVersion": "1.0", "workers": [{"id": "9000", "status": "READY"}]}
 
 
 @pytest.fixture
@@ -31,7 +28,7 @@ def test_the_runner_helpers_keep_their_answers_and_errors(
 ) -> None:
     ts = server(fake, tmp_path)
     (tmp_path / "ts_log.log").write_text("the log line\n", encoding="utf-8")
-    fake.on("/models?url=m.mar&initial_workers=1&synchronous=true", (500, FAILED))
+    fake.on("/models?url=m.mar&initial_workers=1&synchronous=true", (500, WORKERS_FAILED))
     assert ts.register("m.mar", check=False).status == 500
     with pytest.raises(ServerError) as caught:
         ts.register("m.mar")
@@ -40,7 +37,7 @@ def test_the_runner_helpers_keep_their_answers_and_errors(
         '{"code": 500, "type": "InternalServerException", "message": "Failed to start workers"}'
         "\n--- ts_log.log (tail) ---\nthe log line"
     )
-    fake.on("/models/m", (404, MISSING))
+    fake.on("/models/m", (404, MODEL_NOT_FOUND))
     assert ts.unregister("m", check=False).status == 404
     with pytest.raises(ServerError, match="unregistering m failed: HTTP 404"):
         ts.unregister("m")
@@ -48,8 +45,8 @@ def test_the_runner_helpers_keep_their_answers_and_errors(
     assert ts.infer("m", "x").status == 503
     fake.on("/models/m?min_worker=2&max_worker=2&synchronous=true", (200, {"status": "ok"}))
     assert ts.scale_workers("m", 2, 2).status == 200
-    fake.on("/models/m/1.0", (200, [ENTRY]))
-    assert ts.describe("m", version="1.0") == [ENTRY]
+    fake.on("/models/m/1.0", (200, describe("READY")))
+    assert ts.describe("m", version="1.0") == describe("READY")
     assert ts.worker_statuses("m", version="1.0") == ["READY"]
 
 

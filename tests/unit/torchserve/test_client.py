@@ -8,7 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.fake_torchserve import FakeTorchServe, running
+from tests.support.describes import entry_json
+from tests.support.fake_torchserve import MODEL_NOT_FOUND, WORKERS_FAILED, FakeTorchServe, running
 from ts_health_handler.torchserve._client import (
     Api,
     BadAnswer,
@@ -17,10 +18,6 @@ from ts_health_handler.torchserve._client import (
     Rejected,
     TorchServeClient,
 )
-
-FAILED = {"code": 500, "type": "InternalServerException", "message": "Failed to start workers"}
-MISSING = {"code": 404, "type": "ModelNotFoundException", "message": "Model not found: m"}
-ENTRY = {"modelName": "m", "modelVersion": "1.0", "workers": [{"id": "9000", "status": "READY"}]}
 
 
 @pytest.fixture
@@ -46,7 +43,7 @@ def test_register_sends_the_query_and_gives_the_answer(fake: FakeTorchServe) -> 
 
 
 def test_an_error_answer_is_rejected_and_held(fake: FakeTorchServe) -> None:
-    fake.on("/models?url=m.mar&initial_workers=1&synchronous=true", (500, FAILED))
+    fake.on("/models?url=m.mar&initial_workers=1&synchronous=true", (500, WORKERS_FAILED))
     with pytest.raises(Rejected) as caught:
         client(fake).register("m.mar")
     assert caught.value.response is not None
@@ -57,11 +54,11 @@ def test_an_error_answer_is_rejected_and_held(fake: FakeTorchServe) -> None:
 
 
 def test_unregister_and_scale_name_an_unknown_model(fake: FakeTorchServe) -> None:
-    fake.on("/models/m/2.0", (404, MISSING))
+    fake.on("/models/m/2.0", (404, MODEL_NOT_FOUND))
     with pytest.raises(NotRegistered, match=r"model 'm' version '2\.0' is not registered"):
         client(fake).unregister("m", "2.0")
     assert fake.calls[-1][:2] == ("DELETE", "/models/m/2.0")
-    fake.on("/models/m?min_worker=0&synchronous=true", (404, MISSING))
+    fake.on("/models/m?min_worker=0&synchronous=true", (404, MODEL_NOT_FOUND))
     with pytest.raises(NotRegistered) as caught:
         client(fake).scale_workers("m", 0)
     assert isinstance(caught.value, Rejected)
@@ -95,8 +92,8 @@ def test_a_refused_token_is_refused_whatever_the_method(fake: FakeTorchServe) ->
 
 
 def test_describe_json_is_the_list_as_written(fake: FakeTorchServe) -> None:
-    fake.on("/models/m?customized=true", (200, [{**ENTRY, "extra": 1}]))
-    assert client(fake).describe_json("m", customized=True) == [{**ENTRY, "extra": 1}]
+    fake.on("/models/m?customized=true", (200, [{**entry_json("READY"), "extra": 1}]))
+    assert client(fake).describe_json("m", customized=True) == [{**entry_json("READY"), "extra": 1}]
     fake.on("/models/n", (200, {"not": "a list"}))
     with pytest.raises(BadAnswer, match="expected a list of models"):
         client(fake).describe_json("n")

@@ -1,5 +1,7 @@
-"""Edges of readiness as served (``serve/_readiness``): the model list's staleness boundary
-and its reason, a model listed but not observed, and models that could not be described."""
+"""Readiness and liveness as served (``serve/_readiness``): the staleness boundaries of the model
+list, of a model and of /ping, and their reasons; a model listed but not observed; models that
+could not be described; a version that is not the default; one unready version in the
+singular. The same through the HTTP routes: tests/unit/serve/test_routes.py."""
 
 from __future__ import annotations
 
