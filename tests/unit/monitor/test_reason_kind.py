@@ -118,7 +118,6 @@ def test_every_verdict_names_its_kind(
 def test_the_vocabulary_is_covered_and_fixed() -> None:
     named = {kind for _, kind, _ in BRANCHES} | {ReasonKind.UNREACHABLE, ReasonKind.UNKNOWN}
     assert named == set(ReasonKind)
-    assert ReasonKind is ReasonKind
     # Each word is a valid, short Prometheus label value in snake case.
     for kind in ReasonKind:
         assert kind.value.replace("_", "").isalpha(), kind
