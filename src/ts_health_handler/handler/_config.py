@@ -33,7 +33,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from .. import _thresholds as thresholds
 from .._errors import ConfigError
@@ -126,6 +126,32 @@ def _patterns(key: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+_Policy = TypeVar("_Policy", InitFailurePolicy, FatalErrorPolicy)
+
+
+def _policy(section: Mapping[str, Any], name: str, default: _Policy) -> _Policy:
+    """``health.<name>``, one of the values of ``default``'s enum (``default`` when absent)."""
+    value = section.get(name, default.value)
+    allowed = tuple(p.value for p in type(default))
+    if value not in allowed:
+        raise ConfigError(f"{SECTION}.{name}", value, " or ".join(allowed))
+    return type(default)(value)
+
+
+def _number_setting(
+    section: Mapping[str, Any], name: str, default: float, low: float, high: float
+) -> float:
+    """``health.<name>``, a number from ``low`` to ``high`` (``default`` when absent)."""
+    return _number(f"{SECTION}.{name}", section.get(name, default), low, high)
+
+
+def _integer_setting(
+    section: Mapping[str, Any], name: str, default: int, low: int, high: int
+) -> int:
+    """``health.<name>``, an integer from ``low`` to ``high`` (``default`` when absent)."""
+    return _integer(f"{SECTION}.{name}", section.get(name, default), low, high)
+
+
 @dataclass(frozen=True)
 class Faults:
     """Fault-injection knobs (``health.faults``); all off by default."""
@@ -212,56 +238,32 @@ class HealthConfig:
         """Parse the ``health`` section itself (``None`` gives the defaults)."""
         keys = tuple(n for n in cls.__dataclass_fields__ if n != "response_timeout_s")
         section = _section(SECTION, raw, keys)
-        policy = section.get("on_init_failure", InitFailurePolicy.RAISE.value)
-        allowed = tuple(p.value for p in InitFailurePolicy)
-        if policy not in allowed:
-            raise ConfigError(f"{SECTION}.on_init_failure", policy, " or ".join(allowed))
-        on_fatal = section.get("on_fatal_error", FatalErrorPolicy.REPORT.value)
-        fatal_allowed = tuple(p.value for p in FatalErrorPolicy)
-        if on_fatal not in fatal_allowed:
-            raise ConfigError(f"{SECTION}.on_fatal_error", on_fatal, " or ".join(fatal_allowed))
+        on_init_failure = _policy(section, "on_init_failure", InitFailurePolicy.RAISE)
+        on_fatal_error = _policy(section, "on_fatal_error", FatalErrorPolicy.REPORT)
         stuck = section.get("stuck_after_s")
         return cls(
-            on_init_failure=InitFailurePolicy(policy),
+            on_init_failure=on_init_failure,
             state_dir=_text(f"{SECTION}.state_dir", section.get("state_dir")),
-            check_timeout_s=_number(
-                f"{SECTION}.check_timeout_s", section.get("check_timeout_s", 1.0), 0.01, 300
-            ),
-            traceback_limit=_integer(
-                f"{SECTION}.traceback_limit", section.get("traceback_limit", 4000), 0, 100_000
-            ),
+            check_timeout_s=_number_setting(section, "check_timeout_s", 1.0, 0.01, 300),
+            traceback_limit=_integer_setting(section, "traceback_limit", 4000, 0, 100_000),
             termination_log=_text(f"{SECTION}.termination_log", section.get("termination_log")),
-            heartbeat_interval_s=_number(
-                f"{SECTION}.heartbeat_interval_s",
-                section.get("heartbeat_interval_s", thresholds.HEARTBEAT_INTERVAL_S),
-                0.1,
-                60,
+            heartbeat_interval_s=_number_setting(
+                section, "heartbeat_interval_s", thresholds.HEARTBEAT_INTERVAL_S, 0.1, 60
             ),
             stuck_after_s=None
             if stuck is None
             else _number(f"{SECTION}.stuck_after_s", stuck, 0.1, 10_000_000),
-            failing_after_requests=_integer(
-                f"{SECTION}.failing_after_requests",
-                section.get("failing_after_requests", thresholds.FAILING_AFTER),
-                1,
-                1_000_000,
+            failing_after_requests=_integer_setting(
+                section, "failing_after_requests", thresholds.FAILING_AFTER, 1, 1_000_000
             ),
             fatal_errors=_patterns(f"{SECTION}.fatal_errors", section.get("fatal_errors")),
-            oom_fatal_after=_integer(
-                f"{SECTION}.oom_fatal_after", section.get("oom_fatal_after", 3), 1, 1_000_000
+            oom_fatal_after=_integer_setting(section, "oom_fatal_after", 3, 1, 1_000_000),
+            on_fatal_error=on_fatal_error,
+            unstable_after_deaths=_integer_setting(
+                section, "unstable_after_deaths", thresholds.UNSTABLE_AFTER, 1, 1_000_000
             ),
-            on_fatal_error=FatalErrorPolicy(on_fatal),
-            unstable_after_deaths=_integer(
-                f"{SECTION}.unstable_after_deaths",
-                section.get("unstable_after_deaths", thresholds.UNSTABLE_AFTER),
-                1,
-                1_000_000,
-            ),
-            death_window_s=_number(
-                f"{SECTION}.death_window_s",
-                section.get("death_window_s", thresholds.DEATH_WINDOW_S),
-                1,
-                10_000_000,
+            death_window_s=_number_setting(
+                section, "death_window_s", thresholds.DEATH_WINDOW_S, 1, 10_000_000
             ),
             faults=Faults.from_mapping(section.get("faults")),
         )

@@ -24,8 +24,13 @@ from .._document import (
     ConditionType,
     ErrorDoc,
     GpuDoc,
+    HeartbeatDoc,
     HistoryDoc,
+    InitializationDoc,
+    RequestsDoc,
+    StateStoreDoc,
     StatusDoc,
+    WorkerDoc,
 )
 from .._lifecycle import CheckStatus, HealthStatus, InitPhase, ServingMode
 from .._text import clip
@@ -243,51 +248,79 @@ def build_status(
         "ready": status is HealthStatus.READY,
         "conditions": conditions(worker, check),
         "model": {"name": worker.model_name, "version": worker.model_version},
-        "worker": {
-            "pid": pid,
-            "started_at": utc_iso(worker.started),
-            "uptime_s": round(max(0.0, now - worker.started), 3),
-            "device": device,
-            "mode": worker.mode.value,
-        },
-        "initialization": {
-            "phase": worker.phase.value,
-            "attempt": worker.attempt,
-            "started_at": _iso_or_none(worker.init_started_at),
-            "finished_at": _iso_or_none(worker.init_finished_at),
-            "duration_s": _duration(worker.init_started_at, worker.init_finished_at),
-            "policy": worker.config.on_init_failure.value,
-            "error": None if worker.error is None else _error(worker.error),
-            "history": None if record is None else _history(record),
-        },
-        "requests": {
-            "total": worker.requests_total,
-            "failed": worker.requests_failed,
-            "in_flight": worker.in_flight,
-            "open": worker.open_requests,
-            "last_request_at": _iso_or_none(worker.last_request_at),
-            "consecutive_failures": worker.consecutive_failures,
-            "last_error": None if worker.request_error is None else _error(worker.request_error),
-            "fatal": None if worker.fatal is None else _error(worker.fatal),
-        },
+        "worker": _worker_doc(worker, now=now, pid=pid, device=device, gpu=gpu),
+        "initialization": _initialization_doc(worker, record),
+        "requests": _requests_doc(worker),
         "check": check.to_json(),
-        "state_store": {
-            "path": worker.store_path,
-            "ok": worker.store_path is not None and store_error is None,
-            "error": store_error,
-        },
+        "state_store": _state_store_doc(worker, store_error),
         "faults": active_faults(worker.config.faults),
         "versions": dict(versions),
     }
-    if gpu is not None:
-        document["worker"]["gpu"] = gpu
     if worker.heartbeat_path is not None:
-        document["heartbeat"] = {
-            "path": worker.heartbeat_path,
-            "interval_s": worker.config.heartbeat_interval_s,
-            "error": worker.heartbeat_error,
-        }
+        document["heartbeat"] = _heartbeat_doc(worker)
     return document
+
+
+def _worker_doc(
+    worker: WorkerSnapshot, *, now: float, pid: int, device: str | None, gpu: GpuDoc | None
+) -> WorkerDoc:
+    """``worker``: the process, its uptime at ``now``, its device and serving mode."""
+    doc: WorkerDoc = {
+        "pid": pid,
+        "started_at": utc_iso(worker.started),
+        "uptime_s": round(max(0.0, now - worker.started), 3),
+        "device": device,
+        "mode": worker.mode.value,
+    }
+    if gpu is not None:
+        doc["gpu"] = gpu
+    return doc
+
+
+def _initialization_doc(worker: WorkerSnapshot, record: InitRecord | None) -> InitializationDoc:
+    """``initialization``: this worker's ``initialize()``, and the record's history."""
+    return {
+        "phase": worker.phase.value,
+        "attempt": worker.attempt,
+        "started_at": _iso_or_none(worker.init_started_at),
+        "finished_at": _iso_or_none(worker.init_finished_at),
+        "duration_s": _duration(worker.init_started_at, worker.init_finished_at),
+        "policy": worker.config.on_init_failure.value,
+        "error": None if worker.error is None else _error(worker.error),
+        "history": None if record is None else _history(record),
+    }
+
+
+def _requests_doc(worker: WorkerSnapshot) -> RequestsDoc:
+    """``requests``: the inference requests this worker has seen, and its last failures."""
+    return {
+        "total": worker.requests_total,
+        "failed": worker.requests_failed,
+        "in_flight": worker.in_flight,
+        "open": worker.open_requests,
+        "last_request_at": _iso_or_none(worker.last_request_at),
+        "consecutive_failures": worker.consecutive_failures,
+        "last_error": None if worker.request_error is None else _error(worker.request_error),
+        "fatal": None if worker.fatal is None else _error(worker.fatal),
+    }
+
+
+def _state_store_doc(worker: WorkerSnapshot, store_error: str | None) -> StateStoreDoc:
+    """``state_store``: the record file, and why it could not be written or read."""
+    return {
+        "path": worker.store_path,
+        "ok": worker.store_path is not None and store_error is None,
+        "error": store_error,
+    }
+
+
+def _heartbeat_doc(worker: WorkerSnapshot) -> HeartbeatDoc:
+    """``heartbeat``: the watchdog's file, its interval and its last write's error."""
+    return {
+        "path": worker.heartbeat_path,
+        "interval_s": worker.config.heartbeat_interval_s,
+        "error": worker.heartbeat_error,
+    }
 
 
 #: A condition's status, reason and message.

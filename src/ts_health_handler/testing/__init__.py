@@ -76,24 +76,12 @@ def mock_context(
     """
     import ts
     from ts.context import Context
-    from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
 
     if model_yaml_config is not None and not isinstance(model_yaml_config, Mapping):
         model_yaml_config = model_config(model_yaml_config)
     if manifest is None:
-        manifest = {
-            "runtime": "python",
-            "model": {
-                "modelName": model_name,
-                "modelVersion": model_version,
-                "handler": "handler.py",
-            },
-        }
-    metrics_yaml = Path(ts.__file__).parent / "configs" / "metrics.yaml"
-    metrics = MetricsCacheYamlImpl(config_file_path=str(metrics_yaml))
-    metrics.initialize_cache()
-    metrics.model_name = model_name
-    metrics.set_request_ids(str(uuid.uuid4()))
+        manifest = _default_manifest(model_name, model_version)
+    metrics = _metrics_store(model_name)
     context = Context(
         model_name,
         str(model_dir if model_dir is not None else Path.cwd()),
@@ -107,6 +95,32 @@ def mock_context(
     )
     set_requests(context, headers)
     return context
+
+
+def _default_manifest(model_name: str, model_version: str) -> dict[str, Any]:
+    """The minimal ``MAR-INF/MANIFEST.json`` used when none is given."""
+    return {
+        "runtime": "python",
+        "model": {
+            "modelName": model_name,
+            "modelVersion": model_version,
+            "handler": "handler.py",
+        },
+    }
+
+
+def _metrics_store(model_name: str) -> Any:
+    """TorchServe's ``MetricsCacheYamlImpl`` with its default ``metrics.yaml``, as the
+    worker sets it up for ``model_name``."""
+    import ts
+    from ts.metrics.metric_cache_yaml_impl import MetricsCacheYamlImpl
+
+    metrics_yaml = Path(ts.__file__).parent / "configs" / "metrics.yaml"
+    metrics = MetricsCacheYamlImpl(config_file_path=str(metrics_yaml))
+    metrics.initialize_cache()
+    metrics.model_name = model_name
+    metrics.set_request_ids(str(uuid.uuid4()))
+    return metrics
 
 
 def set_requests(

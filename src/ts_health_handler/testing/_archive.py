@@ -6,13 +6,14 @@ Standard library only: the archiver runs as a process, found next to the running
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -76,34 +77,65 @@ def archive_model(
     Raises:
         ServerError: a missing input, or the archiver failed (with its stderr tail).
     """
-    if config is not None:
-        if config_file is not None:
-            raise ServerError(f"cannot archive {model_name}: pass config_file or config, not both")
-        with tempfile.TemporaryDirectory(prefix="ts-health-archive-") as scratch:
-            written = Path(scratch) / "model-config.yml"
-            # JSON is YAML: TorchServe's yaml.safe_load reads it, and no YAML writer is needed.
-            written.write_text(json.dumps(dict(config), indent=2), encoding="utf-8")
-            return archive_model(
-                handler,
-                model_name,
-                export_dir,
-                version=version,
-                config_file=written,
-                extra_files=extra_files,
-                serialized_file=serialized_file,
-                requirements_file=requirements_file,
-                timeout=timeout,
-            )
-    handler_path = Path(handler)
-    inputs = [handler_path, *(Path(f) for f in extra_files)]
-    for optional in (config_file, serialized_file, requirements_file):
-        if optional is not None:
-            inputs.append(Path(optional))
+    if config is not None and config_file is not None:
+        raise ServerError(f"cannot archive {model_name}: pass config_file or config, not both")
+    with _config_file(config, config_file) as config_path:
+        optional = {
+            "--config-file": config_path,
+            "--serialized-file": serialized_file,
+            "--requirements-file": requirements_file,
+        }
+        handler_py = Path(handler)
+        _check_inputs(model_name, handler_py, extra_files, optional.values())
+        export = Path(export_dir)
+        export.mkdir(parents=True, exist_ok=True)
+        command = _archiver_command(model_name, version, handler_py, export, optional, extra_files)
+        return _run_archiver(command, model_name, export / f"{model_name}.mar", timeout)
+
+
+@contextlib.contextmanager
+def _config_file(
+    config: Mapping[str, Any] | None, config_file: PathLike | None
+) -> Iterator[PathLike | None]:
+    """``config_file``, or else ``config`` written to a ``model-config.yml`` that exists
+    until the block ends."""
+    if config is None:
+        yield config_file
+        return
+    with tempfile.TemporaryDirectory(prefix="ts-health-archive-") as scratch:
+        written = Path(scratch) / "model-config.yml"
+        # JSON is YAML: TorchServe's yaml.safe_load reads it, and no YAML writer is needed.
+        written.write_text(json.dumps(dict(config), indent=2), encoding="utf-8")
+        yield written
+
+
+def _check_inputs(
+    model_name: str,
+    handler: Path,
+    extra_files: Sequence[PathLike],
+    optional: Iterable[PathLike | None],
+) -> None:
+    """Raise :class:`ServerError` naming the first file to pack that does not exist: the
+    handler, the extra files, then the ``optional`` ones given (``None``: not given)."""
+    inputs = [handler, *(Path(f) for f in extra_files)]
+    for given in optional:
+        if given is not None:
+            inputs.append(Path(given))
     for path in inputs:
         if not path.exists():
             raise ServerError(f"cannot archive {model_name}: {path} does not exist")
-    export = Path(export_dir)
-    export.mkdir(parents=True, exist_ok=True)
+
+
+def _archiver_command(
+    model_name: str,
+    version: str,
+    handler: Path,
+    export: Path,
+    optional: Mapping[str, PathLike | None],
+    extra_files: Sequence[PathLike],
+) -> list[str]:
+    """The ``torch-model-archiver --force`` command line: ``optional`` maps an option to
+    its file, ``None`` when that file is not given."""
     command = [
         find_executable("torch-model-archiver"),
         "--model-name",
@@ -111,26 +143,28 @@ def archive_model(
         "--version",
         version,
         "--handler",
-        str(handler_path),
+        str(handler),
         "--export-path",
         str(export),
         "--force",
     ]
-    if config_file is not None:
-        command += ["--config-file", str(config_file)]
-    if serialized_file is not None:
-        command += ["--serialized-file", str(serialized_file)]
-    if requirements_file is not None:
-        command += ["--requirements-file", str(requirements_file)]
+    for option, given in optional.items():
+        if given is not None:
+            command += [option, str(given)]
     if extra_files:
         command += ["--extra-files", ",".join(str(f) for f in extra_files)]
+    return command
+
+
+def _run_archiver(command: list[str], model_name: str, mar: Path, timeout: float) -> Path:
+    """Run the archiver's ``command``; ``mar`` once it is written, else a
+    :class:`ServerError` with the end of the archiver's output."""
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         raise ServerError(
             f"torch-model-archiver did not finish within {timeout:g} s for {model_name}"
         ) from None
-    mar = export / f"{model_name}.mar"
     if done.returncode != 0 or not mar.is_file():
         detail = _tool_output(done.stderr or done.stdout or "")
         raise ServerError(

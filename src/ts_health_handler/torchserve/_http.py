@@ -114,6 +114,34 @@ def request(
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     what = f"{method} {path}"
     head = _head(method, path or "/", parts, headers or {}, body)
+    return _exchange(
+        method,
+        head,
+        body,
+        host=host,
+        port=port,
+        secure=secure,
+        timeout=timeout,
+        where=where,
+        what=what,
+    )
+
+
+def _exchange(
+    method: str,
+    head: bytes,
+    body: Optional[bytes],
+    *,
+    host: str,
+    port: int,
+    secure: bool,
+    timeout: float,
+    where: str,
+    what: str,
+) -> Response:
+    """Connect, send ``head`` and ``body``, and read the answer within ``timeout`` seconds;
+    each failure becomes an :class:`Unreachable` or a :class:`BadAnswer` naming ``where``
+    (the server) and ``what`` (the request)."""
     deadline = time.monotonic() + timeout
     sock: Optional[socket.socket] = None
     try:

@@ -701,3 +701,14 @@ def test_conditions_while_initializing_are_unknown() -> None:
     assert found["Initialized"][3] == "2025-06-15T15:06:40.000Z"  # since it started
     assert found["HealthCheckPassed"][:2] == ("True", "CheckNotConfigured")
     assert found["Ready"][:2] == ("Unknown", "Initializing")
+
+
+def test_a_gpu_is_the_last_field_of_worker_and_absent_on_a_cpu() -> None:
+    gpu = {"device": "cuda:0", "memory_allocated": 1024, "memory_reserved": 2048}
+
+    on_gpu = build(snapshot(), device="cuda:0", gpu=gpu)["worker"]
+    on_cpu = build(snapshot(), gpu=None)["worker"]
+
+    assert list(on_gpu) == ["pid", "started_at", "uptime_s", "device", "mode", "gpu"]
+    assert on_gpu["gpu"] == gpu
+    assert "gpu" not in on_cpu
