@@ -69,9 +69,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and _ours(item):
         for value in getattr(item, "funcargs", {}).values():
             if isinstance(value, TorchServe):
-                report.sections.append(("ts_log.log (tail)", value.log_tail(lines=60)))
+                report.sections.append(("ts_log.log (tail)", _log_tail(value)))
                 model_log = value.log_tail("model_log.log", 40)
                 report.sections.append(("model_log.log (tail)", model_log))
+
+
+def _log_tail(server: TorchServe, lines: int = 60) -> str:
+    """The last ``lines`` of ``ts_log.log`` without torchrun's start-up banner (one
+    ``key : value`` line per launcher setting), which would fill the tail by itself."""
+    kept = [
+        line
+        for line in server.log_tail(lines=600).splitlines()
+        if "torch/distributed/launcher/api.py" not in line
+        and "torch/distributed/elastic/agent/server/api.py:553]   " not in line
+    ]
+    return "\n".join(kept[-lines:])
 
 
 BuildMar = Callable[..., Path]
