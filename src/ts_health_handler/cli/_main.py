@@ -29,7 +29,7 @@ from ..monitor._defaults import (
     ENV_MANAGEMENT_URL,
     ENV_REQUEST_TIMEOUT,
     ENV_TOKEN,
-    seconds,
+    positive_seconds,
 )
 from ..monitor._exit import ExitCode, exit_code_for, label_for, message_for
 from ..monitor._policy import ReadinessPolicy
@@ -168,14 +168,14 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, subcommand: bool
     group.add_argument(
         "--request-timeout",
         metavar="S",
-        type=seconds,
+        type=positive_seconds,
         default=unset,
         help=f"seconds per request (${ENV_REQUEST_TIMEOUT}, default {DEFAULT_REQUEST_TIMEOUT:g})",
     )
     group.add_argument(
         "--describe-timeout",
         metavar="S",
-        type=seconds,
+        type=positive_seconds,
         default=unset,
         help="seconds for the customized describe, which waits behind inference "
         f"(${ENV_DESCRIBE_TIMEOUT}, default {DEFAULT_DESCRIBE_TIMEOUT:g})",
@@ -267,12 +267,16 @@ def _add_wait(
 ) -> None:
     model_options(wait)
     wait.add_argument(
-        "--timeout", metavar="S", type=seconds, required=True, help="give up after S seconds"
+        "--timeout",
+        metavar="S",
+        type=positive_seconds,
+        required=True,
+        help="give up after S seconds",
     )
     wait.add_argument(
         "--interval",
         metavar="S",
-        type=seconds,
+        type=positive_seconds,
         default=DEFAULT_WAIT_INTERVAL,
         help=f"seconds between polls (default {DEFAULT_WAIT_INTERVAL:g})",
     )
@@ -290,12 +294,15 @@ def _add_serve(serve: argparse.ArgumentParser) -> None:
         "--listen", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:8090)"
     )
     serve.add_argument(
-        "--interval", metavar="S", type=seconds, help="seconds between observations (default 2)"
+        "--interval",
+        metavar="S",
+        type=positive_seconds,
+        help="seconds between observations (default 2)",
     )
     serve.add_argument(
         "--stale-after",
         metavar="S",
-        type=seconds,
+        type=positive_seconds,
         help="readiness answers 503 when the observation is older (default 10)",
     )
     serve.add_argument(

@@ -21,7 +21,7 @@ __all__ = [
     "ENV_MANAGEMENT_URL",
     "ENV_REQUEST_TIMEOUT",
     "ENV_TOKEN",
-    "seconds",
+    "positive_seconds",
 ]
 
 ENV_INFERENCE_URL: Final = "TS_HEALTH_INFERENCE_URL"
@@ -39,7 +39,7 @@ DEFAULT_DESCRIBE_TIMEOUT: Final = 2.0
 DEFAULT_WAIT_INTERVAL: Final = 1.0
 
 
-def seconds(text: str) -> float:
+def positive_seconds(text: str) -> float:
     """An argparse type: a number of seconds above 0."""
     try:
         value = float(text)
