@@ -20,14 +20,20 @@ from .._version import __version__
 from ..monitor._defaults import (
     DEFAULT_DESCRIBE_TIMEOUT,
     DEFAULT_INFERENCE_URL,
+    DEFAULT_LISTEN,
     DEFAULT_MANAGEMENT_URL,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SERVE_INTERVAL,
+    DEFAULT_STALE_AFTER,
+    DEFAULT_STATE_DIR_SHOWN,
     DEFAULT_WAIT_INTERVAL,
     ENV_DESCRIBE_TIMEOUT,
     ENV_INFERENCE_URL,
     ENV_KEY_FILE,
     ENV_MANAGEMENT_URL,
     ENV_REQUEST_TIMEOUT,
+    ENV_SERVE_TOKEN,
+    ENV_STATE_DIR,
     ENV_TOKEN,
     positive_seconds,
 )
@@ -43,7 +49,7 @@ __all__ = ["build_parser", "main", "run"]
 #: A command: resolved settings, the parsed arguments, where output goes; the exit code.
 Command = Callable[["Settings", argparse.Namespace, "Io"], int]
 
-EPILOG: Final = """\
+EPILOG: Final = f"""\
 exit codes:
   0  ok: alive / ready (degraded, saturated, unstable too with --allow-degraded,
      --allow-saturated, --allow-unstable)
@@ -56,8 +62,8 @@ exit codes:
   5  internal error of ts-health
 
 environment (options win):
-  TS_HEALTH_INFERENCE_URL, TS_HEALTH_MANAGEMENT_URL, TS_HEALTH_TOKEN, TS_HEALTH_KEY_FILE,
-  TS_HEALTH_REQUEST_TIMEOUT, TS_HEALTH_DESCRIBE_TIMEOUT, TS_HEALTH_STATE_DIR
+  {ENV_INFERENCE_URL}, {ENV_MANAGEMENT_URL}, {ENV_TOKEN}, {ENV_KEY_FILE},
+  {ENV_REQUEST_TIMEOUT}, {ENV_DESCRIBE_TIMEOUT}, {ENV_STATE_DIR}
 
 Connection options work before and after the command. See docs/probe.md.
 """
@@ -184,8 +190,8 @@ def _add_connection_options(parser: argparse.ArgumentParser, *, subcommand: bool
         "--state-dir",
         metavar="DIR",
         default=unset,
-        help="where workers persist initialization records ($TS_HEALTH_STATE_DIR, "
-        "default <tmp>/ts-health)",
+        help=f"where workers persist initialization records (${ENV_STATE_DIR}, "
+        f"default {DEFAULT_STATE_DIR_SHOWN})",
     )
     group.add_argument(
         "--json",
@@ -289,21 +295,22 @@ def _add_wait(
 
 
 def _add_serve(serve: argparse.ArgumentParser) -> None:
-    # Defaults live in ts_health_handler.serve (imported only when serving).
+    # No defaults here: serve._options applies them (an option not given stays None).
     serve.add_argument(
-        "--listen", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:8090)"
+        "--listen", metavar="HOST:PORT", help=f"where to listen (default {DEFAULT_LISTEN})"
     )
     serve.add_argument(
         "--interval",
         metavar="S",
         type=positive_seconds,
-        help="seconds between observations (default 2)",
+        help=f"seconds between observations (default {DEFAULT_SERVE_INTERVAL:g})",
     )
     serve.add_argument(
         "--stale-after",
         metavar="S",
         type=positive_seconds,
-        help="readiness answers 503 when the observation is older (default 10)",
+        help="readiness answers 503 when the observation is older "
+        f"(default {DEFAULT_STALE_AFTER:g})",
     )
     serve.add_argument(
         "--model",
@@ -316,7 +323,7 @@ def _add_serve(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--auth-token-file",
         metavar="PATH",
-        help="bearer token required for /status, /metrics and / ($TS_HEALTH_SERVE_TOKEN)",
+        help=f"bearer token required for /status, /metrics and / (${ENV_SERVE_TOKEN})",
     )
     _add_connection_options(serve, subcommand=True)
 
