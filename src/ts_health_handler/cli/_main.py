@@ -136,142 +136,108 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_connection_options(parser: argparse.ArgumentParser, *, subcommand: bool) -> None:
-    # In a subcommand, an option not given must not overwrite the one given before it.
-    unset: Any = argparse.SUPPRESS if subcommand else None
-    group = parser.add_argument_group("connection options")
-    group.add_argument(
+#: The connection options every command takes, in ``--help``'s order: each flag and what
+#: ``add_argument`` is given for it.
+_CONNECTION_OPTIONS: Final[tuple[tuple[str, dict[str, Any]], ...]] = (
+    (
         "--inference-url",
-        metavar="URL",
-        default=unset,
-        help=f"inference API (${ENV_INFERENCE_URL}, default {DEFAULT_INFERENCE_URL})",
-    )
-    group.add_argument(
+        dict(
+            metavar="URL",
+            help=f"inference API (${ENV_INFERENCE_URL}, default {DEFAULT_INFERENCE_URL})",
+        ),
+    ),
+    (
         "--management-url",
-        metavar="URL",
-        default=unset,
-        help=f"management API (${ENV_MANAGEMENT_URL}, default {DEFAULT_MANAGEMENT_URL})",
-    )
-    group.add_argument(
+        dict(
+            metavar="URL",
+            help=f"management API (${ENV_MANAGEMENT_URL}, default {DEFAULT_MANAGEMENT_URL})",
+        ),
+    ),
+    (
         "--token",
-        metavar="TOKEN",
-        default=unset,
-        help=f"bearer token for both APIs (${ENV_TOKEN}); never printed",
-    )
-    group.add_argument(
+        dict(metavar="TOKEN", help=f"bearer token for both APIs (${ENV_TOKEN}); never printed"),
+    ),
+    (
         "--key-file",
-        metavar="PATH",
-        default=unset,
-        help=f"TorchServe's key_file.json: management and inference keys (${ENV_KEY_FILE})",
-    )
-    group.add_argument(
+        dict(
+            metavar="PATH",
+            help=f"TorchServe's key_file.json: management and inference keys (${ENV_KEY_FILE})",
+        ),
+    ),
+    (
         "--renew-key",
-        action="store_true",
-        default=argparse.SUPPRESS if subcommand else False,
-        help="renew the key file's management key through TorchServe's token API (with the "
-        "API key) when it has expired or is about to; never the inference key",
-    )
-    group.add_argument(
+        dict(
+            action="store_true",
+            help="renew the key file's management key through TorchServe's token API (with the "
+            "API key) when it has expired or is about to; never the inference key",
+        ),
+    ),
+    (
         "--request-timeout",
-        metavar="S",
-        type=positive_seconds,
-        default=unset,
-        help=f"seconds per request (${ENV_REQUEST_TIMEOUT}, default {DEFAULT_REQUEST_TIMEOUT:g})",
-    )
-    group.add_argument(
+        dict(
+            metavar="S",
+            type=positive_seconds,
+            help=f"seconds per request (${ENV_REQUEST_TIMEOUT}, "
+            f"default {DEFAULT_REQUEST_TIMEOUT:g})",
+        ),
+    ),
+    (
         "--describe-timeout",
-        metavar="S",
-        type=positive_seconds,
-        default=unset,
-        help="seconds for the customized describe, which waits behind inference "
-        f"(${ENV_DESCRIBE_TIMEOUT}, default {DEFAULT_DESCRIBE_TIMEOUT:g})",
-    )
-    group.add_argument(
+        dict(
+            metavar="S",
+            type=positive_seconds,
+            help="seconds for the customized describe, which waits behind inference "
+            f"(${ENV_DESCRIBE_TIMEOUT}, default {DEFAULT_DESCRIBE_TIMEOUT:g})",
+        ),
+    ),
+    (
         "--state-dir",
-        metavar="DIR",
-        default=unset,
-        help=f"where workers persist initialization records (${ENV_STATE_DIR}, "
-        f"default {DEFAULT_STATE_DIR_SHOWN})",
+        dict(
+            metavar="DIR",
+            help=f"where workers persist initialization records (${ENV_STATE_DIR}, "
+            f"default {DEFAULT_STATE_DIR_SHOWN})",
+        ),
+    ),
+    ("--json", dict(action="store_true", help="print JSON for machines")),
+)
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, *, subcommand: bool) -> None:
+    """The connection options, a group of their own in ``parser``'s help; their defaults are
+    argparse's (``None``, ``False`` for a flag), none in a subcommand."""
+    group = parser.add_argument_group("connection options")
+    for flag, options in _CONNECTION_OPTIONS:
+        # In a subcommand, an option not given must not overwrite the one given before it.
+        given = {**options, "default": argparse.SUPPRESS} if subcommand else options
+        group.add_argument(flag, **given)
+
+
+def _add_model_options(sub: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    """``MODEL`` (optional: every model when left out), ``--version`` and the readiness
+    policy's options."""
+    sub.add_argument("model", metavar="MODEL", nargs="?" if optional else None)
+    sub.add_argument(
+        "--version", metavar="V", help="model version (default: the model's default version)"
     )
-    group.add_argument(
-        "--json",
-        action="store_true",
-        default=argparse.SUPPRESS if subcommand else False,
-        help="print JSON for machines",
-    )
+    ReadinessPolicy.add_options(sub)
 
 
-def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
-    """The ``ts-health`` argument parser (also used to check the Kubernetes examples).
-
-    Args:
-        commands: the commands given their options (default: every one); the others are
-            listed with their help only. :func:`run` passes the words of its command line,
-            so that the command it runs is built whole and the others cost nothing more.
-    """
-
-    def whole(name: str) -> bool:
-        return commands is None or name in commands
-
-    parser = _Parser(
-        prog="ts-health",
-        description="Is a TorchServe model ready, and if not, why?",
-        epilog=EPILOG,
-        formatter_class=_Formatter,
-    )
-    parser.add_argument(
-        "--version",
-        action="version",
-        version=f"ts-health {__version__} (ts-health-handler)",
-        help="print the version and exit",
-    )
-    _add_connection_options(parser, subcommand=False)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = subparsers.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=EPILOG,
-            formatter_class=_Formatter,
-        )
-        return sub
-
-    def model_options(sub: argparse.ArgumentParser, *, optional: bool = False) -> None:
-        sub.add_argument("model", metavar="MODEL", nargs="?" if optional else None)
-        sub.add_argument(
-            "--version", metavar="V", help="model version (default: the model's default version)"
-        )
-        ReadinessPolicy.add_options(sub)
-
-    ping = command("ping", "server liveness: GET /ping on the inference API")
-    if whole("ping"):
-        _add_connection_options(ping, subcommand=True)
-    ready = command(
-        "ready",
-        "readiness: a READY worker, a health status that is not failing, a job queue not full",
-    )
-    if whole("ready"):
-        model_options(ready)
-        _add_connection_options(ready, subcommand=True)
-    status = command("status", "every model (or MODEL) with its state and the reason")
-    if whole("status"):
-        model_options(status, optional=True)
-        _add_connection_options(status, subcommand=True)
-    wait = command("wait", "block until MODEL is ready, has failed, or --timeout passes")
-    if whole("wait"):
-        _add_wait(wait, model_options)
-    serve = command("serve", "per-model readiness over HTTP, Prometheus metrics, a page")
-    if whole("serve"):
-        _add_serve(serve)
-    return parser
+def _add_ping(ping: argparse.ArgumentParser) -> None:
+    _add_connection_options(ping, subcommand=True)
 
 
-def _add_wait(
-    wait: argparse.ArgumentParser, model_options: Callable[[argparse.ArgumentParser], None]
-) -> None:
-    model_options(wait)
+def _add_ready(ready: argparse.ArgumentParser) -> None:
+    _add_model_options(ready)
+    _add_connection_options(ready, subcommand=True)
+
+
+def _add_status(status: argparse.ArgumentParser) -> None:
+    _add_model_options(status, optional=True)
+    _add_connection_options(status, subcommand=True)
+
+
+def _add_wait(wait: argparse.ArgumentParser) -> None:
+    _add_model_options(wait)
     wait.add_argument(
         "--timeout",
         metavar="S",
@@ -326,6 +292,51 @@ def _add_serve(serve: argparse.ArgumentParser) -> None:
         help=f"bearer token required for /status, /metrics and / (${ENV_SERVE_TOKEN})",
     )
     _add_connection_options(serve, subcommand=True)
+
+
+#: Every command's parser, in ``--help``'s order: its line of help (its description too) and
+#: what adds its options.
+_SUBCOMMANDS: Final[dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]]] = {
+    "ping": ("server liveness: GET /ping on the inference API", _add_ping),
+    "ready": (
+        "readiness: a READY worker, a health status that is not failing, a job queue not full",
+        _add_ready,
+    ),
+    "status": ("every model (or MODEL) with its state and the reason", _add_status),
+    "wait": ("block until MODEL is ready, has failed, or --timeout passes", _add_wait),
+    "serve": ("per-model readiness over HTTP, Prometheus metrics, a page", _add_serve),
+}
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``ts-health`` argument parser (also used to check the Kubernetes examples).
+
+    Args:
+        commands: the commands given their options (default: every one); the others are
+            listed with their help only. :func:`run` passes the words of its command line,
+            so that the command it runs is built whole and the others cost nothing more.
+    """
+    parser = _Parser(
+        prog="ts-health",
+        description="Is a TorchServe model ready, and if not, why?",
+        epilog=EPILOG,
+        formatter_class=_Formatter,
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"ts-health {__version__} (ts-health-handler)",
+        help="print the version and exit",
+    )
+    _add_connection_options(parser, subcommand=False)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (help_text, add_options) in _SUBCOMMANDS.items():
+        sub = subparsers.add_parser(
+            name, help=help_text, description=help_text, epilog=EPILOG, formatter_class=_Formatter
+        )
+        if commands is None or name in commands:
+            add_options(sub)
+    return parser
 
 
 def run(
