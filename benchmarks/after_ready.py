@@ -75,7 +75,7 @@ from ts_health_handler.testing import TorchServe, serve, wait_for
 
 TROUBLED = REPO / "examples" / "troubled_model"
 FAST_HEALTH = {"heartbeat_interval_s": 0.5, "stuck_after_s": 3}
-DETECT_SETTINGS = {
+DETECT_SETTINGS: dict[str, tuple[dict[str, Any], float]] = {
     "fast": ({"responseTimeout": 10, "health": FAST_HEALTH}, 3.0),
     "scaled defaults": ({"responseTimeout": 20}, 15.0),
 }
@@ -404,6 +404,12 @@ class Stream:
                 tick = time.monotonic()
 
 
+def one_in_100_fails(client: int) -> Callable[[int], str]:
+    """The body of each request ``i`` of fast client ``client``: every 100th is ``fail``, each
+    client's at a different ``i``."""
+    return lambda i: "fail" if (i + 50 * client) % 100 == 99 else "hello"
+
+
 def mixed(args: argparse.Namespace) -> None:
     minutes = args.minutes if args.minutes is not None else 10.0
     print(f"\n## mixed: false alarms over {minutes:g} min\n")
@@ -425,7 +431,7 @@ def mixed(args: argparse.Namespace) -> None:
                 Stream(
                     env,
                     "fast",
-                    lambda i, c=c: "fail" if (i + 50 * c) % 100 == 99 else "hello",
+                    one_in_100_fails(c),
                     1 / per_second,
                     int(seconds * per_second) + 10,
                     30,

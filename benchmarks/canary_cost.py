@@ -90,6 +90,11 @@ def handler_with(example: ModuleType, state_dir: str, interval_s: float | None) 
     return handler, context
 
 
+def describing(handler: Any, context: Any) -> Callable[[], Any]:
+    """A call that describes ``handler`` with ``context``, for :func:`sample`."""
+    return lambda: describe(handler, context)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
@@ -152,8 +157,7 @@ def main() -> None:
             "canary runs (interval 0)": handler_with(example, state_dir, 0),
         }
         cases = {
-            name: (lambda h=handler, c=context: describe(h, c))
-            for name, (handler, context) in handlers.items()
+            name: describing(handler, context) for name, (handler, context) in handlers.items()
         }
         calls = max(1, args.calls // 10)
         described = sample(cases, calls, args.repeats)

@@ -62,7 +62,7 @@ class _NoOp:
         return [1 for _ in data]
 
 
-class PlainNoOp(_NoOp, BaseHandler):
+class PlainNoOp(_NoOp, BaseHandler):  # type: ignore[misc]
     pass
 
 
@@ -70,7 +70,7 @@ class HealthNoOp(HealthMixin, PlainNoOp):
     """The same model with HealthMixin first, as the docs ask."""
 
 
-class PlainAsync(_NoOp, BaseHandler):
+class PlainAsync(_NoOp, BaseHandler):  # type: ignore[misc]
     async def handle(self, data: Any, context: Any) -> Any:
         return BaseHandler.handle(self, data, context)
 

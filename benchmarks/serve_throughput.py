@@ -220,7 +220,7 @@ def stopped_serve(server: Any, state: Path, name: str) -> Iterator[StoppedServe]
 
 
 def report(
-    runs: dict[str, list[LoadResult]], health_doc: dict | None, args: argparse.Namespace
+    runs: dict[str, list[LoadResult]], health_doc: dict[str, Any] | None, args: argparse.Namespace
 ) -> int:
     failed = False
     figures = {}

@@ -155,7 +155,10 @@ def timed(command: Sequence[str], env: Mapping[str, str]) -> tuple[float, float,
 
 
 def spread(values: Sequence[float]) -> str:
-    q1, median, q3 = statistics.quantiles(values, n=4) if len(values) > 1 else (values * 3)
+    if len(values) > 1:
+        q1, median, q3 = statistics.quantiles(values, n=4)
+    else:
+        q1 = median = q3 = values[0]
     return (
         f"median {median:6.1f} ms   quartiles {q1:6.1f} to {q3:6.1f}   "
         f"min {min(values):6.1f}   max {max(values):6.1f}"

@@ -11,7 +11,7 @@ from typing import Any
 from ts.torch_handler.base_handler import BaseHandler
 
 
-class PlainEmptyModelHandler(BaseHandler):
+class PlainEmptyModelHandler(BaseHandler):  # type: ignore[misc]
     """Answers ``{"model": ..., "ok": true, "bytes": N}`` for every request."""
 
     def initialize(self, context: Any) -> None:
@@ -20,8 +20,8 @@ class PlainEmptyModelHandler(BaseHandler):
         self.model_name = context.model_name
         self.initialized = True
 
-    def preprocess(self, data: list[dict[str, Any]]) -> list[bytes]:
-        bodies = []
+    def preprocess(self, data: list[dict[str, Any]]) -> list[bytes | bytearray]:
+        bodies: list[bytes | bytearray] = []
         for row in data:
             body = row.get("body") if isinstance(row, dict) else row
             if body is None and isinstance(row, dict):
@@ -31,7 +31,9 @@ class PlainEmptyModelHandler(BaseHandler):
             bodies.append(body if isinstance(body, (bytes, bytearray)) else b"")
         return bodies
 
-    def inference(self, data: list[bytes], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def inference(
+        self, data: list[bytes | bytearray], *args: Any, **kwargs: Any
+    ) -> list[dict[str, Any]]:
         return [{"model": self.model_name, "ok": True, "bytes": len(body)} for body in data]
 
     def postprocess(self, data: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -25,8 +25,8 @@ class EmptyModelHandler(HealthMixin, BaseHandler):
         self.model_name = context.model_name
         self.initialized = True
 
-    def preprocess(self, data: list[dict[str, Any]]) -> list[bytes]:
-        bodies = []
+    def preprocess(self, data: list[dict[str, Any]]) -> list[bytes | bytearray]:
+        bodies: list[bytes | bytearray] = []
         for row in data:
             body = row.get("body") if isinstance(row, dict) else row
             if body is None and isinstance(row, dict):
@@ -36,7 +36,9 @@ class EmptyModelHandler(HealthMixin, BaseHandler):
             bodies.append(body if isinstance(body, (bytes, bytearray)) else b"")
         return bodies
 
-    def inference(self, data: list[bytes], *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def inference(
+        self, data: list[bytes | bytearray], *args: Any, **kwargs: Any
+    ) -> list[dict[str, Any]]:
         return [{"model": self.model_name, "ok": True, "bytes": len(body)} for body in data]
 
     def postprocess(self, data: list[dict[str, Any]]) -> list[dict[str, Any]]:

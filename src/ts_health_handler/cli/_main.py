@@ -20,16 +20,22 @@ from .._version import __version__
 from ..monitor._defaults import (
     DEFAULT_DESCRIBE_TIMEOUT,
     DEFAULT_INFERENCE_URL,
+    DEFAULT_LISTEN,
     DEFAULT_MANAGEMENT_URL,
     DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_SERVE_INTERVAL,
+    DEFAULT_STALE_AFTER,
+    DEFAULT_STATE_DIR_SHOWN,
     DEFAULT_WAIT_INTERVAL,
     ENV_DESCRIBE_TIMEOUT,
     ENV_INFERENCE_URL,
     ENV_KEY_FILE,
     ENV_MANAGEMENT_URL,
     ENV_REQUEST_TIMEOUT,
+    ENV_SERVE_TOKEN,
+    ENV_STATE_DIR,
     ENV_TOKEN,
-    seconds,
+    positive_seconds,
 )
 from ..monitor._exit import ExitCode, exit_code_for, label_for, message_for
 from ..monitor._policy import ReadinessPolicy
@@ -43,7 +49,7 @@ __all__ = ["build_parser", "main", "run"]
 #: A command: resolved settings, the parsed arguments, where output goes; the exit code.
 Command = Callable[["Settings", argparse.Namespace, "Io"], int]
 
-EPILOG: Final = """\
+EPILOG: Final = f"""\
 exit codes:
   0  ok: alive / ready (degraded, saturated, unstable too with --allow-degraded,
      --allow-saturated, --allow-unstable)
@@ -56,8 +62,8 @@ exit codes:
   5  internal error of ts-health
 
 environment (options win):
-  TS_HEALTH_INFERENCE_URL, TS_HEALTH_MANAGEMENT_URL, TS_HEALTH_TOKEN, TS_HEALTH_KEY_FILE,
-  TS_HEALTH_REQUEST_TIMEOUT, TS_HEALTH_DESCRIBE_TIMEOUT, TS_HEALTH_STATE_DIR
+  {ENV_INFERENCE_URL}, {ENV_MANAGEMENT_URL}, {ENV_TOKEN}, {ENV_KEY_FILE},
+  {ENV_REQUEST_TIMEOUT}, {ENV_DESCRIBE_TIMEOUT}, {ENV_STATE_DIR}
 
 Connection options work before and after the command. See docs/probe.md.
 """
@@ -130,69 +136,176 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_connection_options(parser: argparse.ArgumentParser, *, subcommand: bool) -> None:
-    # In a subcommand, an option not given must not overwrite the one given before it.
-    unset: Any = argparse.SUPPRESS if subcommand else None
-    group = parser.add_argument_group("connection options")
-    group.add_argument(
+#: The connection options every command takes, in ``--help``'s order: each flag and what
+#: ``add_argument`` is given for it.
+_CONNECTION_OPTIONS: Final[tuple[tuple[str, dict[str, Any]], ...]] = (
+    (
         "--inference-url",
-        metavar="URL",
-        default=unset,
-        help=f"inference API (${ENV_INFERENCE_URL}, default {DEFAULT_INFERENCE_URL})",
-    )
-    group.add_argument(
+        dict(
+            metavar="URL",
+            help=f"inference API (${ENV_INFERENCE_URL}, default {DEFAULT_INFERENCE_URL})",
+        ),
+    ),
+    (
         "--management-url",
-        metavar="URL",
-        default=unset,
-        help=f"management API (${ENV_MANAGEMENT_URL}, default {DEFAULT_MANAGEMENT_URL})",
-    )
-    group.add_argument(
+        dict(
+            metavar="URL",
+            help=f"management API (${ENV_MANAGEMENT_URL}, default {DEFAULT_MANAGEMENT_URL})",
+        ),
+    ),
+    (
         "--token",
-        metavar="TOKEN",
-        default=unset,
-        help=f"bearer token for both APIs (${ENV_TOKEN}); never printed",
-    )
-    group.add_argument(
+        dict(metavar="TOKEN", help=f"bearer token for both APIs (${ENV_TOKEN}); never printed"),
+    ),
+    (
         "--key-file",
-        metavar="PATH",
-        default=unset,
-        help=f"TorchServe's key_file.json: management and inference keys (${ENV_KEY_FILE})",
-    )
-    group.add_argument(
+        dict(
+            metavar="PATH",
+            help=f"TorchServe's key_file.json: management and inference keys (${ENV_KEY_FILE})",
+        ),
+    ),
+    (
         "--renew-key",
-        action="store_true",
-        default=argparse.SUPPRESS if subcommand else False,
-        help="renew the key file's management key through TorchServe's token API (with the "
-        "API key) when it has expired or is about to; never the inference key",
-    )
-    group.add_argument(
+        dict(
+            action="store_true",
+            help="renew the key file's management key through TorchServe's token API (with the "
+            "API key) when it has expired or is about to; never the inference key",
+        ),
+    ),
+    (
         "--request-timeout",
-        metavar="S",
-        type=seconds,
-        default=unset,
-        help=f"seconds per request (${ENV_REQUEST_TIMEOUT}, default {DEFAULT_REQUEST_TIMEOUT:g})",
-    )
-    group.add_argument(
+        dict(
+            metavar="S",
+            type=positive_seconds,
+            help=f"seconds per request (${ENV_REQUEST_TIMEOUT}, "
+            f"default {DEFAULT_REQUEST_TIMEOUT:g})",
+        ),
+    ),
+    (
         "--describe-timeout",
-        metavar="S",
-        type=seconds,
-        default=unset,
-        help="seconds for the customized describe, which waits behind inference "
-        f"(${ENV_DESCRIBE_TIMEOUT}, default {DEFAULT_DESCRIBE_TIMEOUT:g})",
-    )
-    group.add_argument(
+        dict(
+            metavar="S",
+            type=positive_seconds,
+            help="seconds for the customized describe, which waits behind inference "
+            f"(${ENV_DESCRIBE_TIMEOUT}, default {DEFAULT_DESCRIBE_TIMEOUT:g})",
+        ),
+    ),
+    (
         "--state-dir",
-        metavar="DIR",
-        default=unset,
-        help="where workers persist initialization records ($TS_HEALTH_STATE_DIR, "
-        "default <tmp>/ts-health)",
+        dict(
+            metavar="DIR",
+            help=f"where workers persist initialization records (${ENV_STATE_DIR}, "
+            f"default {DEFAULT_STATE_DIR_SHOWN})",
+        ),
+    ),
+    ("--json", dict(action="store_true", help="print JSON for machines")),
+)
+
+
+def _add_connection_options(parser: argparse.ArgumentParser, *, subcommand: bool) -> None:
+    """The connection options, a group of their own in ``parser``'s help; their defaults are
+    argparse's (``None``, ``False`` for a flag), none in a subcommand."""
+    group = parser.add_argument_group("connection options")
+    for flag, options in _CONNECTION_OPTIONS:
+        # In a subcommand, an option not given must not overwrite the one given before it.
+        given = {**options, "default": argparse.SUPPRESS} if subcommand else options
+        group.add_argument(flag, **given)
+
+
+def _add_model_options(sub: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    """``MODEL`` (optional: every model when left out), ``--version`` and the readiness
+    policy's options."""
+    sub.add_argument("model", metavar="MODEL", nargs="?" if optional else None)
+    sub.add_argument(
+        "--version", metavar="V", help="model version (default: the model's default version)"
     )
-    group.add_argument(
-        "--json",
+    ReadinessPolicy.add_options(sub)
+
+
+def _add_ping(ping: argparse.ArgumentParser) -> None:
+    _add_connection_options(ping, subcommand=True)
+
+
+def _add_ready(ready: argparse.ArgumentParser) -> None:
+    _add_model_options(ready)
+    _add_connection_options(ready, subcommand=True)
+
+
+def _add_status(status: argparse.ArgumentParser) -> None:
+    _add_model_options(status, optional=True)
+    _add_connection_options(status, subcommand=True)
+
+
+def _add_wait(wait: argparse.ArgumentParser) -> None:
+    _add_model_options(wait)
+    wait.add_argument(
+        "--timeout",
+        metavar="S",
+        type=positive_seconds,
+        required=True,
+        help="give up after S seconds",
+    )
+    wait.add_argument(
+        "--interval",
+        metavar="S",
+        type=positive_seconds,
+        default=DEFAULT_WAIT_INTERVAL,
+        help=f"seconds between polls (default {DEFAULT_WAIT_INTERVAL:g})",
+    )
+    wait.add_argument(
+        "--fail-fast",
         action="store_true",
-        default=argparse.SUPPRESS if subcommand else False,
-        help="print JSON for machines",
+        help="stop at the first failed initialization instead of waiting for TorchServe's retries",
     )
+    _add_connection_options(wait, subcommand=True)
+
+
+def _add_serve(serve: argparse.ArgumentParser) -> None:
+    # No defaults here: serve._options applies them (an option not given stays None).
+    serve.add_argument(
+        "--listen", metavar="HOST:PORT", help=f"where to listen (default {DEFAULT_LISTEN})"
+    )
+    serve.add_argument(
+        "--interval",
+        metavar="S",
+        type=positive_seconds,
+        help=f"seconds between observations (default {DEFAULT_SERVE_INTERVAL:g})",
+    )
+    serve.add_argument(
+        "--stale-after",
+        metavar="S",
+        type=positive_seconds,
+        help="readiness answers 503 when the observation is older "
+        f"(default {DEFAULT_STALE_AFTER:g})",
+    )
+    serve.add_argument(
+        "--model",
+        metavar="NAME",
+        action="append",
+        dest="models",
+        help="watch this model only (repeatable; default: every registered model)",
+    )
+    ReadinessPolicy.add_options(serve)
+    serve.add_argument(
+        "--auth-token-file",
+        metavar="PATH",
+        help=f"bearer token required for /status, /metrics and / (${ENV_SERVE_TOKEN})",
+    )
+    _add_connection_options(serve, subcommand=True)
+
+
+#: Every command's parser, in ``--help``'s order: its line of help (its description too) and
+#: what adds its options.
+_SUBCOMMANDS: Final[dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]]] = {
+    "ping": ("server liveness: GET /ping on the inference API", _add_ping),
+    "ready": (
+        "readiness: a READY worker, a health status that is not failing, a job queue not full",
+        _add_ready,
+    ),
+    "status": ("every model (or MODEL) with its state and the reason", _add_status),
+    "wait": ("block until MODEL is ready, has failed, or --timeout passes", _add_wait),
+    "serve": ("per-model readiness over HTTP, Prometheus metrics, a page", _add_serve),
+}
 
 
 def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
@@ -203,10 +316,6 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
             listed with their help only. :func:`run` passes the words of its command line,
             so that the command it runs is built whole and the others cost nothing more.
     """
-
-    def whole(name: str) -> bool:
-        return commands is None or name in commands
-
     parser = _Parser(
         prog="ts-health",
         description="Is a TorchServe model ready, and if not, why?",
@@ -221,97 +330,13 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     )
     _add_connection_options(parser, subcommand=False)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+    for name, (help_text, add_options) in _SUBCOMMANDS.items():
         sub = subparsers.add_parser(
-            name,
-            help=help_text,
-            description=help_text,
-            epilog=EPILOG,
-            formatter_class=_Formatter,
+            name, help=help_text, description=help_text, epilog=EPILOG, formatter_class=_Formatter
         )
-        return sub
-
-    def model_options(sub: argparse.ArgumentParser, *, optional: bool = False) -> None:
-        sub.add_argument("model", metavar="MODEL", nargs="?" if optional else None)
-        sub.add_argument(
-            "--version", metavar="V", help="model version (default: the model's default version)"
-        )
-        ReadinessPolicy.add_options(sub)
-
-    ping = command("ping", "server liveness: GET /ping on the inference API")
-    if whole("ping"):
-        _add_connection_options(ping, subcommand=True)
-    ready = command(
-        "ready",
-        "readiness: a READY worker, a health status that is not failing, a job queue not full",
-    )
-    if whole("ready"):
-        model_options(ready)
-        _add_connection_options(ready, subcommand=True)
-    status = command("status", "every model (or MODEL) with its state and the reason")
-    if whole("status"):
-        model_options(status, optional=True)
-        _add_connection_options(status, subcommand=True)
-    wait = command("wait", "block until MODEL is ready, has failed, or --timeout passes")
-    if whole("wait"):
-        _add_wait(wait, model_options)
-    serve = command("serve", "per-model readiness over HTTP, Prometheus metrics, a page")
-    if whole("serve"):
-        _add_serve(serve)
+        if commands is None or name in commands:
+            add_options(sub)
     return parser
-
-
-def _add_wait(
-    wait: argparse.ArgumentParser, model_options: Callable[[argparse.ArgumentParser], None]
-) -> None:
-    model_options(wait)
-    wait.add_argument(
-        "--timeout", metavar="S", type=seconds, required=True, help="give up after S seconds"
-    )
-    wait.add_argument(
-        "--interval",
-        metavar="S",
-        type=seconds,
-        default=DEFAULT_WAIT_INTERVAL,
-        help=f"seconds between polls (default {DEFAULT_WAIT_INTERVAL:g})",
-    )
-    wait.add_argument(
-        "--fail-fast",
-        action="store_true",
-        help="stop at the first failed initialization instead of waiting for TorchServe's retries",
-    )
-    _add_connection_options(wait, subcommand=True)
-
-
-def _add_serve(serve: argparse.ArgumentParser) -> None:
-    # Defaults live in ts_health_handler.serve (imported only when serving).
-    serve.add_argument(
-        "--listen", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:8090)"
-    )
-    serve.add_argument(
-        "--interval", metavar="S", type=seconds, help="seconds between observations (default 2)"
-    )
-    serve.add_argument(
-        "--stale-after",
-        metavar="S",
-        type=seconds,
-        help="readiness answers 503 when the observation is older (default 10)",
-    )
-    serve.add_argument(
-        "--model",
-        metavar="NAME",
-        action="append",
-        dest="models",
-        help="watch this model only (repeatable; default: every registered model)",
-    )
-    ReadinessPolicy.add_options(serve)
-    serve.add_argument(
-        "--auth-token-file",
-        metavar="PATH",
-        help="bearer token required for /status, /metrics and / ($TS_HEALTH_SERVE_TOKEN)",
-    )
-    _add_connection_options(serve, subcommand=True)
 
 
 def run(

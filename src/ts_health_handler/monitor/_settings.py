@@ -22,7 +22,7 @@ from ._defaults import (
     ENV_MANAGEMENT_URL,
     ENV_REQUEST_TIMEOUT,
     ENV_TOKEN,
-    seconds,
+    positive_seconds,
 )
 from ._exit import UsageError
 from ._policy import READY_ONLY, ReadinessPolicy
@@ -42,8 +42,8 @@ __all__ = [
     "check_base_url",
     "clean_token",
     "client_for",
+    "positive_seconds",
     "resolve_settings",
-    "seconds",
 ]
 
 
@@ -223,7 +223,7 @@ def _env_seconds(value: Any, env: str, default: float) -> float:
     if isinstance(value, float):
         return value
     try:
-        return seconds(value)
+        return positive_seconds(value)
     except argparse.ArgumentTypeError as exc:
         raise UsageError(f"invalid ${env}: {exc}") from None
 

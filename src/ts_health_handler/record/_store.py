@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import quote
 
+from .._state_dir import ENV_STATE_DIR
 from ._fields import GONE, load
 from ._record import InitRecord, RecordError
 
@@ -35,7 +36,6 @@ __all__ = [
     "resolve_state_dir",
 ]
 
-ENV_STATE_DIR: Final = "TS_HEALTH_STATE_DIR"
 #: Mode of a record file: readable by a probe running as another user.
 RECORD_MODE: Final = 0o644
 #: Record files kept per model version; older servers' files are removed beyond it.

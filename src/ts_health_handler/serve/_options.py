@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+# Defined with every other option's name and default, for --help; DEFAULT_INTERVAL is serve's
+# name for its interval (the package exports it).
+from ..monitor._defaults import DEFAULT_LISTEN, DEFAULT_STALE_AFTER, ENV_SERVE_TOKEN
+from ..monitor._defaults import DEFAULT_SERVE_INTERVAL as DEFAULT_INTERVAL
 from ..monitor._exit import UsageError
 
 __all__ = [
@@ -21,10 +25,6 @@ __all__ = [
     "serve_options",
 ]
 
-ENV_SERVE_TOKEN: Final = "TS_HEALTH_SERVE_TOKEN"
-DEFAULT_LISTEN: Final = "127.0.0.1:8090"
-DEFAULT_INTERVAL: Final = 2.0
-DEFAULT_STALE_AFTER: Final = 10.0
 #: Longest accepted bearer token file: a token, not a document.
 TOKEN_FILE_LIMIT: Final = 4096
 

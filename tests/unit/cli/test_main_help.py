@@ -160,6 +160,29 @@ def test_the_main_help(monkeypatch: pytest.MonkeyPatch) -> None:
     assert text.endswith(_main.EPILOG)
 
 
+def test_the_epilog_word_for_word() -> None:
+    # Every help ends with it (below); here its text, which those tests take from the module.
+    assert _main.EPILOG == (
+        "exit codes:\n"
+        "  0  ok: alive / ready (degraded, saturated, unstable too with --allow-degraded,\n"
+        "     --allow-saturated, --allow-unstable)\n"
+        "  1  not ready: initializing, failing, unhealthy, stuck, saturated, unstable,\n"
+        "     degraded; /ping unhealthy; wait gave up\n"
+        "  2  usage or configuration error: bad option, bad URL, unreadable key file, key\n"
+        "     expired, token refused, unknown model\n"
+        "  3  unreachable: connection refused, timeout, unknown host\n"
+        "  4  an answer TorchServe would not give: not HTTP, not JSON, wrong shape\n"
+        "  5  internal error of ts-health\n"
+        "\n"
+        "environment (options win):\n"
+        "  TS_HEALTH_INFERENCE_URL, TS_HEALTH_MANAGEMENT_URL, TS_HEALTH_TOKEN, "
+        "TS_HEALTH_KEY_FILE,\n"
+        "  TS_HEALTH_REQUEST_TIMEOUT, TS_HEALTH_DESCRIBE_TIMEOUT, TS_HEALTH_STATE_DIR\n"
+        "\n"
+        "Connection options work before and after the command. See docs/probe.md.\n"
+    )
+
+
 @pytest.mark.parametrize("command", sorted(COMMAND_HELP))
 def test_each_commands_help(command: str, monkeypatch: pytest.MonkeyPatch) -> None:
     text = wide_help(monkeypatch, command)

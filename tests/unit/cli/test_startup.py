@@ -68,6 +68,13 @@ def test_the_long_running_commands_exist() -> None:
     assert set(_main.COMMANDS) >= _main.LONG_RUNNING
 
 
+def test_every_command_parsed_is_a_command_run() -> None:
+    parser = _main.build_parser()
+    parsed: dict[str, argparse.ArgumentParser]
+    parsed = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr,assignment]
+    assert list(parsed) == list(_main.COMMANDS)
+
+
 def test_a_parser_for_some_commands_lists_every_command_and_builds_those_whole(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
