@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Final
 from .._errors import HealthError
 from .._text import one_line
 from .._version import __version__
-from ..monitor._defaults import (
+from ..monitor import (
     DEFAULT_DESCRIBE_TIMEOUT,
     DEFAULT_INFERENCE_URL,
     DEFAULT_LISTEN,
@@ -35,14 +35,16 @@ from ..monitor._defaults import (
     ENV_SERVE_TOKEN,
     ENV_STATE_DIR,
     ENV_TOKEN,
+    ExitCode,
+    ReadinessPolicy,
+    exit_code_for,
+    label_for,
+    message_for,
     positive_seconds,
 )
-from ..monitor._exit import ExitCode, exit_code_for, label_for, message_for
-from ..monitor._policy import ReadinessPolicy
 
 if TYPE_CHECKING:
-    from ..monitor._output import Io
-    from ..monitor._settings import Settings
+    from ..monitor import Io, Settings
 
 __all__ = ["build_parser", "main", "run"]
 
@@ -73,7 +75,7 @@ def _probe(name: str) -> Command:
     """The probe's command ``name``, imported when it runs."""
 
     def command(settings: Settings, args: argparse.Namespace, io: Io) -> int:
-        from ..probe._commands import COMMANDS as PROBE_COMMANDS
+        from ..probe import COMMANDS as PROBE_COMMANDS
 
         return PROBE_COMMANDS[name](settings, args, io)
 
@@ -354,8 +356,7 @@ def run(
     except SystemExit as exc:  # --help, or a usage error already printed on one line
         return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
     # Only now: --help and usage errors need neither.
-    from ..monitor._output import Io
-    from ..monitor._settings import resolve_settings
+    from ..monitor import Io, resolve_settings
 
     if args.command in LONG_RUNNING:
         gc.enable()

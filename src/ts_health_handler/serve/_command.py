@@ -11,9 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from types import FrameType
 from typing import Final
 
-from ..monitor._exit import UsageError
-from ..monitor._output import Io
-from ..monitor._settings import Settings, client_for
+from ..monitor import Io, Settings, UsageError, client_for
 from ._http_server import HttpListener
 from ._observer import ClientFactory, Observer, _default_client
 from ._options import ServeOptions, serve_options

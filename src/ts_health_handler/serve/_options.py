@@ -11,9 +11,8 @@ from typing import Final
 
 # Defined with every other option's name and default, for --help; DEFAULT_INTERVAL is serve's
 # name for its interval (the package exports it).
-from ..monitor._defaults import DEFAULT_LISTEN, DEFAULT_STALE_AFTER, ENV_SERVE_TOKEN
-from ..monitor._defaults import DEFAULT_SERVE_INTERVAL as DEFAULT_INTERVAL
-from ..monitor._exit import UsageError
+from ..monitor import DEFAULT_LISTEN, DEFAULT_STALE_AFTER, ENV_SERVE_TOKEN, UsageError
+from ..monitor import DEFAULT_SERVE_INTERVAL as DEFAULT_INTERVAL
 
 __all__ = [
     "DEFAULT_INTERVAL",
