@@ -118,7 +118,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def _stop(
-    process: subprocess.Popen[bytes], temp_dir: Path, timeout: float = STOP_TIMEOUT_S
+    process: subprocess.Popen[bytes], temp_dir: Path | None = None, timeout: float = STOP_TIMEOUT_S
 ) -> None:
     """Stop the process group that ``process`` leads (SIGTERM, wait, then SIGKILL), then every
     process left that the server started outside it (:func:`_strays`).
@@ -141,7 +141,7 @@ def _stop(
         # Members may already be reparented; give the kernel a moment to reap them.
         with contextlib.suppress(WaitTimeout):
             wait_for(lambda: not _group_alive(pgid), timeout=10, interval=0.1, what="SIGKILL")
-    for pid in _strays(temp_dir):
+    for pid in _strays(temp_dir) if temp_dir is not None else []:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
 
