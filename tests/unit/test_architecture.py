@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,8 @@ def _lazy_homes(package: str) -> dict[str, str]:
     return homes
 
 
+#: Public names whose home imports torch (TorchServe's BaseHandler).
+NEEDS_TORCH = {"HealthHandler"}
 LAZY = ["ts_health_handler", *(f"ts_health_handler.{s}" for s in SIDES)]
 
 
@@ -195,6 +198,8 @@ def test_a_lazy_package_names_each_public_name_in_its_home(package: str) -> None
     assert set(module.__all__) == set(homes) | eager
     assert _type_checking_names(path) == set(homes)
     for name, home in homes.items():
+        if name in NEEDS_TORCH and importlib.util.find_spec("torch") is None:
+            continue  # torch==2.13.0 exists for Python 3.11 only
         value = getattr(module, name)
         found = getattr(importlib.import_module(home, package), name)
         assert value is found, name
